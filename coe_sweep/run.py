@@ -127,3 +127,20 @@ def config_hash(config: dict[str, Any], length: int = 16) -> str:
     """Deterministic hash of a (JSON-able) config: the trial key that makes resume idempotent."""
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+BYTE_VOCAB_SIZE = 258  # 256 byte values + BOS + EOS
+
+
+def tokenizer_vocab_size(tokenizer: str) -> int:
+    """Vocabulary size a tokenizer name implies: 'byte' -> 258, 'bpe:N' -> N.
+
+    Torch-free so that accounting and `coe-sweep plan` know the LM-head size without loading data.
+    """
+    if tokenizer == "byte":
+        return BYTE_VOCAB_SIZE
+    if tokenizer.startswith("bpe:"):
+        size = tokenizer.removeprefix("bpe:")
+        if size.isdigit() and 260 <= int(size) <= 1_000_000:
+            return int(size)
+    raise ValueError(f"tokenizer={tokenizer!r} is invalid: expected 'byte' or 'bpe:N' with 260 <= N <= 1000000")
