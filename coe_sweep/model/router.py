@@ -1,0 +1,92 @@
+"""Token-choice router of one chain iteration: fp32 softmax over the routed experts, greedy top-k,
+optional renormalisation, routed scaling, and the DeepSeek-V2 sequence-level balance loss.
+
+Legend: B batch, T sequence positions, S = B*T tokens, N routed experts, K experts per token.
+The router's only parameter is a bias-free `nn.Linear(D, N)` weight (owned by ChainOfExperts so
+the parameter layout in CONTRACTS.md holds); this module holds the math, as functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Routing:
+    """One router application. `scores_SN` is the fp32 softmax; `weights_SK` the gate values applied
+    to the chosen experts (fp32, after renormalisation and scaling); `aux_loss` is already scaled
+    by alpha (a 0-dim fp32 tensor)."""
+
+    scores_SN: torch.Tensor
+    topk_idx_SK: torch.Tensor
+    weights_SK: torch.Tensor
+    aux_loss: torch.Tensor
+
+
+def route(
+    u_BTD: torch.Tensor,
+    weight_ND: torch.Tensor,
+    *,
+    top_k: int,
+    renormalize: bool = False,
+    routed_scaling: float = 1.0,
+    aux_alpha: float = 0.0,
+    uniform: bool = False,
+) -> Routing:
+    """Route every token of `u_BTD` to `top_k` of the N experts of `weight_ND`.
+
+    `uniform=True` (benchmarks only) replaces the top-k choice by a balanced round-robin
+    assignment (token s, slot k -> expert (s*K + k) mod N); gates are still the router's scores
+    at those experts so that the arithmetic and autograd graph are those of real routing.
+    """
+    B, T, D = u_BTD.shape
+    N = weight_ND.shape[0]
+    # Router math in fp32 even under bf16 autocast (DeepSeek-V2 / torchtitan practice).
+    with torch.autocast(device_type=u_BTD.device.type, enabled=False):
+        logits_SN = F.linear(u_BTD.reshape(B * T, D).float(), weight_ND.float())
+        scores_SN = logits_SN.softmax(dim=-1)
+        if uniform:
+            slots_SK = torch.arange(B * T * top_k, device=u_BTD.device).view(B * T, top_k)
+            topk_idx_SK = slots_SK % N
+            weights_SK = scores_SN.gather(1, topk_idx_SK)
+        else:
+            weights_SK, topk_idx_SK = torch.topk(scores_SN, top_k, dim=-1)
+        if renormalize:
+            weights_SK = weights_SK / (weights_SK.sum(dim=-1, keepdim=True) + 1e-20)
+        weights_SK = weights_SK * routed_scaling
+        aux = aux_alpha * sequence_balance_loss(scores_SN.view(B, T, N), topk_idx_SK.view(B, T, top_k))
+    return Routing(scores_SN, topk_idx_SK, weights_SK, aux)
+
+
+def sequence_balance_loss(scores_BTN: torch.Tensor, topk_idx_BTK: torch.Tensor) -> torch.Tensor:
+    """DeepSeek-V2 sequence-level balance loss (arXiv 2405.04434, eq. 23-25), without alpha:
+
+        f_{b,i} = N / (K T) * #{t : expert i in topk(b, t)}   (no gradient)
+        P_{b,i} = 1/T * sum_t s_{b,t,i}
+        loss    = mean_b sum_i f_{b,i} P_{b,i}
+
+    It equals 1 for perfectly uniform scores and balanced choices.
+    """
+    B, T, N = scores_BTN.shape
+    K = topk_idx_BTK.shape[-1]
+    with torch.no_grad():
+        counts_BN = torch.zeros(B, N, device=scores_BTN.device, dtype=torch.float32)
+        counts_BN.scatter_add_(1, topk_idx_BTK.reshape(B, T * K),
+                               torch.ones(B, T * K, device=scores_BTN.device, dtype=torch.float32))
+        f_BN = counts_BN * (N / (K * T))
+    p_BN = scores_BTN.float().mean(dim=1)
+    return (f_BN * p_BN).sum(dim=1).mean()
+
+
+def router_entropy(scores_SN: torch.Tensor) -> torch.Tensor:
+    """Mean over tokens of the entropy (nats) of the router's softmax."""
+    return -(scores_SN * scores_SN.clamp_min(1e-20).log()).sum(dim=-1).mean()
+
+
+def topk_overlap(idx_a_SK: torch.Tensor, idx_b_SK: torch.Tensor) -> torch.Tensor:
+    """Mean over tokens of |chosen_a ∩ chosen_b| / K (1: same experts, 0: disjoint)."""
+    same_SKK = idx_a_SK.unsqueeze(-1) == idx_b_SK.unsqueeze(-2)
+    return same_SKK.any(dim=-1).float().sum(dim=-1).mean() / idx_a_SK.shape[-1]
