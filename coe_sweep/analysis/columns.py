@@ -1,0 +1,190 @@
+"""The one place that names the columns analysis reads from a trials frame.
+
+The frame is `coe_sweep.tracking.TrackingStore.trials_frame` (or anything with the same columns):
+one row per trial, finals as floats, params as `model.<field>` / `train.<field>` / `data.<field>`
+(MLflow stores params as strings, so `numeric()` coerces them). The dashboard and the CLI import
+the objective and axis names from here so that all three speak the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Direction = Literal["min", "max"]
+
+# --- identity and status ---
+RUN_ID = "run_id"
+CONFIG_HASH = "config_hash"
+STATUS = "status"
+STATUS_OK = "ok"
+REASON = "reason"
+BUDGET_LABEL = "budget_label"
+BUDGET_FLOPS = "budget_flops"
+FAMILY = "family"
+FAMILIES = ("moe", "coe", "dense")
+
+# --- final metrics ---
+FINAL_VAL_LOSS = "final_val_loss"
+PEAK_MEMORY_BYTES = "peak_memory_bytes"
+ESTIMATED_MEMORY_BYTES = "estimated_memory_bytes"
+PARAMS_TOTAL = "params_total"
+PARAMS_ACTIVE = "params_active"
+TRAIN_FLOPS = "train_flops"
+TRAIN_FLOPS_PER_TOKEN = "train_flops_per_token"
+TOKENS = "tokens"
+TOKENS_PER_S = "tokens_per_s"
+WALL_S = "wall_s"
+
+# --- params (flattened run spec) ---
+ITERATIONS = "model.iterations"
+TOP_K = "model.top_k"
+N_EXPERTS = "model.n_experts"
+N_LAYERS = "model.n_layers"
+D_MODEL = "model.d_model"
+D_EXPERT = "model.d_expert"
+DENSE = "model.dense"
+PARAM_PREFIXES = ("model.", "train.", "data.")
+
+# The "config family" a scaling answer names: what one changes to move along the frontier.
+CONFIG_FAMILY_COLUMNS = (FAMILY, ITERATIONS, TOP_K, N_EXPERTS, N_LAYERS, D_MODEL, D_EXPERT)
+
+# IsoFLOP x axes: short name -> column (the column name itself is accepted too).
+X_AXES: Mapping[str, str] = {
+    "params_active": PARAMS_ACTIVE,
+    "params_total": PARAMS_TOTAL,
+    "tokens": TOKENS,
+    "iterations": ITERATIONS,
+}
+
+# Objectives for Pareto sets: short name -> (column, default direction). Column names are accepted too.
+OBJECTIVES: Mapping[str, tuple[str, Direction]] = {
+    "val_loss": (FINAL_VAL_LOSS, "min"),
+    "peak_memory": (PEAK_MEMORY_BYTES, "min"),
+    "estimated_memory": (ESTIMATED_MEMORY_BYTES, "min"),
+    "params_total": (PARAMS_TOTAL, "min"),
+    "params_active": (PARAMS_ACTIVE, "min"),
+    "train_flops": (TRAIN_FLOPS, "min"),
+    "train_flops_per_token": (TRAIN_FLOPS_PER_TOKEN, "min"),
+    "tokens": (TOKENS, "min"),
+    "tokens_per_s": (TOKENS_PER_S, "max"),
+    "wall_s": (WALL_S, "min"),
+}
+DIRECTIONS: tuple[Direction, ...] = ("min", "max")
+
+
+def _accepted(mapping: Mapping[str, object]) -> list[str]:
+    names = set(mapping)
+    for value in mapping.values():
+        names.add(value[0] if isinstance(value, tuple) else str(value))
+    return sorted(names)
+
+
+def accepted_objectives() -> list[str]:
+    """Every name `resolve_objective` accepts (short names and column names)."""
+    return _accepted(OBJECTIVES)
+
+
+def accepted_x_axes() -> list[str]:
+    return _accepted(X_AXES)
+
+
+def resolve_objective(name: str) -> tuple[str, Direction]:
+    """Short name or column -> (column, default direction); ValueError naming the bad name."""
+    if name in OBJECTIVES:
+        return OBJECTIVES[name]
+    for column, direction in OBJECTIVES.values():
+        if name == column:
+            return column, direction
+    raise ValueError(f"objective={name!r} is unknown: expected one of {', '.join(accepted_objectives())}")
+
+
+def resolve_direction(name: str, direction: str) -> Direction:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r} for objective {name!r} is invalid: expected 'min' or 'max'")
+    return direction  # type: ignore[return-value]
+
+
+def resolve_x(name: str) -> str:
+    """IsoFLOP x axis short name or column -> column; ValueError naming the bad name."""
+    if name in X_AXES:
+        return X_AXES[name]
+    if name in X_AXES.values():
+        return name
+    raise ValueError(f"x={name!r} is unknown: expected one of {', '.join(accepted_x_axes())}")
+
+
+def require_columns(df: pd.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: the trials frame lacks column(s) {missing}; it has {sorted(map(str, df.columns))}")
+
+
+def numeric(df: pd.DataFrame, column: str) -> np.ndarray:
+    """Column as float64 (params arrive as strings from MLflow); unparseable or missing -> NaN."""
+    if column not in df.columns:
+        return np.full(len(df), np.nan)
+    series = df[column]
+    if series.dtype == bool:
+        return series.to_numpy(dtype=float)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The usable trials: status == 'ok' (every row when the frame has no status column)."""
+    if STATUS not in df.columns:
+        return df
+    return df[df[STATUS].astype(str) == STATUS_OK]
+
+
+def families(df: pd.DataFrame) -> pd.Series:
+    """Family per row: the `family` column, else derived (dense flag, iterations > 1 -> coe, else moe)."""
+    if FAMILY in df.columns:
+        return df[FAMILY].astype(str)
+    iterations = numeric(df, ITERATIONS)
+    dense = df[DENSE].astype(str).str.lower().isin(("true", "1")) if DENSE in df.columns else False
+    derived = np.where(dense, "dense", np.where(iterations > 1, "coe", "moe"))
+    return pd.Series(derived, index=df.index, dtype=str)
+
+
+def budget_groups(df: pd.DataFrame) -> list[tuple[str, float, pd.DataFrame]]:
+    """(label, budget FLOPs, rows) per budget level, ascending in FLOPs.
+
+    Grouped by `budget_label` when present (else by `budget_flops`); the level's FLOPs is the
+    median `budget_flops` of its rows, falling back to the median measured `train_flops`.
+    """
+    if BUDGET_LABEL in df.columns:
+        keys = df[BUDGET_LABEL].astype(str)
+    elif BUDGET_FLOPS in df.columns:
+        keys = pd.Series(numeric(df, BUDGET_FLOPS), index=df.index).map(lambda v: f"{v:.3g}")
+    else:
+        raise ValueError(f"the trials frame needs {BUDGET_LABEL!r} or {BUDGET_FLOPS!r} to group budget levels")
+    groups: list[tuple[str, float, pd.DataFrame]] = []
+    for label, rows in df.groupby(keys, sort=False):
+        flops = numeric(rows, BUDGET_FLOPS)
+        if not np.isfinite(flops).any():
+            flops = numeric(rows, TRAIN_FLOPS)
+        finite = flops[np.isfinite(flops)]
+        groups.append((str(label), float(np.median(finite)) if finite.size else float("nan"), rows))
+    groups.sort(key=lambda g: (np.nan_to_num(g[1], nan=np.inf), g[0]))
+    return groups
+
+
+def jsonable(value: object) -> object:
+    """Plain JSON types: numpy scalars/arrays -> python, NaN/inf -> None, tuples -> lists."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if hasattr(value, "value") and isinstance(value.value, str):  # str enums
+        return value.value  # type: ignore[attr-defined]
+    return value
