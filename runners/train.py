@@ -1,0 +1,265 @@
+"""Train one configuration: `train(run_spec, report=None) -> RunResult` (a function, not a script).
+
+Order of work: validate the RunSpec and resolve the horizon (ValueError on bad input, nothing
+trained), load the cached token windows (runners.data), then train a CoELM with AdamW on batches
+drawn by the training seed, evaluating on the fixed validation windows at step 0, every
+`eval_interval` steps and at the end. Training minimises CE + aux loss; the curves and finals hold
+the CE alone so that train and val losses compare.
+
+Never raises for what happens inside training: a NaN/inf loss returns status `diverged` (with the
+step), an out-of-memory error `oom`, any other exception `failed` with the reason; curves and
+counters up to that point are kept. Exceptions raised by the caller's `report` callback are the
+caller's own and propagate unchanged.
+
+Memory is measured on ONE representative step (the second: the first allocates the AdamW states)
+with runners.memory; FLOPs spent = train_flops_per_token * tokens actually trained.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from coe_sweep.run import RunResult, RunSpec
+from runners.data import TokenData, load_token_data
+from runners.device import DeviceChoice, cpu_threads, resolve_device
+from runners.optim import build_optimizer, build_schedule
+from runners.plan import HorizonPlan, plan_horizon, validate_run_spec
+from runners.routing import summarise_routing
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[dict[str, Any]], None]
+MEASURED_STEP = 2  # the memory-measured step (1-based); the first step allocates the optimizer states
+
+
+class _ReportError(Exception):
+    """Wraps an exception raised by the caller's report callback so that it is re-raised as is."""
+
+
+class _Diverged(Exception):
+    pass
+
+
+@dataclass
+class _Trial:
+    """Everything one training run needs, built once; `result` fills in as it goes."""
+
+    spec: RunSpec
+    horizon: HorizonPlan
+    device: DeviceChoice
+    data: TokenData
+    result: RunResult
+    report: Report | None
+    started_s: float = field(default_factory=time.perf_counter)
+    step_time_s: float = 0.0  # time in timed training steps (not evals, not the measured step)
+    timed_steps: int = 0
+
+    def emit(self, metrics: dict[str, Any]) -> None:
+        if self.report is None:
+            return
+        try:
+            self.report(metrics)
+        except Exception as e:  # the caller's, not ours
+            raise _ReportError() from e
+
+
+def train(run_spec: RunSpec, report: Report | None = None) -> RunResult:
+    """Train `run_spec` to its horizon and report what happened (see the module docstring)."""
+    validate_run_spec(run_spec)
+    horizon = plan_horizon(run_spec)
+    device = resolve_device(run_spec.train)
+    data = load_token_data(run_spec.data, run_spec.train.seq_len)
+    if data.vocab_size != run_spec.model.vocab_size:  # validate_run_spec checked the name; belt and braces
+        raise ValueError(f"ModelConfig.vocab_size={run_spec.model.vocab_size} is invalid: the tokenizer has "
+                         f"{data.vocab_size} ids; expected vocab_size={data.vocab_size}")
+    trial = _Trial(run_spec, horizon, device, data, _initial_result(run_spec, horizon, device), report)
+    log.info("training %s on %s for %d steps (%s horizon, %d tokens)", run_spec.model.family,
+             device.name, horizon.steps, horizon.source, horizon.tokens)
+    with cpu_threads(device.threads):
+        try:
+            _fit(trial)
+        except _ReportError as e:
+            raise e.__cause__ from None
+        except _Diverged as e:
+            trial.result.status, trial.result.reason = "diverged", str(e)
+        except Exception as e:  # noqa: BLE001 - a trial reports its failure, it never crashes the caller
+            trial.result.status, trial.result.reason = classify_failure(e)
+            log.warning("trial %s: %s", trial.result.status, trial.result.reason,
+                        exc_info=trial.result.status == "failed")
+    _finish(trial)
+    return trial.result
+
+
+def classify_failure(exc: BaseException) -> tuple[str, str]:
+    """('oom', reason) for out-of-memory errors (torch, CUDA or host), else ('failed', reason)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+            isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return "oom", text
+    return "failed", text
+
+
+def _initial_result(spec: RunSpec, horizon: HorizonPlan, device: DeviceChoice) -> RunResult:
+    from coe_sweep.accounting import memory_estimate, param_counts
+
+    counts = param_counts(spec.model)
+    estimate = memory_estimate(spec.model, spec.train.batch_size, spec.train.seq_len, dtype=device.precision)
+    return RunResult(status="ok", train_flops_per_token=horizon.train_flops_per_token,
+                     params_total=counts.total, params_active=counts.active,
+                     estimated_memory_bytes=int(estimate.total), device=device.name)
+
+
+# ---------------------------------------------------------------- the loop
+
+def _fit(trial: _Trial) -> None:
+    from coe_sweep.model.lm import CoELM
+
+    spec, dev = trial.spec, trial.device
+    torch.manual_seed(spec.train.seed)
+    model = CoELM(spec.model).to(dev.device)
+    optimizer = build_optimizer(model, spec.train)
+    schedule = build_schedule(optimizer, trial.horizon.steps, spec.train)
+    batches = _train_batches(trial.data.train_ids, spec.train.batch_size, spec.train.seed, dev.device)
+    _evaluate_and_report(trial, model, step=0, train_loss=None)
+    for step in range(1, trial.horizon.steps + 1):
+        batch = next(batches)
+
+        def step_fn(batch: torch.Tensor = batch) -> tuple[float, float]:
+            return _train_step(model, optimizer, schedule, batch, trial)
+
+        ce, total = _run_step(trial, model, optimizer, step, step_fn, batch)
+        if not (math.isfinite(ce) and math.isfinite(total)):
+            raise _Diverged(f"non-finite loss ({total}) at step {step}")
+        trial.result.steps = step
+        trial.result.train_curve.append((step, ce))
+        if step % spec.train.eval_interval == 0 or step == trial.horizon.steps:
+            _evaluate_and_report(trial, model, step, ce)
+        elif step % _report_every(spec.train.eval_interval) == 0:
+            trial.emit({"step": step, "tokens": step * trial.horizon.tokens_per_step, "train_loss": ce,
+                        "elapsed_s": time.perf_counter() - trial.started_s})
+    trial.result.routing = _routing_summary(model, trial)
+
+
+def _run_step(trial: _Trial, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+              step_fn: Callable[[], tuple[float, float]], batch: torch.Tensor) -> tuple[float, float]:
+    """One training step; the measured step goes through runners.memory, the others are timed."""
+    if step == min(MEASURED_STEP, trial.horizon.steps):
+        from runners.memory import measure_step_memory
+
+        measured = measure_step_memory(model, step_fn, optimizer, extra_tensors=[batch])
+        trial.result.peak_memory_bytes = measured.peak_bytes
+        trial.result.allocated_after_step_bytes = measured.allocated_after_step_bytes
+        return measured.step_output
+    t0 = time.perf_counter()
+    out = step_fn()
+    trial.step_time_s += time.perf_counter() - t0
+    trial.timed_steps += 1
+    return out
+
+
+def _train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                schedule: torch.optim.lr_scheduler.LRScheduler, batch_BT1: torch.Tensor,
+                trial: _Trial) -> tuple[float, float]:
+    """Forward, backward, clip, AdamW step. Returns (CE loss, CE + aux loss) as floats.
+
+    The loss is checked before the update so that a NaN never reaches the weights.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with trial.device.autocast():
+        out = model(batch_BT1[:, :-1], targets_BT=batch_BT1[:, 1:])
+    loss = out.loss + out.aux_loss
+    ce, total = out.loss.item(), loss.item()
+    if not (math.isfinite(ce) and math.isfinite(total)):
+        return ce, total
+    loss.backward()
+    if trial.spec.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), trial.spec.train.grad_clip)
+    optimizer.step()
+    schedule.step()
+    return ce, total
+
+
+def _train_batches(windows: np.ndarray, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Endless (B, T+1) batches: each epoch visits the windows in an order drawn by the training seed."""
+    rng = np.random.default_rng(seed)
+    n = len(windows)
+    order, pos = rng.permutation(n), 0
+    while True:
+        if pos + batch_size > n:
+            order = np.concatenate([order[pos:], rng.permutation(n)])
+            pos = 0
+        idx = np.sort(order[pos:pos + batch_size])  # sorted: sequential reads of the memmap
+        pos += batch_size
+        yield torch.from_numpy(np.asarray(windows[idx], dtype=np.int64)).to(device)
+
+
+# ---------------------------------------------------------------- evaluation and finish
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, val_windows: np.ndarray, batch_size: int, device: DeviceChoice,
+             max_batches: int | None = None) -> float:
+    """Mean token cross-entropy over the validation windows (all equal length, so a row mean)."""
+    was_training = model.training
+    model.eval()
+    total, rows = 0.0, 0
+    n = len(val_windows)
+    for b, start in enumerate(range(0, n, batch_size)):
+        if max_batches is not None and b >= max_batches:
+            break
+        batch = torch.from_numpy(np.asarray(val_windows[start:start + batch_size], dtype=np.int64)).to(device.device)
+        with device.autocast():
+            out = model(batch[:, :-1], targets_BT=batch[:, 1:])
+        total += out.loss.item() * len(batch)
+        rows += len(batch)
+    model.train(was_training)
+    return total / rows
+
+
+def _evaluate_and_report(trial: _Trial, model: torch.nn.Module, step: int, train_loss: float | None) -> None:
+    tc = trial.spec.train
+    val = evaluate(model, trial.data.val_ids, tc.batch_size, trial.device, tc.eval_batches)
+    trial.result.val_curve.append((step, val))
+    trial.emit({"step": step, "tokens": step * trial.horizon.tokens_per_step, "train_loss": train_loss,
+                "val_loss": val, "elapsed_s": time.perf_counter() - trial.started_s})
+    if not math.isfinite(val):
+        raise _Diverged(f"non-finite validation loss ({val}) at step {step}")
+
+
+@torch.no_grad()
+def _routing_summary(model: torch.nn.Module, trial: _Trial) -> dict[str, float]:
+    """Routing statistics from one forward of the first validation batch."""
+    batch = torch.from_numpy(np.asarray(trial.data.val_ids[:trial.spec.train.batch_size], dtype=np.int64))
+    model.eval()
+    with trial.device.autocast():
+        out = model(batch[:, :-1].to(trial.device.device), return_stats=True)
+    return summarise_routing(out.stats)
+
+
+def _report_every(eval_interval: int) -> int:
+    """Train-loss-only reports come about five times per eval interval."""
+    return max(1, eval_interval // 5)
+
+
+def _finish(trial: _Trial) -> None:
+    r, h = trial.result, trial.horizon
+    r.wall_s = time.perf_counter() - trial.started_s
+    r.tokens = r.steps * h.tokens_per_step
+    r.flops = h.train_flops_per_token * r.tokens
+    if r.train_curve:
+        r.final_train_loss = r.train_curve[-1][1]
+    if r.val_curve and r.status == "ok":
+        r.final_val_loss = r.val_curve[-1][1]
+    if trial.timed_steps:
+        r.tokens_per_s = trial.timed_steps * h.tokens_per_step / trial.step_time_s
+    if r.tokens_per_s is not None and trial.device.peak_flops:
+        r.mfu = h.train_flops_per_token * r.tokens_per_s / trial.device.peak_flops
+    if trial.device.device.type == "cuda" and r.status == "oom":
+        torch.cuda.empty_cache()
