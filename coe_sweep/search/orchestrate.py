@@ -1,0 +1,687 @@
+"""Run (or resume) a sweep on Ray Tune: the ONE module of coe-sweep that imports ray.
+
+`launch(spec)` runs each budget level as its own Tune experiment (so the searcher learns per budget):
+
+    SweepStore.open (probe-write) -> lock -> tracker reachable? -> tracker.start (parent run)
+    -> resume state (result records + MLflow, keyed by config hash; re-log what MLflow missed)
+    -> Ray (local, started here, bound to 127.0.0.1; or an existing cluster by cluster.address)
+    -> per budget: Tuner(with_resources(with_parameters(run_trial)), OptunaSearch|grid,
+                         ConcurrencyLimiter, optional ASHA, reuse_actors=True) ; driver-side callback:
+                   journal + result record + MLflow child run per trial, live progress, failure policy
+    -> tracker.finish -> Ray shut down (when started here) -> lock released
+
+Infeasible suggestions are never trained: the searcher wraps Optuna's ask/tell, plans every suggestion
+(coe_sweep.search.candidates.plan_trial), tells Optuna an infeasible one FAILED, records it (with its
+reason) as rejected and asks again, at most MAX_SUGGEST_ATTEMPTS times per trial; after
+RANDOM_AFTER_ATTEMPTS misses it asks with a random sampler so a converged TPE cannot stall. The same
+loop skips configs already finished (a resumed sweep: Optuna is told their known values instead) and
+configs running right now. Grid search walks the feasible candidates of `enumerate_candidates`.
+Resume never relies on Tune's own experiment restore (it keeps only trials finished before the last
+experiment-state save): the driver's result records and MLflow are the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from coe_sweep.run import RunResult
+from coe_sweep.search.lock import ResultRecord, SweepStore
+from coe_sweep.search.progress import SweepProgress, render_progress
+from runners.trainable import RUN_RESULT_KEY, objective_value, run_trial
+
+log = logging.getLogger(__name__)
+
+MAX_SUGGEST_ATTEMPTS = 64
+RANDOM_AFTER_ATTEMPTS = 8
+TRIAL_RETRIES = 1  # Tune re-runs a trial whose worker died (FailureConfig); trial exceptions are results
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           # the driver writes its own records; Tune's CSV/JSON/TensorBoard loggers are pure overhead here
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_MAX_PENDING_TRIALS_PG": "1"}
+
+
+# ----------------------------------------------------------------------------------------------- outcome
+@dataclass
+class TrialOutcome:
+    config_hash: str
+    budget_label: str
+    params: dict[str, Any]
+    status: str  # ok | diverged | oom | failed
+    reason: str | None
+    objectives: dict[str, float | None]
+    flops: float
+    resumed: bool = False  # finished in an earlier launch of this sweep
+    pruned: bool = False  # stopped early by ASHA
+
+    @property
+    def val_loss(self) -> float | None:
+        return self.objectives.get("val_loss")
+
+
+@dataclass
+class BudgetOutcome:
+    label: str
+    budget_flops: float | None
+    trials: list[TrialOutcome] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # config hash (or params) -> reason
+    rejected_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exhausted: bool = False  # the searcher found no new feasible config within its attempts
+
+    @property
+    def ok(self) -> list[TrialOutcome]:
+        return [t for t in self.trials if t.status == "ok"]
+
+    @property
+    def failed(self) -> list[TrialOutcome]:
+        return [t for t in self.trials if t.status != "ok" and not t.pruned]
+
+    @property
+    def pruned(self) -> list[TrialOutcome]:
+        return [t for t in self.trials if t.pruned]
+
+    def best(self, objective: str = "val_loss") -> TrialOutcome | None:
+        scored = [t for t in self.ok if t.objectives.get(objective) is not None]
+        return min(scored, key=lambda t: t.objectives[objective], default=None)  # type: ignore[arg-type]
+
+
+@dataclass
+class SweepOutcome:
+    name: str
+    spec_hash: str
+    tracking_uri: str
+    storage_dir: Path
+    objectives: list[tuple[str, str]]
+    budgets: dict[str, BudgetOutcome]
+    simulated: bool
+    wall_s: float
+    stopped_reason: str | None = None  # set when --max-failures stopped the sweep
+
+    @property
+    def trials(self) -> list[TrialOutcome]:
+        return [t for b in self.budgets.values() for t in b.trials]
+
+    @property
+    def n_failed(self) -> int:
+        return sum(len(b.failed) for b in self.budgets.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every trial is ok (or pruned by ASHA), 1 when anything failed or the sweep was stopped."""
+        return 1 if self.n_failed or self.stopped_reason else 0
+
+    def pareto(self, label: str) -> list[TrialOutcome]:
+        """Non-dominated ok trials of one budget under the sweep's objectives (min/max per objective)."""
+        ok = [t for t in self.budgets[label].ok if all(t.objectives.get(n) is not None for n, _ in self.objectives)]
+
+        def key(t: TrialOutcome) -> list[float]:
+            return [t.objectives[n] if m == "min" else -t.objectives[n] for n, m in self.objectives]  # type: ignore[operator]
+
+        def dominates(a: list[float], b: list[float]) -> bool:
+            return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+        return [t for t in ok if not any(dominates(key(o), key(t)) for o in ok if o is not t)]
+
+
+# ----------------------------------------------------------------------------------------- spec access
+def _objectives(spec: Any) -> list[tuple[str, str]]:
+    """search.objectives as (metric, 'min'|'max') pairs."""
+    return list(spec.search.objective_modes) or [("val_loss", "min")]
+
+
+def sweep_dir(spec: Any) -> Path:
+    """The per-sweep storage directory: <cluster.storage_path or ./sweeps>/<name>/<spec hash[:12]>.
+
+    Keyed by the spec hash too, so that an edited spec (a different sweep in MLflow) never resumes from
+    another spec's result records; `tracking` and `cluster` are not part of the hash.
+    """
+    root = Path(spec.cluster.storage_path or "sweeps").expanduser().absolute()
+    return root / spec.name / spec.spec_hash()[:12]
+
+
+def _flat_params(plan: Any) -> dict[str, Any]:
+    """The trial's MLflow params: flattened run spec (model.*, train.*, data.*, horizon.*) + budget."""
+    flat: dict[str, Any] = {}
+    for section, values in plan.run_spec.to_dict().items():
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = value
+    flat["budget_label"] = plan.budget_label
+    flat["budget_flops"] = plan.budget_flops
+    return flat
+
+
+# ----------------------------------------------------------------------------------------- shared state
+@dataclass
+class _Sweep:
+    """Driver-side state shared by the searchers, the callback and the stopper of one launch."""
+
+    spec: Any
+    store: SweepStore
+    tracker: Any
+    objectives: list[tuple[str, str]]
+    simulated: bool
+    max_failures: int | None
+    progress: SweepProgress
+    outcome: dict[str, BudgetOutcome]
+    finished: dict[str, ResultRecord]  # config hash -> record (earlier launches and this one)
+    plans: dict[str, Any] = field(default_factory=dict)  # config hash -> TrialPlan (this launch)
+    run_ids: dict[str, str] = field(default_factory=dict)  # config hash -> MLflow child run id
+    running: set[str] = field(default_factory=set)
+    simulate_trial_s: float = 0.0
+    n_failed: int = 0
+    stopped_reason: str | None = None
+
+    def stop_requested(self) -> bool:
+        if self.max_failures is not None and self.n_failed >= self.max_failures and not self.stopped_reason:
+            self.stopped_reason = (f"stopped after {self.n_failed} failed trial(s) "
+                                   f"(max_failures={self.max_failures})")
+            log.warning("sweep %s", self.stopped_reason)
+        return self.stopped_reason is not None
+
+
+# ------------------------------------------------------------------------------------------- searchers
+class _FeasibleOptunaSearch(OptunaSearch):
+    """OptunaSearch whose suggestions are always feasible, new, and planned (see the module docstring)."""
+
+    def __init__(self, sweep: _Sweep, budget: Any, space: dict[str, Any], sampler: optuna.samplers.BaseSampler,
+                 seed: int) -> None:
+        names = [n for n, _ in sweep.objectives]
+        modes = [m for _, m in sweep.objectives]
+        multi = len(names) > 1
+        super().__init__(space=space, metric=names if multi else names[0], mode=modes if multi else modes[0],
+                         sampler=sampler, study_name=f"{sweep.spec.name}-{budget.label}")
+        self._sweep, self._budget, self._seed_int = sweep, budget, seed
+        self._random = optuna.samplers.RandomSampler(seed=seed + 1)
+        self._hash_of_trial: dict[str, str] = {}
+
+    def warm_start(self, records: list[ResultRecord], rerun_first: list[dict[str, Any]]) -> None:
+        """Tell Optuna the trials finished in earlier launches; queue the interrupted ones first."""
+        for rec in records:
+            params = {k: rec.params[k] for k in self._space if k in rec.params}
+            if len(params) != len(self._space):
+                continue  # logged by MLflow only, sampled names unknown: counted, not taught
+            values = self._values(RunResult.from_dict(rec.result)) if rec.result.get("status") == "ok" else None
+            state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.FAIL
+            try:
+                self._ot_study.add_trial(optuna.trial.create_trial(
+                    state=state, values=values, params=params, distributions=self._space))
+            except ValueError as exc:  # a value outside today's space: skip teaching it
+                log.debug("not warm-starting with %s: %s", rec.config_hash, exc)
+        for params in rerun_first:
+            self._ot_study.enqueue_trial(params, skip_if_exists=True)
+
+    def _values(self, result: RunResult) -> list[float] | None:
+        values = [objective_value(result, n) for n, _ in self._sweep.objectives]
+        return None if any(v is None for v in values) else values  # type: ignore[return-value]
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        sweep, label = self._sweep, self._budget.label
+        from coe_sweep.search.candidates import plan_trial
+
+        for attempt in range(MAX_SUGGEST_ATTEMPTS):
+            if attempt >= RANDOM_AFTER_ATTEMPTS:
+                saved, self._ot_study.sampler = self._ot_study.sampler, self._random
+            try:
+                ot_trial = self._ot_study.ask(fixed_distributions=self._space)
+            finally:
+                if attempt >= RANDOM_AFTER_ATTEMPTS:
+                    self._ot_study.sampler = saved
+            params = dict(ot_trial.params)
+            plan = plan_trial(sweep.spec, self._budget, params)
+            fail = optuna.trial.TrialState.FAIL
+            if not plan.feasible:
+                self._ot_study.tell(ot_trial, state=fail)
+                bo = sweep.outcome[label]
+                if plan.config_hash not in bo.rejected:
+                    bo.rejected[plan.config_hash] = str(plan.reason)
+                    bo.rejected_params[plan.config_hash] = params
+                    sweep.progress.budget(label).rejected += 1
+                continue
+            if plan.config_hash in sweep.finished:
+                rec = sweep.finished[plan.config_hash]
+                values = self._values(RunResult.from_dict(rec.result))
+                if values is not None:
+                    self._ot_study.tell(ot_trial, values)
+                else:
+                    self._ot_study.tell(ot_trial, state=fail)
+                continue
+            if plan.config_hash in sweep.running:
+                self._ot_study.tell(ot_trial, state=fail)
+                continue
+            self._ot_trials[trial_id] = ot_trial
+            self._hash_of_trial[trial_id] = plan.config_hash
+            sweep.plans[plan.config_hash] = plan
+            sweep.running.add(plan.config_hash)
+            return {"params": params, "budget_label": label, "config_hash": plan.config_hash}
+        sweep.outcome[label].exhausted = True
+        log.warning("budget %s: no new feasible configuration in %d attempts; this budget ends here",
+                    label, MAX_SUGGEST_ATTEMPTS)
+        return Searcher.FINISHED
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if not isinstance(self.metric, list) and self.metric in result and trial_id in self._ot_trials:
+            self._ot_trials[trial_id].report(result[self.metric], int(result.get("step", 0)))
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        ot_trial = self._ot_trials.pop(trial_id, None)
+        self._sweep.running.discard(self._hash_of_trial.pop(trial_id, ""))
+        if ot_trial is None:
+            return
+        rr = (result or {}).get(RUN_RESULT_KEY)
+        values = self._values(RunResult.from_dict(rr)) if rr and not error else None
+        if values is not None:
+            self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
+        else:
+            state = optuna.trial.TrialState.FAIL if error or rr else optuna.trial.TrialState.PRUNED
+            self._ot_study.tell(ot_trial, state=state)
+
+
+class _GridSearch(Searcher):
+    """Walks a list of feasible, not yet finished TrialPlans in order."""
+
+    def __init__(self, sweep: _Sweep, plans: list[Any]) -> None:
+        names = [n for n, _ in sweep.objectives]
+        super().__init__(metric=names[0], mode=sweep.objectives[0][1])
+        self._sweep, self._queue, self._hash_of_trial = sweep, list(plans), {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if not self._queue:
+            return Searcher.FINISHED
+        plan = self._queue.pop(0)
+        self._sweep.plans[plan.config_hash] = plan
+        self._sweep.running.add(plan.config_hash)
+        self._hash_of_trial[trial_id] = plan.config_hash
+        return {"params": dict(plan.params), "budget_label": plan.budget_label, "config_hash": plan.config_hash}
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        self._sweep.running.discard(self._hash_of_trial.pop(trial_id, ""))
+
+
+# ------------------------------------------------------------------------------------ driver callback
+class _DriverCallback(tune.Callback):
+    """Journal + result records + MLflow, from the driver; updates live progress; never raises."""
+
+    def __init__(self, sweep: _Sweep) -> None:
+        self._sweep = sweep
+
+    def _safe(self, what: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:  # tracking must never kill the sweep; the result record lets resume re-log
+            log.exception("tracking: %s failed (the result record keeps the trial for a relaunch)", what)
+            return None
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        sweep, cfg = self._sweep, trial.config
+        h, label = cfg["config_hash"], cfg["budget_label"]
+        plan = sweep.plans.get(h)
+        sweep.store.journal("start", h, budget_label=label, params=cfg["params"])
+        sweep.progress.budget(label).running += 1
+        if plan is not None and h not in sweep.run_ids:
+            run_id = self._safe("start_trial", sweep.tracker.start_trial, h, _flat_params(plan),
+                                _trial_tags(plan, sweep.simulated))
+            if run_id:
+                sweep.run_ids[h] = run_id
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
+                        **info: Any) -> None:
+        run_id = self._sweep.run_ids.get(trial.config["config_hash"])
+        if run_id and RUN_RESULT_KEY not in result and "val_loss" in result:
+            metrics = {k: result[k] for k in ("val_loss", "train_loss")
+                       if isinstance(result.get(k), float) and math.isfinite(result[k])}
+            self._safe("log_progress", self._sweep.tracker.log_progress, run_id, int(result.get("step", 0)),
+                       metrics)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        if RUN_RESULT_KEY in last:
+            self._finish(trial, RunResult.from_dict(last[RUN_RESULT_KEY]), pruned=False)
+            return
+        step, val = last.get("step"), last.get("val_loss")
+        if self._sweep.stopped_reason:
+            reason = f"stopped at step {step}: the sweep was {self._sweep.stopped_reason}"
+        else:
+            reason = f"pruned: ASHA stopped it at step {step} (val_loss {val})"
+        result = RunResult(status="failed", reason=reason, steps=int(step or 0), tokens=int(last.get("tokens") or 0),
+                           val_curve=[(int(step), float(val))] if step is not None and val is not None else [],
+                           simulated=self._sweep.simulated)
+        plan = self._sweep.plans.get(trial.config["config_hash"])
+        if plan is not None:
+            result.train_flops_per_token = float(plan.train_flops_per_token)
+            result.flops = result.train_flops_per_token * result.tokens
+            result.params_total, result.params_active = int(plan.params_total), int(plan.params_active)
+        self._finish(trial, result, pruned=not self._sweep.stopped_reason)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        error = trial.get_error() if hasattr(trial, "get_error") else None
+        text = str(error or "the trial's worker died").strip().splitlines()
+        reason = f"error after {TRIAL_RETRIES} retr{'y' if TRIAL_RETRIES == 1 else 'ies'}: " + (
+            text[-1] if text else "unknown")
+        self._finish(trial, RunResult(status="failed", reason=reason[:2000], simulated=self._sweep.simulated),
+                     pruned=False)
+
+    def _finish(self, trial: Any, result: RunResult, *, pruned: bool) -> None:
+        sweep, cfg = self._sweep, trial.config
+        h, label, params = cfg["config_hash"], cfg["budget_label"], cfg["params"]
+        record = ResultRecord(h, label, params, result.to_dict(), {"pruned": pruned} if pruned else {})
+        sweep.store.write_result(record)  # before MLflow: a relaunch re-logs from it
+        sweep.store.journal("finish", h, status=result.status)
+        sweep.finished[h] = record
+        sweep.running.discard(h)
+        run_id = sweep.run_ids.get(h)
+        if run_id:
+            self._safe("log_result", sweep.tracker.log_result, run_id, result)
+        outcome = _trial_outcome(record, sweep.objectives, resumed=False)
+        sweep.outcome[label].trials.append(outcome)
+        bp = sweep.progress.budget(label)
+        bp.running = max(0, bp.running - 1)
+        bp.add_finished(result.status, outcome.val_loss, result.flops, params, pruned=pruned)
+        if result.status != "ok" and not pruned and not (sweep.stopped_reason and "stopped at" in str(result.reason)):
+            sweep.n_failed += 1
+            log.warning("trial %s (%s) %s: %s", h, label, result.status, result.reason)
+
+
+class _FailureStopper(tune.Stopper):
+    def __init__(self, sweep: _Sweep) -> None:
+        self._sweep = sweep
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self._sweep.stop_requested()
+
+
+def _trial_tags(plan: Any, simulated: bool) -> dict[str, str]:
+    return {"coe_sweep.budget_label": plan.budget_label, "coe_sweep.family": plan.run_spec.model.family,
+            "coe_sweep.simulated": "true" if simulated else "false"}
+
+
+def _trial_outcome(record: ResultRecord, objectives: list[tuple[str, str]], *, resumed: bool) -> TrialOutcome:
+    result = RunResult.from_dict(record.result)
+    return TrialOutcome(record.config_hash, record.budget_label, record.params, result.status, result.reason,
+                        {n: objective_value(result, n) for n, _ in objectives} | {
+                            "val_loss": objective_value(result, "val_loss")},
+                        result.flops, resumed=resumed, pruned=bool(record.extra.get("pruned")))
+
+
+# ------------------------------------------------------------------------------------------------- Ray
+@contextmanager
+def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None) -> Iterator[dict[str, Any]]:
+    """Connect to `address`, or start a local Ray bound to 127.0.0.1 in a private temp dir; always shut down.
+
+    The local temp dir is /tmp/coe-ray-<driver pid>-XXXX (short: Ray's socket paths must fit 107 bytes),
+    so a test that kill -9s a driver can find and reap the Ray processes that outlive it.
+    """
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    info: dict[str, Any] = {"address": address}
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:
+        temp_dir = tempfile.mkdtemp(prefix=f"coe-ray-{os.getpid()}-", dir="/tmp")
+        info["temp_dir"] = temp_dir
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _temp_dir=temp_dir,
+                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    try:
+        yield info
+    finally:
+        ray.shutdown()
+
+
+def _check_resources(spec: Any) -> None:
+    have = ray.cluster_resources()
+    need_gpu = float(spec.cluster.gpus_per_trial or 0)
+    if need_gpu > have.get("GPU", 0):
+        raise ResourceError(f"cluster.gpus_per_trial: found {need_gpu}; the Ray cluster has "
+                            f"{have.get('GPU', 0)} GPU(s); expected <= that (or 0 for CPU trials)")
+    if float(spec.cluster.cpus_per_trial) > have.get("CPU", 0):
+        raise ResourceError(f"cluster.cpus_per_trial: found {spec.cluster.cpus_per_trial}; the Ray cluster "
+                            f"has {have.get('CPU', 0)} CPU(s); expected <= that")
+
+
+class ResourceError(RuntimeError):
+    """The Ray cluster cannot fit one trial (nothing was trained)."""
+
+
+class SweepExists(RuntimeError):
+    """--no-resume was asked for a sweep that already has finished trials."""
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def _resume_state(spec: Any, store: SweepStore, tracker: Any, by_label: dict[str, Any],
+                  simulated: bool) -> dict[str, ResultRecord]:
+    """Finished trials of earlier launches, keyed by config hash; re-logs to MLflow what it missed."""
+    from coe_sweep.search.candidates import plan_trial
+
+    records = store.read_results()
+    logged = tracker.finished_trials()
+    for h, rec in records.items():
+        if h in logged or rec.budget_label not in by_label:
+            continue
+        log.info("re-logging trial %s to MLflow from its result record", h)
+        plan = plan_trial(spec, by_label[rec.budget_label], dict(rec.params))
+        run_id = tracker.start_trial(h, _flat_params(plan), _trial_tags(plan, simulated))
+        tracker.log_result(run_id, RunResult.from_dict(rec.result))
+    space_names = set()
+    try:
+        from coe_sweep.search.candidates import optuna_space
+
+        space_names = set(optuna_space(spec))
+    except Exception:  # grid-only specs may have no Optuna space
+        pass
+    for h, tr in logged.items():
+        if h in records:
+            continue
+        params = {k: tr.params.get(k, tr.params.get(f"model.{k}")) for k in space_names}
+        metrics = tr.metrics
+        result = RunResult(status=tr.status if tr.status in ("ok", "diverged", "oom", "failed") else "failed",
+                           reason=tr.reason, final_val_loss=metrics.get("final_val_loss"),
+                           flops=float(metrics.get("train_flops", 0.0)),
+                           peak_memory_bytes=_int_or_none(metrics.get("peak_memory_bytes")),
+                           params_total=int(metrics.get("params_total", 0)),
+                           params_active=int(metrics.get("params_active", 0)))
+        records[h] = ResultRecord(h, tr.budget_label or "?", {k: v for k, v in params.items() if v is not None},
+                                  result.to_dict(), {"from": "mlflow"})
+    return records
+
+
+def _int_or_none(x: Any) -> int | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else int(x)
+
+
+# ---------------------------------------------------------------------------------------------- launch
+def _asha(spec: Any) -> Any:
+    """ASHA over evaluations: each intermediate report is one evaluation (`training_iteration`)."""
+    asha = spec.search.asha
+    if not asha.enabled:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    interval = max(1, int(spec.train.eval_interval))
+    max_evals = (spec.budget.max_steps or 10**6) // interval + 2  # evals at 0?, every interval, the end
+    return ASHAScheduler(time_attr="training_iteration", metric="val_loss", mode="min", max_t=int(max_evals),
+                         grace_period=int(asha.grace_period), reduction_factor=float(asha.reduction_factor))
+
+
+def _sampler(algorithm: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    if algorithm == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if algorithm == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, trials // 2)))
+    raise ValueError(f"search.algorithm: found {algorithm!r}; expected one of grid, random, tpe, nsga2")
+
+
+def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failures: int | None = None,
+           progress: bool = True, simulate_trial_s: float = 0.0) -> SweepOutcome:
+    """Run (or resume) the sweep `spec` (a coe_sweep.spec.SweepSpec); see the module docstring.
+
+    Raises before anything runs: StorageError (storage path unwritable), SweepLocked (another launch
+    holds this sweep), TrackingUnavailable (MLflow unreachable), SweepExists (resume=False on a sweep
+    with finished trials), ResourceError (the cluster cannot fit one trial).
+    """
+    from coe_sweep.search.candidates import budgets as spec_budgets
+    from coe_sweep.tracking import SweepTracker
+
+    start_s = time.time()
+    objectives = _objectives(spec)
+    max_failures = max_failures if max_failures is not None else getattr(spec.search, "max_failures", None)
+    store = SweepStore.open(sweep_dir(spec))
+    store.acquire()
+    tracker, status = None, "FAILED"
+    try:
+        tracker = SweepTracker(spec.tracking.uri, spec.name, spec.to_yaml(), spec.spec_hash(),
+                               journal_dir=store.root / "tracking-journal", experiment=spec.tracking.experiment,
+                               simulated=simulate)
+        tracker.check_reachable()
+        tracker.start()
+        budget_list = list(spec_budgets(spec))
+        by_label = {b.label: b for b in budget_list}
+        finished = _resume_state(spec, store, tracker, by_label, simulate)
+        if finished and not resume:
+            raise SweepExists(f"sweep {spec.name!r} already has {len(finished)} finished trial(s) in "
+                              f"{store.root}; run with --resume to continue it, or change `name` for a new sweep")
+        sweep = _Sweep(spec=spec, store=store, tracker=tracker, objectives=objectives, simulated=simulate,
+                       max_failures=max_failures, progress=SweepProgress(spec.name, simulated=simulate),
+                       outcome={b.label: BudgetOutcome(b.label, _budget_flops(b)) for b in budget_list},
+                       finished=finished, simulate_trial_s=simulate_trial_s)
+        sweep.progress.start_s = start_s
+        live = _live(sweep) if progress else nullcontext()
+        with live, ray_runtime(spec.cluster.address, _local_cpus(spec)):
+            _check_resources(spec)
+            for budget in budget_list:
+                if sweep.stop_requested():
+                    break
+                _run_budget(sweep, budget)
+            status = "FAILED" if sweep.stopped_reason else "FINISHED"
+        return SweepOutcome(spec.name, spec.spec_hash(), spec.tracking.uri, store.root, objectives,
+                            sweep.outcome, simulate, time.time() - start_s, sweep.stopped_reason)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if tracker is not None:
+            try:
+                tracker.finish(status)
+            except Exception:
+                log.exception("tracking: finishing the parent run failed")
+        store.release()
+
+
+def _budget_flops(budget: Any) -> float | None:
+    flops = getattr(budget, "flops", None)
+    return None if flops is None else float(flops)
+
+
+def _local_cpus(spec: Any) -> int:
+    """CPUs of a local Ray: cluster.num_cpus, else enough for max_concurrent trials, else every core."""
+    c = spec.cluster
+    if c.num_cpus:
+        return int(c.num_cpus)
+    if c.max_concurrent:
+        return max(1, math.ceil(c.max_concurrent * float(c.cpus_per_trial)))
+    return os.cpu_count() or 1
+
+
+def _max_concurrent(spec: Any) -> int:
+    """cluster.max_concurrent, else as many trials as the Ray cluster's CPUs (and GPUs) fit."""
+    if spec.cluster.max_concurrent:
+        return int(spec.cluster.max_concurrent)
+    have = ray.cluster_resources()
+    fit = have.get("CPU", 1) / float(spec.cluster.cpus_per_trial)
+    if spec.cluster.gpus_per_trial:
+        fit = min(fit, have.get("GPU", 0) / float(spec.cluster.gpus_per_trial))
+    return max(1, int(fit))
+
+
+def _live(sweep: _Sweep) -> Any:
+    from rich.console import Console
+    from rich.live import Live
+
+    return Live(get_renderable=lambda: render_progress(sweep.progress), console=Console(stderr=True),
+                refresh_per_second=2, transient=False)
+
+
+def _run_budget(sweep: _Sweep, budget: Any) -> None:
+    spec, label = sweep.spec, budget.label
+    trials = spec.search.trials_per_budget  # None: every feasible grid point / default_trials samples
+    bp = sweep.progress.budget(label)
+    bp.budget_flops = _budget_flops(budget)
+    for rec in sweep.finished.values():
+        if rec.budget_label == label:
+            outcome = _trial_outcome(rec, sweep.objectives, resumed=True)
+            sweep.outcome[label].trials.append(outcome)
+            bp.add_finished(outcome.status, outcome.val_loss, outcome.flops, rec.params, pruned=outcome.pruned)
+            bp.resumed += 1
+    if spec.search.algorithm == "grid":
+        searcher, planned = _grid_searcher(sweep, budget, trials)
+    else:
+        planned = spec.search.default_trials
+        searcher = _optuna_searcher(sweep, budget, planned)
+    bp.planned_trials = planned
+    bp.planned_flops = planned * (bp.budget_flops or 0.0)
+    remaining = planned - bp.resumed
+    if remaining <= 0:
+        log.info("budget %s: all %d trials already finished", label, planned)
+        return
+    names = tuple(n for n, _ in sweep.objectives)
+    trainable = tune.with_parameters(run_trial, spec=spec, report=tune.report, simulate=sweep.simulated,
+                                     simulate_trial_s=sweep.simulate_trial_s,
+                                     objectives=names)
+    resources = {"cpu": float(spec.cluster.cpus_per_trial), "gpu": float(spec.cluster.gpus_per_trial or 0)}
+    attempt = len(list(sweep.store.tune_dir.glob(f"{label}-*")))
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=_max_concurrent(spec)),
+                                    scheduler=_asha(spec), num_samples=remaining, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{label}-{attempt}", storage_path=str(sweep.store.tune_dir),
+                                  callbacks=[_DriverCallback(sweep)], stop=_FailureStopper(sweep),
+                                  failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES), verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
+    tuner.fit()
+
+
+def _optuna_searcher(sweep: _Sweep, budget: Any, trials: int) -> _FeasibleOptunaSearch:
+    from coe_sweep.search.candidates import optuna_space
+
+    seed = int(sweep.spec.search.seed)
+    searcher = _FeasibleOptunaSearch(sweep, budget, dict(optuna_space(sweep.spec)),
+                                     _sampler(sweep.spec.search.algorithm, seed, trials), seed)
+    label = budget.label
+    done = [r for r in sweep.finished.values() if r.budget_label == label]
+    rerun = [ev["params"] for h, ev in sweep.store.unfinished_starts().items()
+             if ev.get("budget_label") == label and h not in sweep.finished]
+    searcher.warm_start(done, rerun)
+    return searcher
+
+
+def _grid_searcher(sweep: _Sweep, budget: Any, trials: int | None) -> tuple[_GridSearch, int]:
+    from coe_sweep.search.candidates import enumerate_candidates
+
+    plans = [p for p in enumerate_candidates(sweep.spec) if p.budget_label == budget.label]
+    bo = sweep.outcome[budget.label]
+    for p in plans:
+        if not p.feasible:
+            bo.rejected[p.config_hash] = str(p.reason)
+            bo.rejected_params[p.config_hash] = dict(p.params)
+    sweep.progress.budget(budget.label).rejected = len(bo.rejected)
+    feasible = [p for p in plans if p.feasible]
+    if trials is not None:
+        feasible = feasible[:trials]
+    todo = [p for p in feasible if p.config_hash not in sweep.finished]
+    return _GridSearch(sweep, todo), len(feasible)

@@ -1,0 +1,144 @@
+"""Sweep progress: per-budget counters and the rich table that shows them.
+
+One model (`SweepProgress`) feeds both the live display of `coe-sweep launch` (updated by the driver's
+Tune callback) and `coe-sweep status` (rebuilt from MLflow by `progress_from_frame`), so the two print
+the same table. No Ray, no MLflow here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+OK_STATUS = "ok"
+
+
+@dataclass
+class BudgetProgress:
+    label: str
+    budget_flops: float | None = None
+    planned_trials: int = 0
+    planned_flops: float = 0.0
+    done: int = 0  # finished ok
+    failed: int = 0  # diverged / oom / failed / errored
+    pruned: int = 0  # stopped early by ASHA
+    running: int = 0
+    rejected: int = 0  # infeasible suggestions never trained
+    resumed: int = 0  # finished in an earlier launch of the same sweep
+    best_val_loss: float | None = None
+    best_params: dict[str, Any] | None = None
+    spent_flops: float = 0.0
+
+    def add_finished(self, status: str, val_loss: float | None, flops: float,
+                     params: dict[str, Any] | None = None, *, pruned: bool = False) -> None:
+        if pruned:
+            self.pruned += 1
+        elif status == OK_STATUS:
+            self.done += 1
+            if val_loss is not None and math.isfinite(val_loss) and (
+                    self.best_val_loss is None or val_loss < self.best_val_loss):
+                self.best_val_loss, self.best_params = val_loss, params
+        else:
+            self.failed += 1
+        self.spent_flops += flops or 0.0
+
+
+@dataclass
+class SweepProgress:
+    name: str
+    budgets: dict[str, BudgetProgress] = field(default_factory=dict)
+    start_s: float = field(default_factory=time.time)
+    end_s: float | None = None
+    simulated: bool = False
+
+    def budget(self, label: str) -> BudgetProgress:
+        if label not in self.budgets:
+            self.budgets[label] = BudgetProgress(label)
+        return self.budgets[label]
+
+    @property
+    def planned_flops(self) -> float:
+        return sum(b.planned_flops for b in self.budgets.values())
+
+    @property
+    def spent_flops(self) -> float:
+        return sum(b.spent_flops for b in self.budgets.values())
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.end_s or time.time()) - self.start_s
+
+    def eta_s(self) -> float | None:
+        """Remaining time, extrapolated from the FLOPs spent in THIS launch (resumed trials excluded)."""
+        resumed_flops = sum(b.spent_flops * b.resumed / max(b.done + b.failed + b.pruned, 1)
+                            for b in self.budgets.values())
+        fresh = self.spent_flops - resumed_flops
+        remaining = self.planned_flops - self.spent_flops
+        if fresh <= 0 or remaining <= 0:
+            return 0.0 if remaining <= 0 and self.planned_flops > 0 else None
+        return self.elapsed_s * remaining / fresh
+
+
+def _fmt_flops(x: float | None) -> str:
+    return "-" if not x else f"{x:.2e}"
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def render_progress(progress: SweepProgress, *, title: str | None = None) -> Table:
+    table = Table(title=title or f"sweep {progress.name}" + (" (simulated)" if progress.simulated else ""),
+                  caption=(f"elapsed {_fmt_s(progress.elapsed_s)} · ETA {_fmt_s(progress.eta_s())} · "
+                           f"FLOPs {_fmt_flops(progress.spent_flops)} / {_fmt_flops(progress.planned_flops)}"))
+    for col in ("budget", "FLOPs", "planned", "done", "running", "failed", "pruned", "rejected",
+                "best val loss", "FLOPs spent / planned"):
+        table.add_column(col, justify="left" if col == "budget" else "right")
+    for b in progress.budgets.values():
+        frac = f" ({b.spent_flops / b.planned_flops:.0%})" if b.planned_flops else ""
+        table.add_row(
+            b.label, _fmt_flops(b.budget_flops), str(b.planned_trials or "-"),
+            f"{b.done}" + (f" ({b.resumed} resumed)" if b.resumed else ""), str(b.running),
+            str(b.failed), str(b.pruned), str(b.rejected),
+            "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}",
+            f"{_fmt_flops(b.spent_flops)} / {_fmt_flops(b.planned_flops)}{frac}")
+    return table
+
+
+def progress_from_frame(name: str, frame: Any, *, start_s: float | None = None,
+                        end_s: float | None = None) -> SweepProgress:
+    """Rebuild progress from a TrackingStore.trials_frame (one row per trial child run)."""
+    progress = SweepProgress(name=name)
+    if start_s is not None:
+        progress.start_s = start_s
+    progress.end_s = end_s
+    if frame is None or len(frame) == 0:
+        return progress
+    for row in frame.to_dict("records"):
+        label = str(row.get("budget_label") or "?")
+        b = progress.budget(label)
+        if b.budget_flops is None and _num(row.get("budget_flops")):
+            b.budget_flops = float(row["budget_flops"])
+        status = row.get("status")
+        reason = str(row.get("reason") or "")
+        if status in (None, "", "running") or (isinstance(status, float) and math.isnan(status)):
+            b.running += 1
+            continue
+        b.add_finished(str(status), _num(row.get("final_val_loss")), _num(row.get("train_flops")) or 0.0,
+                       pruned=reason.startswith("pruned"))
+    return progress
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
