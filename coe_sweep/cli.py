@@ -24,11 +24,96 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
-    raise NotImplementedError("launch: not wired yet")
+    """Run (or resume) a sweep; summary and browse commands at the end. 2: bad input, nothing started."""
+    from rich.console import Console
+
+    from coe_sweep.spec import SpecError, load_spec
+
+    err = Console(stderr=True)
+    overrides = list(args.set or [])
+    if args.tracking_uri:
+        overrides.append(f"tracking.uri={args.tracking_uri}")
+    if args.address:
+        overrides.append(f"cluster.address={args.address}")
+    try:
+        spec = load_spec(args.spec, overrides)
+    except SpecError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        return EXIT_BAD_INPUT
+    if args.max_failures is not None and args.max_failures < 0:
+        err.print(f"error: --max-failures: found {args.max_failures}; expected an integer >= 0")
+        return EXIT_BAD_INPUT
+    from coe_sweep.search.lock import StorageError, SweepLocked
+    from coe_sweep.search.orchestrate import ResourceError, SweepExists, launch
+    from coe_sweep.search.progress import render_summary
+    from coe_sweep.tracking.records import TrackingError
+
+    try:
+        outcome = launch(spec, simulate=args.simulate, resume=args.resume, max_failures=args.max_failures,
+                         progress=not args.no_progress, simulate_trial_s=args.simulate_trial_s)
+    except (StorageError, SweepLocked, SweepExists, ResourceError, TrackingError) as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        return EXIT_BAD_INPUT
+    out = Console()
+    for table in render_summary(outcome):
+        out.print(table)
+    if outcome.stopped_reason:
+        out.print(f"sweep {outcome.stopped_reason}")
+    out.print(f"results: {outcome.storage_dir}\nbrowse:  coe-sweep dashboard --tracking-uri {outcome.tracking_uri}\n"
+              f"         mlflow ui --backend-store-uri {outcome.tracking_uri}", highlight=False, markup=False)
+    return EXIT_FAILED if outcome.exit_code else EXIT_OK
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    raise NotImplementedError("status: not wired yet")
+    """Progress of a sweep (running here or elsewhere, or finished) from MLflow, as `launch` shows it."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from coe_sweep.search.progress import progress_from_frame, render_progress
+    from coe_sweep.tracking import TrackingStore
+    from coe_sweep.tracking.records import NotFound, TrackingError
+
+    out, err = Console(), Console(stderr=True)
+    spec, name = None, args.sweep
+    if name and (name.endswith((".yaml", ".yml")) or Path(name).is_file()):
+        from coe_sweep.spec import SpecError, load_spec
+
+        try:
+            spec = load_spec(name)
+        except SpecError as exc:
+            err.print(f"error: {exc}", highlight=False, markup=False)
+            return EXIT_BAD_INPUT
+        name = spec.name
+    uri = args.tracking_uri or (spec.tracking.uri if spec else f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    try:
+        store = TrackingStore(uri)
+        sweeps = [s for s in store.list_sweeps() if name in (None, s.id, s.name)]
+        if spec is not None:
+            sweeps = [s for s in sweeps if s.spec_hash in (None, spec.spec_hash())] or sweeps
+        if not sweeps:
+            err.print(f"error: SWEEP: found {name!r}; expected a sweep name or id in {uri} "
+                      f"(known: {', '.join(sorted({s.name for s in store.list_sweeps()})) or 'none'})",
+                      highlight=False, markup=False)
+            return EXIT_BAD_INPUT
+        sweep = max(sweeps, key=lambda s: s.start_time or 0)
+        frame = store.trials_frame(sweep.id)
+    except (TrackingError, NotFound) as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        return EXIT_BAD_INPUT
+    progress = progress_from_frame(sweep.name, frame, start_s=(sweep.start_time or 0) / 1000 or None,
+                                   end_s=(sweep.end_time / 1000) if sweep.end_time else None)
+    progress.simulated = sweep.simulated
+    if spec is not None:
+        from coe_sweep.search.candidates import budgets
+
+        for b in budgets(spec):
+            bp = progress.budget(b.label)
+            bp.budget_flops = bp.budget_flops or getattr(b, "flops", None)
+            bp.planned_trials = spec.search.trials_per_budget or spec.search.default_trials
+            bp.planned_flops = bp.planned_trials * (bp.budget_flops or 0.0)
+    out.print(render_progress(progress, title=f"sweep {sweep.name} [{sweep.status}] ({sweep.id})"))
+    return EXIT_OK
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
@@ -55,9 +140,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("launch", help="run (or resume) a sweep")
+    p.add_argument("spec", help="sweep spec YAML (search_spaces/*.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a spec field, validated like the file (repeatable)")
+    p.add_argument("--simulate", action="store_true",
+                   help="no training: losses from the documented law in coe_sweep/search/simulate.py")
+    p.add_argument("--simulate-trial-s", type=float, default=0.0, metavar="S",
+                   help="with --simulate: wall seconds each simulated trial takes (demos; default 0)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue a sweep that already has finished trials (default); --no-resume refuses")
+    p.add_argument("--max-failures", type=int, default=None, metavar="N",
+                   help="stop the sweep after N failed trials (default: search.max_failures, else never)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (overrides tracking.uri)")
+    p.add_argument("--address", default=None, help="Ray cluster address (overrides cluster.address)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress table")
     p.set_defaults(func=_cmd_launch)
 
     p = sub.add_parser("status", help="progress of a sweep, read from MLflow")
+    p.add_argument("sweep", nargs="?", default=None,
+                   help="sweep name, parent run id, or spec YAML (default: the latest sweep)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow URI (default: the spec's, else sqlite:///<cwd>/mlflow.db)")
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("dashboard", help="serve the FastAPI dashboard")

@@ -143,13 +143,13 @@ def _objectives(spec: Any) -> list[tuple[str, str]]:
 
 
 def sweep_dir(spec: Any) -> Path:
-    """The per-sweep storage directory: <cluster.storage_path or ./sweeps>/<name>/<spec hash[:12]>.
+    """The per-sweep storage directory: <cluster.storage_path (default ./sweeps/<name>)>/<spec hash[:12]>.
 
     Keyed by the spec hash too, so that an edited spec (a different sweep in MLflow) never resumes from
     another spec's result records; `tracking` and `cluster` are not part of the hash.
     """
-    root = Path(spec.cluster.storage_path or "sweeps").expanduser().absolute()
-    return root / spec.name / spec.spec_hash()[:12]
+    root = Path(spec.cluster.storage_path or Path("sweeps") / spec.name).expanduser().absolute()
+    return root / spec.spec_hash()[:12]
 
 
 def _flat_params(plan: Any) -> dict[str, Any]:

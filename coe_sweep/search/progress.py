@@ -142,3 +142,53 @@ def _num(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(v) else v
+
+
+def render_summary(outcome: Any) -> list[Table]:
+    """End-of-launch tables from a SweepOutcome: counts per budget, best (or Pareto) configs, rejections."""
+    counts = Table(title=f"sweep {outcome.name}" + (" (simulated)" if outcome.simulated else "")
+                   + f": {_fmt_s(outcome.wall_s)}")
+    for col in ("budget", "FLOPs", "ok", "failed", "pruned", "rejected", "resumed", "best val loss", "best config"):
+        counts.add_column(col, justify="left" if col in ("budget", "best config") else "right")
+    failures = Table(title="failed trials")
+    for col in ("budget", "config", "status", "reason"):
+        failures.add_column(col)
+    for b in outcome.budgets.values():
+        best = b.best()
+        counts.add_row(b.label, _fmt_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)), str(len(b.pruned)),
+                       str(len(b.rejected)), str(sum(t.resumed for t in b.trials)),
+                       "-" if best is None else f"{best.val_loss:.4f}",
+                       "-" if best is None else _fmt_params(best.params))
+        for t in b.failed:
+            failures.add_row(b.label, t.config_hash[:10], t.status, (t.reason or "")[:120])
+    tables = [counts]
+    if len(outcome.objectives) > 1:
+        pareto = Table(title="Pareto set per budget (" + ", ".join(f"{n} {m}" for n, m in outcome.objectives) + ")")
+        for col in ("budget", *[n for n, _ in outcome.objectives], "config"):
+            pareto.add_column(col)
+        for label in outcome.budgets:
+            for t in outcome.pareto(label):
+                pareto.add_row(label, *[_fmt_num(t.objectives.get(n)) for n, _ in outcome.objectives],
+                               _fmt_params(t.params))
+        tables.append(pareto)
+    if failures.row_count:
+        tables.append(failures)
+    rejected = Table(title="rejected candidates (never trained)")
+    for col in ("budget", "config", "reason"):
+        rejected.add_column(col)
+    for b in outcome.budgets.values():
+        for h, reason in list(b.rejected.items())[:20]:
+            rejected.add_row(b.label, _fmt_params(b.rejected_params.get(h, {})) or h[:10], reason[:120])
+    if rejected.row_count:
+        tables.append(rejected)
+    return tables
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def _fmt_num(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4f}" if abs(x) < 1e4 else f"{x:.3e}"
