@@ -23,8 +23,10 @@ def _add(rng: random.Random, name: str, item: str, value: int) -> tuple[str, str
     return f"{name} {verb} {n} more {item}.", f"{value} + {n} = {value + n}", value + n
 
 
-def _sub(rng: random.Random, name: str, item: str, value: int) -> tuple[str, str, int]:
-    n = rng.randint(1, max(1, value))
+def _sub(rng: random.Random, name: str, item: str, value: int) -> tuple[str, str, int] | None:
+    if value < 1:  # counts never go negative
+        return None
+    n = rng.randint(1, value)
     verb = rng.choice(("gives away", "sells", "loses", "uses"))
     return f"{name} {verb} {n} {item}.", f"{value} - {n} = {value - n}", value - n
 
@@ -54,7 +56,7 @@ def arithmetic_example(seed: int, index: int) -> dict[str, str]:
     for _ in range(rng.randint(2, 4)):
         op = rng.choice((_add, _sub, _mul, _div))
         out = op(rng, name, item, value)
-        if out is None:  # not divisible: add instead, so every problem has the same step count
+        if out is None:  # not divisible / nothing left: add instead, so every problem has the same step count
             out = _add(rng, name, item, value)
         sentence, step, value = out
         sentences.append(sentence)

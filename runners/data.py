@@ -95,8 +95,8 @@ def load_token_data(data_cfg: DataConfig, seq_len: int) -> TokenData:
 
 def validate_data_config(data_cfg: DataConfig, seq_len: int) -> None:
     """Raise DataError naming the field when a value cannot work (before anything is loaded)."""
-    kind = data_cfg.source.split(":", 1)[0]
-    if kind not in ("builtin", "files", "hf") or ":" not in data_cfg.source:
+    kind, _, arg = data_cfg.source.partition(":")
+    if kind not in ("builtin", "files", "hf") or not arg.strip():
         raise DataError(f"DataConfig.source={data_cfg.source!r} is invalid: expected {SOURCE_FORMS}")
     if kind == "builtin" and data_cfg.source != "builtin:arithmetic":
         raise DataError(f"DataConfig.source={data_cfg.source!r} is invalid: the builtin sources are "

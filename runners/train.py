@@ -111,7 +111,8 @@ def _initial_result(spec: RunSpec, horizon: HorizonPlan, device: DeviceChoice) -
     from coe_sweep.accounting import memory_estimate, param_counts
 
     counts = param_counts(spec.model)
-    estimate = memory_estimate(spec.model, spec.train.batch_size, spec.train.seq_len, dtype=device.precision)
+    estimate = memory_estimate(spec.model, spec.train.batch_size, spec.train.seq_len, dtype=device.precision,
+                               device=device.device.type)
     return RunResult(status="ok", train_flops_per_token=horizon.train_flops_per_token,
                      params_total=counts.total, params_active=counts.active,
                      estimated_memory_bytes=int(estimate.total), device=device.name)
