@@ -72,7 +72,7 @@ def test_builtin_token_windows_are_packed_with_eos(cache_dir: Path) -> None:
     stream = np.concatenate([data.train_ids[0], *[w[1:] for w in data.train_ids[1:50]]])
     eos_at = np.flatnonzero(stream == BYTE_EOS_ID)
     assert len(eos_at) >= 5
-    for start, end in zip(eos_at[:-1] + 1, eos_at[1:]):  # every document between two EOS is one problem
+    for start, end in zip(eos_at[:-1] + 1, eos_at[1:], strict=True):  # every document between two EOS is one problem
         doc = _decode(stream[start:end])
         assert doc.startswith("query : ") and "The answer is: " in doc
     # validation holds at least val_tokens byte tokens (targets)
