@@ -1,0 +1,274 @@
+"""Budgets and trial plans: what one candidate config trains at one budget level, and whether it may.
+
+`plan_trial(spec, budget, sampled)` turns a point of the space into a `TrialPlan`: the RunSpec
+(fixed model fields + sampled fields, vocab from the tokenizer, max_seq_len from seq_len when not
+fixed, Horizon(flops=level) or Horizon(tokens=N)), the analytic numbers from coe_sweep.accounting
+(params, FLOPs/token by term, tokens = level / train_flops_per_token, steps = tokens // (batch *
+seq_len), estimated memory) and feasibility. Checks, in this order (the first failure is the
+`reason`; `failed_checks` lists them all):
+  model      the fields do not make a valid ModelConfig
+  seq_len    train.seq_len > model.max_seq_len
+  constraint a spec constraint is false
+  band       train FLOPs/token outside budget.flops_per_token
+  memory     estimated training memory over budget.max_memory
+  max_steps  more optimizer steps than budget.max_steps
+  min_steps  fewer optimizer steps than budget.min_steps (>= 1: at least one step)
+Rejected candidates are listed with their reason and never trained.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from coe_sweep.accounting.flops import forward_flops_per_token, train_flops_per_token
+from coe_sweep.accounting.memory import memory_estimate
+from coe_sweep.accounting.params import params_active, params_total
+from coe_sweep.model.config import ModelConfig
+from coe_sweep.run import DataConfig, Horizon, RunSpec, TrainConfig, tokenizer_vocab_size
+from coe_sweep.run import config_hash as _hash
+from coe_sweep.search.space import candidate_points, grid_points, grid_size, sample_point
+
+if TYPE_CHECKING:
+    from coe_sweep.spec.schema import SweepSpec
+
+CHECKS = ("model", "seq_len", "constraint", "band", "memory", "max_steps", "min_steps")
+# Fields that change how a trial is executed, not what it computes: left out of the config hash so
+# that resuming on other hardware (or with another dispatch kernel) finds the same trials.
+EXECUTION_ONLY_FIELDS = {"model": ("dispatch", "attention_impl"), "train": ("device", "threads"),
+                         "data": ("cache_dir",)}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget level: training FLOPs per trial, or a fixed token count (then `flops` is None)."""
+
+    index: int
+    label: str  # "1e13" (FLOPs level) or "2e6tok" (token budget): the budget_label in MLflow
+    flops: float | None = None
+    tokens: int | None = None
+
+
+def format_number(value: float) -> str:
+    """1e13 -> '1e13', 3e13 -> '3e13', 2.5e12 -> '2.5e12', 300 -> '300'."""
+    if value == 0 or abs(value) < 1e4:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value)))
+    mantissa = round(value / 10**exponent, 6)
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:g}e{exponent}"
+
+
+def budgets(spec: SweepSpec) -> list[Budget]:
+    """The spec's budget levels, in file order."""
+    if spec.budget.flops is not None:
+        return [Budget(i, format_number(f), flops=f) for i, f in enumerate(spec.budget.flops)]
+    assert spec.budget.tokens is not None
+    return [Budget(0, f"{format_number(spec.budget.tokens)}tok", tokens=spec.budget.tokens)]
+
+
+@dataclass
+class TrialPlan:
+    """One candidate at one budget level: its RunSpec, analytic numbers and feasibility."""
+
+    budget_label: str
+    budget_flops: float  # the level; for a token budget: tokens x train_flops_per_token of this config
+    sampled: dict[str, Any]
+    run_spec: RunSpec | None  # None only when the fields do not make a valid ModelConfig
+    config_hash: str
+    params_total: int = 0
+    params_active: int = 0
+    flop_terms: dict[str, float] = field(default_factory=dict)  # forward FLOPs/token by term + total
+    train_flops_per_token: float = 0.0
+    tokens: int = 0
+    steps: int = 0
+    memory_bytes: int = 0  # estimated peak training memory
+    memory_terms: dict[str, int] = field(default_factory=dict)
+    feasible: bool = False
+    reason: str | None = None  # why not feasible (the first failed check)
+    failed_checks: tuple[str, ...] = ()
+    family: str = ""  # moe | coe | dense
+    budget_index: int = 0
+
+    @property
+    def train_flops(self) -> float:
+        """FLOPs actually spent: whole steps x batch x seq_len x train FLOPs/token."""
+        if self.run_spec is None:
+            return 0.0
+        t = self.run_spec.train
+        return self.steps * t.batch_size * t.seq_len * self.train_flops_per_token
+
+
+def split_sampled(sampled: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{'top_k': 2, 'train.lr': 1e-3} -> {'model': {'top_k': 2}, 'train': {'lr': 1e-3}, 'data': {}}."""
+    out: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "data": {}}
+    for key, value in sampled.items():
+        section, _, name = key.rpartition(".")
+        out[section or "model"][name] = value
+    return out
+
+
+def model_fields_for(spec: SweepSpec, model_sampled: dict[str, Any], data: DataConfig,
+                     train: TrainConfig) -> dict[str, Any]:
+    """ModelConfig kwargs: fixed fields + sampled fields + vocab from the tokenizer + max_seq_len."""
+    fields_ = {**spec.fixed_model_fields(), **model_sampled}
+    fields_["vocab_size"] = tokenizer_vocab_size(data.tokenizer)
+    fields_.setdefault("max_seq_len", train.seq_len)
+    return fields_
+
+
+def run_spec_hash(run_spec: RunSpec) -> str:
+    """config_hash of the run spec without execution-only fields (see EXECUTION_ONLY_FIELDS)."""
+    d = run_spec.to_dict()
+    for section, names in EXECUTION_ONLY_FIELDS.items():
+        for name in names:
+            d[section].pop(name, None)
+    d["horizon"] = {k: v for k, v in d["horizon"].items() if v is not None}
+    return _hash(d)
+
+
+def _memory_dtype(spec: SweepSpec, train: TrainConfig) -> str:
+    if train.dtype != "auto":
+        return train.dtype
+    on_cuda = train.device == "cuda" or (train.device == "auto" and spec.cluster.gpus_per_trial > 0)
+    return "bf16" if on_cuda else "fp32"
+
+
+def band_limits(spec: SweepSpec, seq_len: int) -> tuple[float | None, float | None]:
+    """Absolute train-FLOPs/token limits of the iso-compute band (None: unbounded)."""
+    band = spec.budget.flops_per_token
+    if band is None:
+        return None, None
+    if band.relative_to is None:
+        return band.min, band.max
+    reference = ModelConfig(**{**spec.fixed_model_fields(), **band.relative_to,
+                               "vocab_size": tokenizer_vocab_size(spec.data.tokenizer),
+                               "max_seq_len": max(seq_len, spec.fixed_model_fields().get("max_seq_len", 0))})
+    ref = train_flops_per_token(reference, seq_len)
+    return (None if band.min is None else band.min * ref), (None if band.max is None else band.max * ref)
+
+
+def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> TrialPlan:
+    """Plan one candidate at one budget level (never raises for an infeasible candidate)."""
+    parts = split_sampled(sampled)
+    data = DataConfig(**{**spec.data.model_dump(), **parts["data"]})
+    train = TrainConfig(**{**spec.train.model_dump(), **parts["train"]})
+    horizon = Horizon(flops=budget.flops) if budget.flops is not None else Horizon(tokens=budget.tokens)
+    model_kwargs = model_fields_for(spec, parts["model"], data, train)
+    try:
+        cfg = ModelConfig(**model_kwargs)
+    except (ValueError, TypeError) as exc:
+        key = _hash({"model": model_kwargs, "train": train.__dict__, "data": data.__dict__,
+                     "horizon": horizon.__dict__})
+        return TrialPlan(budget.label, budget.flops or 0.0, dict(sampled), None, key, reason=f"invalid model: {exc}",
+                         failed_checks=("model",), budget_index=budget.index)
+    run_spec = RunSpec(model=cfg, train=train, data=data, horizon=horizon)
+    failures: list[tuple[str, str]] = []
+    if train.seq_len > cfg.max_seq_len:
+        failures.append(("seq_len", f"train.seq_len={train.seq_len} > model.max_seq_len={cfg.max_seq_len}"))
+        seq_len_for_accounting = cfg.max_seq_len
+    else:
+        seq_len_for_accounting = train.seq_len
+    values = {**cfg.to_dict(), **{f"train.{k}": v for k, v in train.__dict__.items()},
+              **{f"data.{k}": v for k, v in data.__dict__.items()}}
+    for constraint in spec.parsed_constraints():
+        try:
+            holds = constraint.evaluate(values)
+        except (ValueError, KeyError) as exc:  # refused at load time; here only for hand-built specs
+            failures.append(("constraint", f"constraint {constraint.text!r} cannot be evaluated: {exc}"))
+            break
+        if not holds:
+            failures.append(("constraint", f"constraint {constraint.text!r} is false"))
+            break
+    terms = forward_flops_per_token(cfg, seq_len_for_accounting)
+    tfpt = train_flops_per_token(cfg, seq_len_for_accounting)
+    lo, hi = band_limits(spec, seq_len_for_accounting)
+    if (lo is not None and tfpt < lo) or (hi is not None and tfpt > hi):
+        failures.append(("band", f"train FLOPs/token {tfpt:.4g} outside the band "
+                                  f"[{'-inf' if lo is None else f'{lo:.4g}'}, {'inf' if hi is None else f'{hi:.4g}'}]"))
+    memory = memory_estimate(cfg, train.batch_size, seq_len_for_accounting, dtype=_memory_dtype(spec, train))
+    if spec.budget.max_memory is not None and memory.total > spec.budget.max_memory:
+        failures.append(("memory", f"estimated memory {format_bytes(memory.total)} > "
+                                   f"max_memory {format_bytes(spec.budget.max_memory)}"))
+    tokens = int(budget.flops // tfpt) if budget.flops is not None else int(budget.tokens or 0)
+    steps = tokens // (train.batch_size * train.seq_len)
+    if spec.budget.max_steps is not None and steps > spec.budget.max_steps:
+        failures.append(("max_steps", f"{steps} steps > max_steps={spec.budget.max_steps}"))
+    if steps < spec.budget.min_steps:
+        failures.append(("min_steps", f"{steps} steps < min_steps={spec.budget.min_steps} "
+                                      f"({tokens} tokens at {train.batch_size}x{train.seq_len} tokens/step)"))
+    return TrialPlan(
+        budget_label=budget.label, budget_flops=budget.flops if budget.flops is not None else tokens * tfpt,
+        sampled=dict(sampled), run_spec=run_spec, config_hash=run_spec_hash(run_spec),
+        params_total=params_total(cfg), params_active=params_active(cfg), flop_terms=terms.as_dict(),
+        train_flops_per_token=tfpt, tokens=tokens, steps=steps, memory_bytes=memory.total,
+        memory_terms=memory.as_dict(), feasible=not failures, reason=failures[0][1] if failures else None,
+        failed_checks=tuple(code for code, _ in failures), family=cfg.family, budget_index=budget.index,
+    )
+
+
+def format_bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def enumerate_candidates(spec: SweepSpec, max_points: int | None = None) -> list[TrialPlan]:
+    """Plans of every grid point at every budget level (floats at their representative value).
+
+    Raises ValueError when the grid has more than `max_points` (default MAX_GRID_POINTS) points."""
+    from coe_sweep.search.space import MAX_GRID_POINTS
+
+    limit = MAX_GRID_POINTS if max_points is None else max_points
+    size = grid_size(spec)
+    if size > limit:
+        raise ValueError(f"the grid has {size} points per budget, more than {limit}: use choice lists "
+                         "or steps, or plan a sample")
+    points = list(grid_points(spec))
+    return [plan_trial(spec, budget, point) for budget in budgets(spec) for point in points]
+
+
+def feasible_grid(spec: SweepSpec, budget: Budget) -> list[TrialPlan]:
+    """Feasible grid points at one level, in grid order, capped by search.trials_per_budget (grid)."""
+    plans = [p for p in (plan_trial(spec, budget, point) for point in grid_points(spec)) if p.feasible]
+    cap = spec.search.trials_per_budget
+    return plans if cap is None else plans[:cap]
+
+
+def trials_per_budget(spec: SweepSpec, budget: Budget) -> int:
+    """Trials the sweep runs at this level (grid: the feasible grid, capped; samplers: the setting)."""
+    if spec.search.algorithm == "grid":
+        return len(feasible_grid(spec, budget))
+    return spec.search.default_trials
+
+
+def sample_feasible(spec: SweepSpec, budget: Budget, rng: random.Random, max_attempts: int = 1_000) -> TrialPlan:
+    """A random feasible plan (re-sampling up to `max_attempts`); ValueError when none was found."""
+    for _ in range(max_attempts):
+        plan = plan_trial(spec, budget, sample_point(spec, rng))
+        if plan.feasible:
+            return plan
+    raise ValueError(f"no feasible candidate at budget {budget.label} in {max_attempts} random draws")
+
+
+def feasibility_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], bool]:
+    """Points the load-time check plans (see space.candidate_points)."""
+    return candidate_points(spec, seed=spec.search.seed)
+
+
+def flat_params(run_spec: RunSpec) -> dict[str, str | int | float]:
+    """MLflow params: `model.<f>`, `train.<f>`, `data.<f>`, `horizon.<f>` (None -> 'None', bools as str)."""
+    out: dict[str, str | int | float] = {}
+    for section, values in run_spec.to_dict().items():
+        for name, value in values.items():
+            if value is None or isinstance(value, bool):
+                out[f"{section}.{name}"] = str(value)
+            elif isinstance(value, (int, float, str)):
+                out[f"{section}.{name}"] = value
+            else:
+                out[f"{section}.{name}"] = str(value)
+    return out

@@ -1,0 +1,131 @@
+"""The search space of a spec as values: grid enumeration, random points, Optuna distributions.
+
+A point ("sampled params") is a dict keyed like the spec's `space` (`top_k`, `train.lr`, `data.seed`).
+
+Grid enumeration (the `grid` algorithm, `coe-sweep plan` and load-time feasibility):
+- `{choice: [...]}`: every value, in the file's order;
+- `{int: [lo, hi], step: s}`: lo, lo+s, ... <= hi (step 1 when not given);
+- `{int: [lo, hi], log: true}`: the doubling ladder lo, 2lo, 4lo, ... plus hi;
+- `{float: [lo, hi]}`: not enumerable; the plan shows one representative value, the midpoint
+  (geometric midpoint sqrt(lo*hi) when log), and the grid algorithm refuses float ranges.
+Points are the Cartesian product in the order the space lists its dimensions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+if TYPE_CHECKING:
+    from coe_sweep.spec.schema import Dimension, SweepSpec
+
+MAX_GRID_POINTS = 100_000  # grids larger than this are sampled, never enumerated
+
+
+def dimension_values(dim: Dimension) -> list[Any]:
+    """Grid values of one dimension; a float range gives its (geometric, when log) midpoint only."""
+    if dim.kind == "choice":
+        assert dim.choice is not None
+        return list(dim.choice)
+    lo, hi = dim.bounds
+    if dim.kind == "float":
+        return [math.sqrt(lo * hi) if dim.log else (lo + hi) / 2]
+    if dim.log:
+        ladder = []
+        value = lo
+        while value < hi:
+            ladder.append(value)
+            value *= 2
+        return ladder + [hi]
+    return list(range(lo, hi + 1, dim.step or 1))
+
+
+def dimension_size(dim: Dimension) -> int:
+    """Number of grid values (1 for a float range: its representative)."""
+    if dim.kind == "int" and not dim.log:
+        lo, hi = dim.bounds
+        return (hi - lo) // (dim.step or 1) + 1
+    return len(dimension_values(dim))
+
+
+def grid_size(spec: SweepSpec) -> int:
+    return math.prod(dimension_size(dim) for dim in spec.space.values())
+
+
+def is_enumerable(spec: SweepSpec) -> bool:
+    """True when the space has no float range (every point of the grid is a real candidate)."""
+    return all(dim.kind != "float" for dim in spec.space.values())
+
+
+def grid_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
+    """Every grid point (floats at their representative), in space order. Check `grid_size` first."""
+    keys = list(spec.space)
+    for values in itertools.product(*(dimension_values(spec.space[k]) for k in keys)):
+        yield dict(zip(keys, values))
+
+
+def sample_point(spec: SweepSpec, rng: random.Random) -> dict[str, Any]:
+    """One uniformly random point (log-uniform for log ranges), as Optuna's RandomSampler would draw."""
+    point: dict[str, Any] = {}
+    for key, dim in spec.space.items():
+        if dim.kind == "choice":
+            assert dim.choice is not None
+            point[key] = rng.choice(dim.choice)
+            continue
+        lo, hi = dim.bounds
+        if dim.kind == "int":
+            if dim.log:
+                point[key] = min(hi, max(lo, round(math.exp(rng.uniform(math.log(lo), math.log(hi + 0.5))))))
+            else:
+                step = dim.step or 1
+                point[key] = lo + step * rng.randint(0, (hi - lo) // step)
+        else:
+            point[key] = math.exp(rng.uniform(math.log(lo), math.log(hi))) if dim.log else rng.uniform(lo, hi)
+    return point
+
+
+def candidate_points(spec: SweepSpec, max_points: int = 5_000, seed: int = 0) -> tuple[list[dict[str, Any]], bool]:
+    """Points to check feasibility on: the whole grid when it is enumerable and small enough
+    (returns `exhaustive=True`), else `max_points` random points plus the grid corners' representative."""
+    if is_enumerable(spec) and grid_size(spec) <= max_points:
+        return list(grid_points(spec)), True
+    rng = random.Random(seed)
+    points = [sample_point(spec, rng) for _ in range(max_points)]
+    if grid_size(spec) <= max_points:
+        points.extend(grid_points(spec))
+    return points, False
+
+
+def optuna_space(spec: SweepSpec) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The space as Optuna distributions keyed like `spec.space` (for OptunaSearch(space=...))."""
+    out: dict[str, optuna.distributions.BaseDistribution] = {}
+    for key, dim in spec.space.items():
+        if dim.kind == "choice":
+            assert dim.choice is not None
+            out[key] = optuna.distributions.CategoricalDistribution(tuple(dim.choice))
+        elif dim.kind == "int":
+            lo, hi = dim.bounds
+            out[key] = optuna.distributions.IntDistribution(lo, hi, log=dim.log, step=dim.step or 1)
+        else:
+            lo, hi = dim.bounds
+            out[key] = optuna.distributions.FloatDistribution(float(lo), float(hi), log=dim.log)
+    return out
+
+
+def suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
+    """Define-by-run sampling of one point with an Optuna trial (same names and ranges as optuna_space)."""
+    point: dict[str, Any] = {}
+    for key, dist in optuna_space(spec).items():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            point[key] = trial.suggest_categorical(key, dist.choices)
+        elif isinstance(dist, optuna.distributions.IntDistribution):
+            point[key] = trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+        else:
+            assert isinstance(dist, optuna.distributions.FloatDistribution)
+            point[key] = trial.suggest_float(key, dist.low, dist.high, log=dist.log)
+    return point
