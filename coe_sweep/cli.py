@@ -16,7 +16,9 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    raise NotImplementedError("train: not wired yet")
+    from runners.command import run_train_command  # flags/YAML -> RunSpec -> plan -> train -> result
+
+    return run_train_command(args)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -134,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one configuration (flags or a YAML file)")
+    from runners.command import add_train_arguments  # torch-free
+
+    add_train_arguments(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("plan", help="print the candidate table of a sweep spec; runs nothing")

@@ -153,17 +153,38 @@ def _run_step(trial: _Trial, model: torch.nn.Module, optimizer: torch.optim.Opti
               step_fn: Callable[[], tuple[float, float]], batch: torch.Tensor) -> tuple[float, float]:
     """One training step; the measured step goes through runners.memory, the others are timed."""
     if step == min(MEASURED_STEP, trial.horizon.steps):
-        from runners.memory import measure_step_memory
-
-        measured = measure_step_memory(model, step_fn, optimizer, extra_tensors=[batch])
-        trial.result.peak_memory_bytes = measured.peak_bytes
-        trial.result.allocated_after_step_bytes = measured.allocated_after_step_bytes
-        return measured.step_output
+        measured = _measured_step(trial, model, optimizer, step_fn, batch)
+        if measured is not None:
+            return measured
     t0 = time.perf_counter()
     out = step_fn()
     trial.step_time_s += time.perf_counter() - t0
     trial.timed_steps += 1
     return out
+
+
+def _measured_step(trial: _Trial, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   step_fn: Callable[[], tuple[float, float]], batch: torch.Tensor) -> tuple[float, float] | None:
+    """Run the step under runners.memory; None when the measurement itself broke before the update.
+
+    A tracker that cannot follow some tensor kind must not fail the trial: the memory fields stay
+    None (with a warning) and the caller re-runs the step unmeasured. Out-of-memory errors, and
+    failures after the optimizer step, propagate as usual.
+    """
+    from runners.memory import measure_step_memory
+
+    steps_before = sum(int(s.get("step", 0)) for s in optimizer.state.values())
+    try:
+        measured = measure_step_memory(model, step_fn, optimizer, extra_tensors=[batch])
+    except Exception as e:  # noqa: BLE001
+        updated = sum(int(s.get("step", 0)) for s in optimizer.state.values()) != steps_before
+        if classify_failure(e)[0] == "oom" or updated:
+            raise
+        log.warning("memory measurement failed (%s: %s); the step is re-run unmeasured", type(e).__name__, e)
+        return None
+    trial.result.peak_memory_bytes = measured.peak_bytes
+    trial.result.allocated_after_step_bytes = measured.allocated_after_step_bytes
+    return measured.step_output
 
 
 def _train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
