@@ -1,0 +1,243 @@
+"""The dashboard's answers as pure functions of a trials frame: frontier, scaling, optimum, Pareto, CoE vs MoE.
+
+Routers memoise these per (sweep, data version, params); the CLI (`coe-sweep pareto/optimal`)
+calls them directly, so the terminal and the API give the same numbers. Every function returns a
+response model; "nothing to show" is a model with empty lists and a `message`, never an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from coe_sweep.analysis import columns as C
+from coe_sweep.analysis.compare import coe_vs_moe
+from coe_sweep.analysis.isoflop import IsoFlopProfile, isoflop_profiles
+from coe_sweep.analysis.pareto import pareto_set
+from coe_sweep.analysis.scaling import NotEnoughData, ScalingFit, nearest_config, scaling_fit
+from dashboard import serialize
+from dashboard.schemas import (
+    CompareOut,
+    CompareRow,
+    FrontierOut,
+    NearestOut,
+    Objective,
+    OptimalOut,
+    ParetoOut,
+    ParetoPoint,
+    PowerLawOut,
+    PredictionOut,
+    ScalingOut,
+    ScalingPoint,
+    TrialBrief,
+)
+
+N_BOOT = 1000  # bootstrap resamples per budget (vertex intervals) and per scaling fit
+
+
+def finished(frame: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
+    """Status-ok trials with a finite final val loss (of one family if given): what every fit uses."""
+    if frame.empty or C.FINAL_VAL_LOSS not in frame.columns:
+        return frame.iloc[:0]
+    ok = C.ok_rows(frame)
+    ok = ok[np.isfinite(C.numeric(ok, C.FINAL_VAL_LOSS))]
+    if family is not None and not ok.empty:
+        ok = ok[C.families(ok) == family]
+    return ok
+
+
+def no_finished_message(frame: pd.DataFrame, family: str | None) -> str:
+    which = f" of family {family}" if family else ""
+    return (f"no finished trials{which} yet ({len(frame)} trial(s) in the sweep, none with status ok "
+            "and a final val loss): nothing to fit")
+
+
+def profiles(frame: pd.DataFrame, x: str, family: str | None) -> list[IsoFlopProfile]:
+    rows = finished(frame, family)
+    return [] if rows.empty else isoflop_profiles(rows, x=x, n_boot=N_BOOT)
+
+
+def frontier(frame: pd.DataFrame, profs: list[IsoFlopProfile], *, sweep_id: str, version: int, x: str,
+             family: str | None) -> FrontierOut:
+    out = FrontierOut(sweep_id=sweep_id, data_version=version, x=x, family=family,  # type: ignore[arg-type]
+                      budgets=[serialize.frontier_budget(p) for p in profs])
+    if not profs:
+        out.message = no_finished_message(frame, family)
+    elif not any(b.fit is not None and b.fit.x_opt is not None for b in out.budgets):
+        out.message = "no budget has a convex fit yet (see each budget's notes)"
+    return out
+
+
+def fit(profs: list[IsoFlopProfile]) -> ScalingFit | str:
+    """The scaling fit, or the reason there is none (a message for the empty answer)."""
+    if not profs:
+        return "no finished trials yet: nothing to fit"
+    try:
+        return scaling_fit(profs, n_boot=N_BOOT)
+    except NotEnoughData as exc:
+        return str(exc)
+
+
+def _law(quantity: str, law: Any) -> PowerLawOut:
+    return PowerLawOut(quantity=quantity, coefficient=serialize.finite(law.coef),
+                       exponent=serialize.finite(law.exponent), coefficient_ci=serialize.finite_pair(law.coef_ci),
+                       exponent_ci=serialize.finite_pair(law.exponent_ci))
+
+
+def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit | str, *, sweep_id: str,
+            version: int, x: str, family: str | None) -> ScalingOut:
+    points = [ScalingPoint(budget_label=p.budget_label, budget_flops=float(p.budget_flops), x_opt=float(p.x_opt),
+                           x_opt_ci=serialize.finite_pair(p.x_opt_ci), loss_opt=serialize.finite(p.loss_opt),
+                           tokens_opt=serialize.finite(p.tokens_opt))
+              for p in profs if p.ok and serialize.finite(p.budget_flops) and serialize.finite(p.x_opt)]
+    out = ScalingOut(sweep_id=sweep_id, data_version=version, x=x, family=family,  # type: ignore[arg-type]
+                     points=points)
+    if isinstance(result, str):
+        out.message = no_finished_message(frame, family) if not profs else result
+        return out
+    out.used_budgets = list(result.budget_labels)
+    out.skipped = dict(result.skipped)
+    out.warnings = list(result.warnings)
+    out.laws = [_law("x_opt", result.x_law)]
+    if result.tokens_law is not None:
+        out.laws.append(_law("tokens_opt", result.tokens_law))
+    loss = result.loss_law
+    out.laws.append(PowerLawOut(quantity="loss_opt", coefficient=serialize.finite(loss.A),
+                                exponent=serialize.finite(-loss.alpha), offset=serialize.finite(loss.E) or 0.0,
+                                exponent_ci=None if loss.alpha_ci is None else
+                                serialize.finite_pair((-loss.alpha_ci[1], -loss.alpha_ci[0]))))
+    return out
+
+
+def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, version: int, x: str,
+            family: str | None, flops: float, max_memory_bytes: float | None) -> OptimalOut:
+    out = OptimalOut(sweep_id=sweep_id, data_version=version, x=x, family=family,  # type: ignore[arg-type]
+                     flops=flops, max_memory_bytes=max_memory_bytes)
+    if isinstance(result, str):
+        out.message = no_finished_message(frame, family) if finished(frame, family).empty else result
+        return out
+    pred = result.predict(flops)
+    out.prediction = PredictionOut(
+        flops=pred.flops, x_name=pred.x_name, x_opt=serialize.finite(pred.x_opt),
+        x_opt_ci=serialize.finite_pair(pred.x_opt_ci), tokens_opt=serialize.finite(pred.tokens_opt),
+        tokens_opt_ci=serialize.finite_pair(pred.tokens_opt_ci), loss_opt=serialize.finite(pred.loss_opt),
+        loss_opt_ci=serialize.finite_pair(pred.loss_opt_ci), ci=pred.ci,
+        extrapolation_factor=serialize.finite(pred.extrapolation_factor), warnings=list(pred.warnings))
+    try:
+        near = nearest_config(finished(frame, family), pred, max_memory=max_memory_bytes)
+    except NotEnoughData as exc:
+        out.message = str(exc)
+        return out
+    out.nearest = NearestOut(
+        run_id=near.run_id, x_name=near.x_name, x=serialize.finite(near.x),
+        log_distance=serialize.finite(near.log_distance), budget_label=near.budget_label,
+        final_val_loss=serialize.finite(near.final_val_loss),
+        config={str(k).removeprefix("model."): serialize.scalar(v) for k, v in near.family.items()},
+        trainable={str(section): {str(k): serialize.scalar(v) for k, v in values.items()}
+                   for section, values in near.trainable.items()},
+        alternatives=[{str(k).removeprefix("model."): serialize.scalar(v) for k, v in alt.items()}
+                      for alt in near.alternatives],
+        n_candidates=near.n_candidates, n_excluded_memory=near.n_excluded_memory)
+    return out
+
+
+# --- Pareto -------------------------------------------------------------------------------------
+MIN_OBJECTIVES, MAX_OBJECTIVES = 2, 3
+
+
+def parse_objectives(text: str) -> list[tuple[str, str]]:
+    """'final_val_loss:min,peak_memory' -> [(column, direction)]; ValueError naming the bad part.
+
+    Short names (val_loss, peak_memory, ...) are accepted; a missing direction takes the default.
+    """
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not MIN_OBJECTIVES <= len(parts) <= MAX_OBJECTIVES:
+        raise ValueError(f"objectives={text!r} is invalid: expected {MIN_OBJECTIVES} to {MAX_OBJECTIVES} "
+                         "comma-separated NAME[:min|max], e.g. final_val_loss:min,peak_memory_bytes:min")
+    resolved: list[tuple[str, str]] = []
+    for part in parts:
+        name, _, direction = (s.strip() for s in part.partition(":"))
+        try:
+            column, default = C.resolve_objective(name)
+        except ValueError:
+            raise ValueError(f"objectives: {name!r} is unknown: expected names from "
+                             f"{', '.join(C.accepted_objectives())}") from None
+        direction = direction or default
+        if direction not in C.DIRECTIONS:
+            raise ValueError(f"objectives: direction {direction!r} of {name!r} is invalid: expected 'min' or 'max'")
+        resolved.append((column, direction))
+    columns = [c for c, _ in resolved]
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"objectives={text!r} names a column twice: expected distinct objectives")
+    return resolved
+
+
+def _label(record: dict[str, Any], column: str) -> str | None:
+    value = serialize.scalar(record.get(column))
+    return None if value is None else str(value)
+
+
+def _pareto_points(rows: pd.DataFrame, objectives: list[tuple[str, str]], on_front: bool) -> list[ParetoPoint]:
+    columns = [c for c, _ in objectives]
+    return [ParetoPoint(run_id=_label(r, C.RUN_ID), on_front=on_front,
+                        values={c: serialize.finite(r.get(c)) for c in columns},
+                        budget_label=_label(r, C.BUDGET_LABEL), family=_label(r, C.FAMILY),
+                        config=serialize.config_of(r))
+            for r in rows.to_dict(orient="records")]
+
+
+def pareto(frame: pd.DataFrame, filtered: pd.DataFrame, objectives: list[tuple[str, str]], *, sweep_id: str,
+           version: int, filters: dict[str, Any], include_dominated: bool) -> ParetoOut:
+    """Pareto set of the ok trials of `filtered` (the frame after the caller's filters)."""
+    out = ParetoOut(sweep_id=sweep_id, data_version=version,
+                    objectives=[Objective(column=c, direction=d) for c, d in objectives],  # type: ignore[arg-type]
+                    filters={k: serialize.scalar(v) for k, v in filters.items() if v is not None},
+                    n_considered=0, front=[])
+    rows = C.ok_rows(filtered) if not filtered.empty else filtered
+    if rows.empty:
+        any_ok = not frame.empty and not C.ok_rows(frame).empty
+        out.message = "no finished trials match the filters" if any_ok else no_finished_message(frame, None)
+        return out
+    result = pareto_set(rows, objectives, only_ok=False)
+    out.n_considered, out.n_excluded_nan = result.n_considered, result.n_excluded_nan
+    out.front = _pareto_points(rows.loc[result.indices], objectives, True)
+    if include_dominated:
+        out.dominated = _pareto_points(rows.drop(index=result.indices), objectives, False)
+    if not out.front:
+        missing = [c for c, _ in objectives if not np.isfinite(C.numeric(rows, c)).any()]
+        out.message = (f"no finished trial has a value for {', '.join(missing)}" if missing
+                       else "no finished trial has finite values for every objective")
+    return out
+
+
+# --- CoE vs MoE ---------------------------------------------------------------------------------
+def _brief(summary: dict[str, Any] | None, family: str) -> TrialBrief | None:
+    if summary is None:
+        return None
+    return TrialBrief(run_id=_label(summary, C.RUN_ID), final_val_loss=serialize.finite(summary.get(C.FINAL_VAL_LOSS)),
+                      peak_memory_bytes=serialize.finite(summary.get(C.PEAK_MEMORY_BYTES)),
+                      train_flops=serialize.finite(summary.get(C.TRAIN_FLOPS)), family=family,
+                      config=serialize.config_of({**summary, C.FAMILY: family}))
+
+
+def compare(frame: pd.DataFrame, filtered: pd.DataFrame, *, sweep_id: str, version: int) -> CompareOut:
+    out = CompareOut(sweep_id=sweep_id, data_version=version, rows=[])
+    rows = finished(filtered)
+    if rows.empty:
+        out.message = no_finished_message(frame, None)
+        return out
+    f = serialize.finite
+    for cmp in coe_vs_moe(rows):
+        out.rows.append(CompareRow(
+            budget_label=cmp.budget_label, budget_flops=f(cmp.budget_flops), coe=_brief(cmp.coe, "coe"),
+            moe=_brief(cmp.moe, "moe"), n_coe=cmp.n_coe, n_moe=cmp.n_moe, winner=cmp.winner,  # type: ignore[arg-type]
+            loss_diff=f(cmp.loss_diff), loss_rel_diff=f(cmp.loss_rel_diff),
+            peak_memory_diff_bytes=f(cmp.peak_memory_diff_bytes), peak_memory_ratio=f(cmp.peak_memory_ratio),
+            train_flops_diff=f(cmp.train_flops_diff), train_flops_ratio=f(cmp.train_flops_ratio),
+            params_total_diff=f(cmp.params_total_diff), params_active_diff=f(cmp.params_active_diff),
+            notes=list(cmp.notes)))
+    if not any(r.coe and r.moe for r in out.rows):
+        out.message = "no budget has both a finished CoE and a finished MoE trial yet"
+    return out

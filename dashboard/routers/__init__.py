@@ -1,0 +1,1 @@
+"""One router per resource: sweeps, trials, frontier, scaling, pareto, compare, pages."""

@@ -1,0 +1,57 @@
+"""Scaling fit across budgets (power laws of the optimum) and the predicted optimum at a budget."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from coe_sweep.analysis.scaling import ScalingFit
+from dashboard import answers, serialize
+from dashboard.cache import SweepCache, SweepData
+from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
+from dashboard.filters import FamilyQ
+from dashboard.routers.frontier import XQ, cached_profiles
+from dashboard.schemas import OptimalOut, ScalingOut
+from dashboard.units import ACCEPTED as BYTES_ACCEPTED
+from dashboard.units import parse_bytes
+
+router = APIRouter(tags=["scaling"])
+
+FlopsQ = Annotated[float, Query(gt=0, le=1e40, allow_inf_nan=False, description="training budget in FLOPs, e.g. 1e15")]
+MaxMemoryQ = Annotated[str | None, Query(max_length=32, description="memory cap: bytes or 2GB / 512MiB")]
+
+
+def cached_fit(cache: SweepCache, data: SweepData, x: str, family: str | None) -> ScalingFit | str:
+    return cache.memo(data, "scaling_fit", (x, family),
+                      lambda: answers.fit(cached_profiles(cache, data, x, family)))
+
+
+@router.get("/sweeps/{sweep}/scaling", response_model=ScalingOut, responses=NOT_FOUND,
+            summary="Power laws of the optimal x, tokens and loss against compute, with bootstrap intervals")
+def get_scaling(data: SweepDep, cache: CacheDep, x: XQ = "params_active", family: FamilyQ = None) -> serialize.JSONBytes:
+    def render() -> bytes:
+        profiles = cached_profiles(cache, data, x, family)
+        return serialize.render(answers.scaling(data.frame, profiles, cached_fit(cache, data, x, family),
+                                                sweep_id=data.sweep_id, version=data.version, x=x, family=family))
+
+    return serialize.respond(cache.memo(data, "scaling", (x, family), render))
+
+
+@router.get("/sweeps/{sweep}/optimal", response_model=OptimalOut, responses=NOT_FOUND,
+            summary="Predicted compute-optimal x/tokens/loss at `flops` and the nearest trainable config")
+def get_optimal(data: SweepDep, cache: CacheDep, flops: FlopsQ, max_memory: MaxMemoryQ = None,
+                x: XQ = "params_active", family: FamilyQ = None) -> serialize.JSONBytes:
+    max_memory_bytes = None
+    if max_memory is not None:
+        try:
+            max_memory_bytes = parse_bytes(max_memory)
+        except ValueError:
+            invalid_query("max_memory", max_memory, BYTES_ACCEPTED)
+
+    def render() -> bytes:
+        return serialize.render(answers.optimal(
+            data.frame, cached_fit(cache, data, x, family), sweep_id=data.sweep_id, version=data.version,
+            x=x, family=family, flops=flops, max_memory_bytes=max_memory_bytes))
+
+    return serialize.respond(cache.memo(data, "optimal", (x, family, flops, max_memory_bytes), render))

@@ -1,0 +1,256 @@
+"""Pydantic response models of the JSON API (what /openapi.json documents and schemathesis checks).
+
+Values that come from MLflow params are free-form scalars (`Scalar`); everything derived (fits,
+fronts, comparisons) has a typed shape. Conversion from frames and analysis objects lives in
+`serialize.py`, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Scalar = str | int | float | bool | None
+XAxis = Literal["params_active", "params_total", "tokens", "iterations"]
+Family = Literal["moe", "coe", "dense"]
+TrialStatus = Literal["ok", "diverged", "oom", "failed", "running"]
+
+
+class ErrorMessage(BaseModel):
+    detail: str = Field(description="what was wrong, naming the parameter or resource")
+
+
+class SweepOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    counts: dict[str, int] = Field(description="trials by status")
+    n_trials: int
+    spec_hash: str | None = None
+    start_time: str | None = Field(None, description="ISO 8601, UTC")
+    end_time: str | None = None
+
+
+class SweepList(BaseModel):
+    sweeps: list[SweepOut]
+    message: str | None = None
+
+
+class BudgetOut(BaseModel):
+    budget_label: str
+    budget_flops: float | None
+    n_trials: int
+    n_ok: int
+
+
+class SweepDetail(SweepOut):
+    data_version: int = Field(description="bumps whenever the cached trials change")
+    running: bool
+    n_loaded: int = Field(description="trial rows in the dashboard's cache")
+    budgets: list[BudgetOut]
+    columns: list[str] = Field(description="columns of the trials table (sortable)")
+    page_refresh_s: float
+
+
+class TrialPage(BaseModel):
+    sweep_id: str
+    data_version: int
+    total: int = Field(description="rows matching the filters, before paging")
+    offset: int
+    limit: int
+    sort: str
+    order: Literal["asc", "desc"]
+    columns: list[str]
+    rows: list[dict[str, Scalar]]
+    message: str | None = None
+
+
+class FrontierPoint(BaseModel):
+    run_id: str | None
+    x: float
+    loss: float
+    family: str | None = None
+    config: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class ParabolaFit(BaseModel):
+    coef: list[float] = Field(description="(A, B, C): loss = A ln(x)^2 + B ln(x) + C")
+    convex: bool
+    x_opt: float | None
+    loss_opt: float | None
+    tokens_opt: float | None
+    x_opt_ci: list[float] | None
+    loss_opt_ci: list[float] | None
+    ci: float
+    boot_convex_fraction: float | None
+    curve_x: list[float]
+    curve_loss: list[float]
+
+
+class FrontierBudget(BaseModel):
+    budget_label: str
+    budget_flops: float | None
+    n_points: int
+    best_run_id: str | None
+    best_x: float | None
+    best_loss: float | None
+    points: list[FrontierPoint]
+    fit: ParabolaFit | None
+    warnings: list[str]
+    notes: list[str]
+
+
+class FrontierOut(BaseModel):
+    sweep_id: str
+    data_version: int
+    x: XAxis
+    family: Family | None
+    budgets: list[FrontierBudget]
+    message: str | None = None
+
+
+class PowerLawOut(BaseModel):
+    """y = offset + coefficient * flops ** exponent, with bootstrap intervals."""
+
+    quantity: str = Field(description="x_opt | tokens_opt | loss_opt")
+    coefficient: float | None
+    exponent: float | None
+    offset: float = 0.0
+    coefficient_ci: list[float] | None = None
+    exponent_ci: list[float] | None = None
+
+
+class ScalingPoint(BaseModel):
+    budget_label: str
+    budget_flops: float
+    x_opt: float
+    x_opt_ci: list[float] | None
+    loss_opt: float | None
+    tokens_opt: float | None
+
+
+class ScalingOut(BaseModel):
+    sweep_id: str
+    data_version: int
+    x: XAxis
+    family: Family | None
+    points: list[ScalingPoint] = Field(description="per-budget vertices (used by the fit or not)")
+    used_budgets: list[str] = Field(default_factory=list)
+    skipped: dict[str, str] = Field(default_factory=dict, description="budget label -> why it was not used")
+    laws: list[PowerLawOut] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    message: str | None = None
+
+
+class PredictionOut(BaseModel):
+    flops: float
+    x_name: str
+    x_opt: float | None
+    x_opt_ci: list[float] | None
+    tokens_opt: float | None
+    tokens_opt_ci: list[float] | None
+    loss_opt: float | None
+    loss_opt_ci: list[float] | None
+    ci: float
+    extrapolation_factor: float | None
+    warnings: list[str]
+
+
+class NearestOut(BaseModel):
+    run_id: str | None
+    x_name: str
+    x: float | None
+    log_distance: float | None
+    budget_label: str | None
+    final_val_loss: float | None
+    config: dict[str, Scalar] = Field(description="the config family (iterations, top_k, experts, layers ...)")
+    trainable: dict[str, dict[str, Scalar]] = Field(description="RunSpec.from_dict-able config at the predicted tokens")
+    alternatives: list[dict[str, Scalar]]
+    n_candidates: int
+    n_excluded_memory: int
+
+
+class TrialBrief(BaseModel):
+    run_id: str | None
+    final_val_loss: float | None
+    peak_memory_bytes: float | None
+    train_flops: float | None
+    family: str | None
+    config: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class OptimalOut(BaseModel):
+    sweep_id: str
+    data_version: int
+    x: XAxis
+    family: Family | None
+    flops: float
+    max_memory_bytes: float | None
+    prediction: PredictionOut | None = Field(None, description="predicted optimum (x, tokens, loss) and intervals")
+    nearest: NearestOut | None = Field(None, description="the nearest trainable config sampled in the sweep")
+    message: str | None = None
+
+
+class Objective(BaseModel):
+    column: str
+    direction: Literal["min", "max"]
+
+
+class ParetoPoint(BaseModel):
+    run_id: str | None
+    on_front: bool
+    values: dict[str, float | None] = Field(description="objective column -> value")
+    budget_label: str | None
+    family: str | None
+    config: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class ParetoOut(BaseModel):
+    sweep_id: str
+    data_version: int
+    objectives: list[Objective]
+    filters: dict[str, Scalar] = Field(default_factory=dict)
+    n_considered: int = Field(description="ok trials after the filters")
+    n_excluded_nan: int = 0
+    front: list[ParetoPoint] = Field(description="non-dominated trials, sorted by the first objective")
+    dominated: list[ParetoPoint] = Field(default_factory=list,
+                                         description="the other considered trials (only with include_dominated=true)")
+    message: str | None = None
+
+
+class CompareRow(BaseModel):
+    budget_label: str
+    budget_flops: float | None
+    coe: TrialBrief | None = Field(description="best CoE trial (lowest val loss) at this budget")
+    moe: TrialBrief | None = Field(description="best MoE trial at this budget")
+    n_coe: int
+    n_moe: int
+    winner: Literal["coe", "moe", "tie"] | None
+    loss_diff: float | None = Field(description="CoE minus MoE val loss (negative: CoE better)")
+    loss_rel_diff: float | None
+    peak_memory_diff_bytes: float | None = Field(description="CoE minus MoE measured peak memory")
+    peak_memory_ratio: float | None
+    train_flops_diff: float | None = Field(description="CoE minus MoE train FLOPs")
+    train_flops_ratio: float | None
+    params_total_diff: float | None
+    params_active_diff: float | None
+    notes: list[str]
+
+
+class CompareOut(BaseModel):
+    sweep_id: str
+    data_version: int
+    rows: list[CompareRow]
+    message: str | None = None
+
+
+class TrialDetailOut(BaseModel):
+    run_id: str
+    sweep_id: str
+    status: str | None
+    reason: str | None = None
+    params: dict[str, Scalar]
+    finals: dict[str, float | None]
+    tags: dict[str, str] = Field(default_factory=dict)
+    curves: dict[str, list[list[float]]] = Field(description="metric -> [[step, value], ...]")

@@ -1,0 +1,341 @@
+// coe-sweep dashboard page: fetches the JSON API and draws Plotly charts. No build step, no CDN.
+"use strict";
+
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const SYMBOLS = { moe: "circle", coe: "diamond", dense: "square" };
+const TABLE_COLUMNS = ["run_id", "status", "budget_label", "family", "model.iterations", "model.top_k",
+  "model.n_experts", "model.n_layers", "model.d_model", "params_active", "params_total", "tokens",
+  "final_val_loss", "peak_memory_bytes", "wall_s", "reason"];
+const PAGE_ROWS = 50;
+
+const state = { sweep: null, version: null, sort: "final_val_loss", order: "asc", offset: 0, total: 0, timer: null };
+
+function $(id) { return document.getElementById(id); }
+
+async function getJSON(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const body = await response.json();
+  if (!response.ok) {
+    const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
+    throw new Error(detail || response.statusText);
+  }
+  return body;
+}
+
+function fmt(value) {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number") {
+    if (Number.isInteger(value)) return Math.abs(value) >= 1e6 ? value.toExponential(3) : String(value);
+    return Math.abs(value) >= 1e5 || (Math.abs(value) < 1e-3 && value !== 0) ? value.toExponential(3) : value.toFixed(4);
+  }
+  return String(value);
+}
+
+function fmtBytes(value) {
+  if (value === null || value === undefined) return "";
+  const units = [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]];
+  for (const [unit, size] of units) if (Math.abs(value) >= size) return (value / size).toFixed(2) + " " + unit;
+  return value.toFixed(0) + " B";
+}
+
+function configText(config) {
+  return Object.entries(config || {}).map(([k, v]) => k + ": " + fmt(v)).join("<br>");
+}
+
+function setMessage(id, text) { $(id).textContent = text || ""; }
+
+function sweepQuery() {
+  const params = new URLSearchParams({ x: $("x-axis").value });
+  if ($("family").value) params.set("family", $("family").value);
+  return params;
+}
+
+function api(path, params) {
+  const base = "/api/sweeps/" + encodeURIComponent(state.sweep) + path;
+  return params && [...params].length ? base + "?" + params.toString() : base;
+}
+
+// ---- IsoFLOP profiles -------------------------------------------------------------------------
+async function drawIsoflop() {
+  const data = await getJSON(api("/frontier", sweepQuery()));
+  setMessage("isoflop-message", data.message);
+  const traces = [];
+  data.budgets.forEach((budget, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const group = "b" + i;
+    traces.push({
+      type: "scatter", mode: "markers", name: budget.budget_label, legendgroup: group, x: budget.points.map((p) => p.x),
+      y: budget.points.map((p) => p.loss), marker: { color, size: 7, symbol: budget.points.map((p) => SYMBOLS[p.family] || "circle") },
+      text: budget.points.map((p) => "run " + (p.run_id || "").slice(0, 8) + "<br>" + configText(p.config)),
+      hovertemplate: "%{text}<br>x=%{x:.4g}<br>loss=%{y:.4f}<extra>" + budget.budget_label + "</extra>",
+    });
+    if (budget.fit) {
+      traces.push({ type: "scatter", mode: "lines", name: budget.budget_label + " fit", legendgroup: group, showlegend: false,
+        x: budget.fit.curve_x, y: budget.fit.curve_loss, line: { color, dash: "dot", width: 1.5 }, hoverinfo: "skip" });
+      if (budget.fit.x_opt !== null && budget.fit.loss_opt !== null) {
+        const ci = budget.fit.x_opt_ci;
+        traces.push({ type: "scatter", mode: "markers", name: budget.budget_label + " vertex", legendgroup: group, showlegend: false,
+          x: [budget.fit.x_opt], y: [budget.fit.loss_opt], marker: { color, size: 13, symbol: "star", line: { color: "#000", width: 1 } },
+          error_x: ci ? { type: "data", symmetric: false, array: [ci[1] - budget.fit.x_opt], arrayminus: [budget.fit.x_opt - ci[0]], color } : undefined,
+          hovertemplate: "vertex x*=%{x:.4g}<br>loss*=%{y:.4f}" + (ci ? "<br>CI [" + fmt(ci[0]) + ", " + fmt(ci[1]) + "]" : "") +
+            (budget.warnings.length ? "<br>warnings: " + budget.warnings.join(", ") : "") + "<extra>" + budget.budget_label + "</extra>" });
+      }
+    }
+  });
+  Plotly.react("isoflop-plot", traces, {
+    margin: { t: 20, r: 20 }, xaxis: { type: "log", title: { text: data.x } }, yaxis: { title: { text: "final val loss" } },
+    legend: { title: { text: "budget (FLOPs)" } },
+  }, { responsive: true, displaylogo: false });
+}
+
+// ---- optimum vs budget ------------------------------------------------------------------------
+let lastScaling = null;
+
+function lawValue(law, flops) { return law.offset + law.coefficient * Math.pow(flops, law.exponent); }
+
+async function drawScaling(prediction) {
+  const data = await getJSON(api("/scaling", sweepQuery()));
+  lastScaling = data;
+  setMessage("scaling-message", [data.message, ...(data.warnings || [])].filter(Boolean).join(" | "));
+  const traces = [{
+    type: "scatter", mode: "markers", name: "IsoFLOP optimum " + data.x, x: data.points.map((p) => p.budget_flops),
+    y: data.points.map((p) => p.x_opt), marker: { size: 10, color: "#1f77b4" },
+    error_y: { type: "data", symmetric: false, array: data.points.map((p) => (p.x_opt_ci ? p.x_opt_ci[1] - p.x_opt : 0)),
+      arrayminus: data.points.map((p) => (p.x_opt_ci ? p.x_opt - p.x_opt_ci[0] : 0)) },
+    text: data.points.map((p) => "budget " + p.budget_label + "<br>loss* " + fmt(p.loss_opt)),
+    hovertemplate: "%{text}<br>x*=%{y:.4g}<extra></extra>",
+  }];
+  const law = data.laws.find((l) => l.quantity === "x_opt");
+  if (law && law.coefficient !== null && data.points.length) {
+    const budgets = data.points.map((p) => p.budget_flops);
+    if (prediction) budgets.push(prediction.flops);
+    const lo = Math.min(...budgets) / 2, hi = Math.max(...budgets) * 2;
+    const xs = Array.from({ length: 50 }, (_, i) => lo * Math.pow(hi / lo, i / 49));
+    traces.push({ type: "scatter", mode: "lines", name: "fit: x* = " + fmt(law.coefficient) + " C^" + fmt(law.exponent),
+      x: xs, y: xs.map((c) => lawValue(law, c)), line: { dash: "dash", color: "#1f77b4" }, hoverinfo: "skip" });
+  }
+  if (prediction && prediction.prediction) {
+    const p = prediction.prediction;
+    traces.push({ type: "scatter", mode: "markers", name: "prediction at " + fmt(p.flops), x: [p.flops], y: [p.x_opt],
+      marker: { size: 15, symbol: "star", color: "#d62728" },
+      error_y: p.x_opt_ci ? { type: "data", symmetric: false, array: [p.x_opt_ci[1] - p.x_opt], arrayminus: [p.x_opt - p.x_opt_ci[0]] } : undefined,
+      hovertemplate: "predicted x*=%{y:.4g}<br>loss*=" + fmt(p.loss_opt) + "<extra></extra>" });
+  }
+  Plotly.react("scaling-plot", traces, {
+    margin: { t: 20, r: 20 }, xaxis: { type: "log", title: { text: "training budget (FLOPs)" } },
+    yaxis: { type: "log", title: { text: "optimal " + data.x } },
+  }, { responsive: true, displaylogo: false });
+}
+
+async function predict() {
+  const flops = $("target-flops").value.trim();
+  if (!flops) return;
+  const params = sweepQuery();
+  params.set("flops", flops);
+  if ($("target-memory").value.trim()) params.set("max_memory", $("target-memory").value.trim());
+  try {
+    const data = await getJSON(api("/optimal", params));
+    const p = data.prediction;
+    const near = data.nearest;
+    let text = data.message || "";
+    if (p) text = "x*=" + fmt(p.x_opt) + ", tokens*=" + fmt(p.tokens_opt) + ", loss*=" + fmt(p.loss_opt) + (text ? " | " + text : "");
+    if (near) text += " | nearest config: " + Object.entries(near.config).map(([k, v]) => k + "=" + fmt(v)).join(", ");
+    $("prediction").textContent = text;
+    await drawScaling(data);
+  } catch (error) {
+    $("prediction").textContent = String(error.message || error);
+  }
+}
+
+// ---- Pareto front -----------------------------------------------------------------------------
+async function drawPareto() {
+  const params = new URLSearchParams({ objectives: "final_val_loss:min,peak_memory_bytes:min", include_dominated: "true" });
+  if ($("family").value) params.set("family", $("family").value);
+  const data = await getJSON(api("/pareto", params));
+  setMessage("pareto-message", data.message);
+  const hover = (p) => "run " + (p.run_id || "").slice(0, 8) + "<br>" + configText(p.config);
+  const iterations = (p) => (p.config.iterations === undefined ? null : p.config.iterations);
+  const front = [...data.front].sort((a, b) => a.values.peak_memory_bytes - b.values.peak_memory_bytes);
+  const traces = [
+    { type: "scatter", mode: "markers", name: "dominated", x: data.dominated.map((p) => p.values.peak_memory_bytes),
+      y: data.dominated.map((p) => p.values.final_val_loss), text: data.dominated.map(hover),
+      marker: { size: 6, color: "#ccc", symbol: data.dominated.map((p) => SYMBOLS[p.family] || "circle") },
+      hovertemplate: "%{text}<br>mem=%{x:.3s}B<br>loss=%{y:.4f}<extra>dominated</extra>" },
+    { type: "scatter", mode: "lines+markers", name: "Pareto front", x: front.map((p) => p.values.peak_memory_bytes),
+      y: front.map((p) => p.values.final_val_loss), text: front.map(hover), line: { shape: "hv", color: "#444", width: 1 },
+      marker: { size: 12, color: front.map(iterations), colorscale: "Viridis", showscale: true,
+        colorbar: { title: { text: "iterations" } }, symbol: front.map((p) => SYMBOLS[p.family] || "circle"),
+        line: { color: "#000", width: 1 } },
+      hovertemplate: "%{text}<br>mem=%{x:.3s}B<br>loss=%{y:.4f}<extra>front</extra>" },
+  ];
+  for (const [family, symbol] of Object.entries(SYMBOLS)) {  // legend entries for the symbols
+    traces.push({ type: "scatter", mode: "markers", name: family.toUpperCase() + " (" + symbol + ")", x: [null], y: [null],
+      marker: { symbol, color: "#666", size: 10 } });
+  }
+  Plotly.react("pareto-plot", traces, {
+    margin: { t: 20, r: 20 }, xaxis: { title: { text: "measured peak memory (bytes)" }, type: "log" },
+    yaxis: { title: { text: "final val loss" } },
+  }, { responsive: true, displaylogo: false });
+}
+
+// ---- CoE vs MoE table -------------------------------------------------------------------------
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  row.appendChild(td);
+}
+
+function header(table, names) {
+  const tr = document.createElement("tr");
+  for (const name of names) { const th = document.createElement("th"); th.textContent = name; tr.appendChild(th); }
+  table.tHead.replaceChildren(tr);
+}
+
+async function drawCompare() {
+  const data = await getJSON(api("/compare"));
+  setMessage("compare-message", data.message);
+  const table = $("compare-table");
+  header(table, ["budget", "CoE loss", "CoE config", "MoE loss", "MoE config", "loss CoE-MoE", "peak mem CoE-MoE", "FLOPs CoE/MoE", "winner", "notes"]);
+  const body = document.createElement("tbody");
+  for (const r of data.rows) {
+    const tr = document.createElement("tr");
+    const desc = (b) => (b ? "C=" + fmt(b.config.iterations) + " K=" + fmt(b.config.top_k) + " N=" + fmt(b.config.n_experts) + " L=" + fmt(b.config.n_layers) : "-");
+    cell(tr, r.budget_label);
+    cell(tr, r.coe ? fmt(r.coe.final_val_loss) : "-", r.winner === "coe" ? "better" : "");
+    cell(tr, desc(r.coe));
+    cell(tr, r.moe ? fmt(r.moe.final_val_loss) : "-", r.winner === "moe" ? "better" : "");
+    cell(tr, desc(r.moe));
+    cell(tr, fmt(r.loss_diff), r.loss_diff === null ? "" : r.loss_diff < 0 ? "better" : "worse");
+    cell(tr, r.peak_memory_diff_bytes === null ? "" : (r.peak_memory_diff_bytes < 0 ? "-" : "+") + fmtBytes(Math.abs(r.peak_memory_diff_bytes)));
+    cell(tr, fmt(r.train_flops_ratio));
+    cell(tr, r.winner || "-");
+    cell(tr, r.notes.join("; "));
+    body.appendChild(tr);
+  }
+  table.tBodies[0].replaceWith(body);
+}
+
+// ---- trials table -----------------------------------------------------------------------------
+let trialColumns = TABLE_COLUMNS;
+
+async function drawTrials() {
+  const params = new URLSearchParams({ sort: state.sort, order: state.order, limit: String(PAGE_ROWS), offset: String(state.offset),
+    columns: trialColumns.join(",") });
+  if ($("family").value) params.set("family", $("family").value);
+  const data = await getJSON(api("/trials", params));
+  state.total = data.total;
+  setMessage("trials-message", data.message);
+  $("trials-range").textContent = data.total ? " " + (data.offset + 1) + "-" + Math.min(data.offset + data.limit, data.total) + " of " + data.total + " " : " 0 ";
+  const table = $("trials-table");
+  const tr = document.createElement("tr");
+  for (const name of data.columns) {
+    const th = document.createElement("th");
+    th.textContent = name.replace(/^model\./, "");
+    th.dataset.column = name;
+    if (name === state.sort) th.className = state.order === "asc" ? "sorted-asc" : "sorted-desc";
+    th.addEventListener("click", () => {
+      state.order = state.sort === name && state.order === "asc" ? "desc" : "asc";
+      state.sort = name;
+      state.offset = 0;
+      drawTrials().catch(showError("trials-message"));
+    });
+    tr.appendChild(th);
+  }
+  table.tHead.replaceChildren(tr);
+  const body = document.createElement("tbody");
+  for (const row of data.rows) {
+    const r = document.createElement("tr");
+    for (const name of data.columns) {
+      const value = row[name];
+      cell(r, name === "run_id" ? String(value).slice(0, 8) : name.endsWith("_bytes") ? fmtBytes(value) : fmt(value));
+    }
+    body.appendChild(r);
+  }
+  table.tBodies[0].replaceWith(body);
+}
+
+// ---- page wiring ------------------------------------------------------------------------------
+function showError(id) { return (error) => setMessage(id, "error: " + (error.message || error)); }
+
+async function drawAll() {
+  await Promise.all([
+    drawIsoflop().catch(showError("isoflop-message")),
+    drawScaling().catch(showError("scaling-message")),
+    drawPareto().catch(showError("pareto-message")),
+    drawCompare().catch(showError("compare-message")),
+    drawTrials().catch(showError("trials-message")),
+  ]);
+}
+
+async function refreshSweep(force) {
+  const sweep = await getJSON(api(""));
+  $("sweep-status").textContent = sweep.status;
+  $("sweep-status").className = "badge " + sweep.status;
+  $("sweep-counts").textContent = sweep.n_trials + " trials: " + Object.entries(sweep.counts).map(([k, v]) => k + " " + v).join(", ") +
+    " | data version " + sweep.data_version;
+  trialColumns = TABLE_COLUMNS.filter((c) => sweep.columns.includes(c));
+  if (!trialColumns.length) trialColumns = sweep.columns.slice(0, 12);
+  const changed = sweep.data_version !== state.version;
+  state.version = sweep.data_version;
+  if (force || changed) await drawAll();
+  $("refresh-note").textContent = sweep.running ? "live: refreshing every " + sweep.page_refresh_s + " s" : "";
+  return sweep;
+}
+
+function schedule(seconds) {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(async () => {
+    try {
+      const sweep = await refreshSweep(false);
+      if (sweep.running) schedule(sweep.page_refresh_s);
+    } catch (error) {
+      $("refresh-note").textContent = "refresh failed: " + (error.message || error);
+      schedule(seconds * 2);
+    }
+  }, seconds * 1000);
+}
+
+async function initSweep() {
+  state.sweep = document.body.dataset.sweepId;
+  for (const id of ["x-axis", "family"]) $(id).addEventListener("change", () => { state.offset = 0; drawAll(); });
+  $("predict").addEventListener("click", predict);
+  $("trials-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_ROWS); drawTrials(); });
+  $("trials-next").addEventListener("click", () => {
+    if (state.offset + PAGE_ROWS < state.total) { state.offset += PAGE_ROWS; drawTrials(); }
+  });
+  const sweep = await refreshSweep(true);
+  if (sweep.running) schedule(sweep.page_refresh_s);
+}
+
+async function initIndex() {
+  const data = await getJSON("/api/sweeps");
+  setMessage("sweeps-message", data.message);
+  const body = document.createElement("tbody");
+  for (const s of data.sweeps) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = "/sweeps/" + encodeURIComponent(s.id);
+    link.textContent = s.name;
+    td.appendChild(link);
+    tr.appendChild(td);
+    cell(tr, s.status);
+    cell(tr, String(s.n_trials));
+    cell(tr, Object.entries(s.counts).map(([k, v]) => k + " " + v).join(", "));
+    cell(tr, s.start_time || "");
+    cell(tr, s.id.slice(0, 12));
+    body.appendChild(tr);
+  }
+  $("sweeps-table").tBodies[0].replaceWith(body);
+  if (data.sweeps.some((s) => s.status === "RUNNING")) setTimeout(initIndex, Number(document.body.dataset.refreshS) * 1000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.body.dataset.page;
+  const run = page === "sweep" ? initSweep : initIndex;
+  run().catch((error) => {
+    const target = document.querySelector(".message");
+    if (target) target.textContent = "error: " + (error.message || error);
+  });
+});
