@@ -119,15 +119,53 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    raise NotImplementedError("dashboard: not wired yet")
+    import os
+
+    from dashboard.settings import SettingsError, settings_from
+    from dashboard.terminal import serve
+
+    try:
+        settings = settings_from(os.environ, tracking_uri=args.tracking_uri, host=args.host, port=args.port,
+                                 cache_ttl_s=args.cache_ttl)
+    except SettingsError as exc:
+        print(f"coe-sweep dashboard: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    serve(settings)
+    return EXIT_OK
+
+
+def _dashboard_query(args: argparse.Namespace, run: object) -> int:
+    """Shared by `pareto` and `optimal`: tracking URI from flag/env, BadInput -> 2, store down -> 1."""
+    import os
+
+    from coe_sweep.tracking import TrackingError
+    from dashboard.settings import SettingsError, settings_from
+    from dashboard.terminal import BadInput
+
+    try:
+        uri = settings_from(os.environ, tracking_uri=args.tracking_uri).tracking_uri
+        run(uri)  # type: ignore[operator]
+    except (BadInput, SettingsError) as exc:
+        print(f"coe-sweep {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrackingError as exc:
+        print(f"coe-sweep {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
-    raise NotImplementedError("pareto: not wired yet")
+    from dashboard.terminal import pareto
+
+    return _dashboard_query(args, lambda uri: pareto(uri, args.sweep, args.objectives, as_json=args.json,
+                                                     budget=args.budget, family=args.family))
 
 
 def _cmd_optimal(args: argparse.Namespace) -> int:
-    raise NotImplementedError("optimal: not wired yet")
+    from dashboard.terminal import optimal
+
+    return _dashboard_query(args, lambda uri: optimal(uri, args.sweep, args.flops, max_memory=args.max_memory,
+                                                      x=args.x, family=args.family, as_json=args.json))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,12 +207,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("dashboard", help="serve the FastAPI dashboard")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow URI (default: $COE_SWEEP_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1, $COE_SWEEP_DASHBOARD_HOST)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8000, $COE_SWEEP_DASHBOARD_PORT)")
+    p.add_argument("--cache-ttl", type=float, default=None,
+                   help="seconds between re-reads of a running sweep (default 5, $COE_SWEEP_CACHE_TTL_S)")
     p.set_defaults(func=_cmd_dashboard)
 
     p = sub.add_parser("pareto", help="Pareto-optimal trials of a sweep")
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--objectives", default="val_loss,peak_memory",
+                   help="2-3 comma-separated NAME[:min|max] (val_loss, peak_memory, params_total, train_flops, "
+                        "tokens_per_s, or a column name); default val_loss,peak_memory")
+    p.add_argument("--budget", default=None, help="only this budget (label or FLOPs)")
+    p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
+    p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
     p.set_defaults(func=_cmd_pareto)
 
     p = sub.add_parser("optimal", help="predicted compute-optimal config at a budget")
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--flops", type=float, required=True, help="training budget in FLOPs, e.g. 1e15")
+    p.add_argument("--max-memory", default=None, help="memory cap for the nearest config: bytes or 2GB, 512MiB")
+    p.add_argument("--x", choices=("params_active", "params_total", "tokens", "iterations"), default="params_active")
+    p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
+    p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
     p.set_defaults(func=_cmd_optimal)
     return parser
 
