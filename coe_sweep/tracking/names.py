@@ -1,0 +1,130 @@
+"""Names in MLflow (tags, metrics, params) and the (de)serialisation of param values.
+
+The one place that spells the MLflow layout of DESIGN.md: the writer and the reader both import
+these names, so a renamed tag cannot split them. Torch-free and mlflow-free.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# --- tags ---
+TAG_PARENT = "mlflow.parentRunId"
+TAG_RUN_NAME = "mlflow.runName"
+TAG_KIND = "coe_sweep.kind"  # sweep | trial
+TAG_CONFIG_HASH = "coe_sweep.config_hash"
+TAG_SPEC_HASH = "coe_sweep.spec_hash"
+TAG_SWEEP_NAME = "coe_sweep.sweep_name"
+TAG_STATUS = "coe_sweep.status"  # ok | diverged | oom | failed
+TAG_REASON = "coe_sweep.reason"
+TAG_BUDGET_LABEL = "coe_sweep.budget_label"
+TAG_FAMILY = "coe_sweep.family"  # moe | coe | dense
+TAG_SIMULATED = "coe_sweep.simulated"  # "true" | "false"
+TAG_DEVICE = "coe_sweep.device"
+
+KIND_SWEEP = "sweep"
+KIND_TRIAL = "trial"
+
+# --- metrics ---
+STEP_METRICS = ("train_loss", "val_loss")
+FINAL_METRICS = (
+    "final_val_loss",
+    "final_train_loss",
+    "train_flops_per_token",
+    "train_flops",
+    "tokens",
+    "steps",
+    "params_total",
+    "params_active",
+    "peak_memory_bytes",
+    "allocated_after_step_bytes",
+    "estimated_memory_bytes",
+    "tokens_per_s",
+    "wall_s",
+    "mfu",
+)
+# RunResult attribute -> final metric name (only train_flops differs).
+RESULT_TO_METRIC = {name: name for name in FINAL_METRICS} | {"flops": "train_flops"}
+RESULT_TO_METRIC.pop("train_flops")
+ROUTING_PREFIX = "routing."
+
+# --- params ---
+PARAM_BUDGET_LABEL = "budget_label"
+PARAM_BUDGET_FLOPS = "budget_flops"
+PARAM_PREFIXES = ("model.", "train.", "data.", "horizon.")
+LABEL_PARAMS = frozenset({PARAM_BUDGET_LABEL})
+
+SPEC_ARTIFACT = "spec.yaml"
+RESULT_ARTIFACT = "result.json"
+
+MAX_PARAM_VALUE_CHARS = 6000  # MLflow 3 limit
+MAX_TAG_VALUE_CHARS = 5000  # below MLflow's 8000, leaves room for multi-byte text
+
+TRIAL_STATUSES = ("ok", "diverged", "oom", "failed")
+RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+Scalar = str | int | float | bool | None
+
+_INT_RE = re.compile(r"[+-]?\d+")
+_FLOAT_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def param_to_str(key: str, value: Scalar) -> str:
+    """Serialise one param value for MLflow: Python's str() for scalars, repr() for floats (round-trips)."""
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"param key {key!r} is invalid: expected a non-empty string")
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise TypeError(f"param {key}={value!r} ({type(value).__name__}) is invalid: expected a scalar "
+                        "(str, int, float, bool or None); flatten nested values first")
+    text = repr(value) if isinstance(value, float) else str(value)
+    if len(text) > MAX_PARAM_VALUE_CHARS:
+        raise ValueError(f"param {key} has a {len(text)}-character value: expected at most "
+                         f"{MAX_PARAM_VALUE_CHARS} characters (MLflow's limit)")
+    return text
+
+
+def params_to_str(params: Mapping[str, Scalar]) -> dict[str, str]:
+    return {key: param_to_str(key, value) for key, value in params.items()}
+
+
+def parse_param(text: str) -> Scalar:
+    """Inverse of param_to_str: 'True' -> True, '3' -> 3, '0.001' -> 0.001, 'None' -> None, else the string."""
+    if text in ("True", "true"):
+        return True
+    if text in ("False", "false"):
+        return False
+    if text == "None":
+        return None
+    if _INT_RE.fullmatch(text):
+        return int(text)
+    if _FLOAT_RE.fullmatch(text):
+        return float(text)
+    return text
+
+
+def parse_params(params: Mapping[str, str]) -> dict[str, Scalar]:
+    """Typed params; labels (budget_label) stay strings even when they look like numbers ('1e12')."""
+    return {key: value if key in LABEL_PARAMS else parse_param(value) for key, value in params.items()}
+
+
+def family_of(params: Mapping[str, Scalar]) -> str:
+    """moe | coe | dense from flat params (model.dense, model.iterations); 'unknown' without them."""
+    if params.get("model.dense") in (True, "True", "true"):
+        return "dense"
+    iterations = params.get("model.iterations")
+    if iterations is None:
+        return "unknown"
+    return "coe" if int(str(iterations)) > 1 else "moe"
+
+
+def bool_tag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def metric_value(key: str, value: Any) -> float:
+    """A metric value as float; bools and non-numbers are refused with the key named."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"metric {key}={value!r} ({type(value).__name__}) is invalid: expected an int or float")
+    return float(value)

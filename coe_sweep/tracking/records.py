@@ -1,0 +1,84 @@
+"""What the tracking package hands out: frozen records of sweeps and trials, and its exceptions.
+
+Plain dataclasses (no mlflow types leak out of coe_sweep.tracking). Times are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from coe_sweep.tracking.names import Scalar
+
+
+class TrackingError(RuntimeError):
+    """The tracking store refused an operation for a reason retrying cannot fix."""
+
+
+class TrackingUnavailable(TrackingError):
+    """The tracking store cannot be reached (server down, unwritable sqlite directory, ...)."""
+
+
+class NotFound(LookupError):
+    """Base of the read side's 'no such thing' errors (the dashboard maps it to HTTP 404)."""
+
+
+class SweepNotFound(NotFound):
+    """No sweep parent run matches the given id or name."""
+
+
+class TrialNotFound(NotFound):
+    """No trial child run has the given id."""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A trial that reached an end (FINISHED or FAILED with a result), as the driver needs it on resume."""
+
+    run_id: str
+    config_hash: str
+    status: str  # ok | diverged | oom | failed
+    reason: str | None
+    run_status: str  # MLflow: FINISHED | FAILED
+    metrics: dict[str, float]
+    params: dict[str, Scalar]
+    budget_label: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    id: str  # parent run id
+    name: str
+    experiment_id: str
+    status: str  # MLflow status of the parent run: RUNNING | FINISHED | FAILED | KILLED
+    spec_hash: str | None
+    simulated: bool
+    n_trials: int
+    counts: dict[str, int]  # trial status (ok, diverged, oom, failed, running, ...) -> count
+    start_time: int | None
+    end_time: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrialDetail:
+    run_id: str
+    sweep_id: str | None
+    config_hash: str | None
+    status: str
+    reason: str | None
+    run_status: str
+    params: dict[str, Scalar]
+    finals: dict[str, float]  # every metric except the step curves
+    curves: dict[str, list[tuple[int, float]]]  # train_loss / val_loss by step
+    tags: dict[str, str] = field(default_factory=dict)  # coe_sweep.* tags
+    start_time: int | None = None
+    end_time: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

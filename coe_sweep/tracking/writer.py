@@ -1,0 +1,385 @@
+"""SweepTracker: the driver-side writer of one sweep's MLflow layout (DESIGN.md "MLflow layout").
+
+One experiment per sweep name; one parent run per (spec hash, simulated) with the spec YAML as an
+artifact; one child run per trial keyed by config hash (found-or-created, never duplicated);
+params once; step curves train_loss/val_loss; final metrics; status FINISHED or FAILED + reason.
+Uses MlflowClient with explicit run ids (no fluent active-run state), under one lock.
+
+Writes are durable: each goes through coe_sweep.tracking.journal (retry with backoff, then a local
+journal replayed in order by flush(), by later writes once the store answers, and by the next
+start()). While the store is down, start_trial returns a pending ref that every method accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+
+from coe_sweep.run import RunResult
+from coe_sweep.tracking import ops
+from coe_sweep.tracking.connection import (
+    check_reachable,
+    is_transient,
+    make_client,
+    redact_uri,
+    scheme_of,
+    sqlite_path,
+    unavailable,
+)
+from coe_sweep.tracking.journal import Journal, Op, RetryPolicy, call_with_retries
+from coe_sweep.tracking.names import (
+    KIND_SWEEP,
+    KIND_TRIAL,
+    MAX_TAG_VALUE_CHARS,
+    PARAM_BUDGET_LABEL,
+    RESULT_ARTIFACT,
+    RESULT_TO_METRIC,
+    ROUTING_PREFIX,
+    RUN_STATUSES,
+    SPEC_ARTIFACT,
+    TAG_BUDGET_LABEL,
+    TAG_CONFIG_HASH,
+    TAG_DEVICE,
+    TAG_FAMILY,
+    TAG_KIND,
+    TAG_PARENT,
+    TAG_REASON,
+    TAG_SIMULATED,
+    TAG_SPEC_HASH,
+    TAG_STATUS,
+    TAG_SWEEP_NAME,
+    TRIAL_STATUSES,
+    Scalar,
+    bool_tag,
+    family_of,
+    metric_value,
+    params_to_str,
+    parse_params,
+)
+from coe_sweep.tracking.records import TrackingError, TrialRecord
+
+log = logging.getLogger(__name__)
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+DEFAULT_JOURNAL_ROOT = Path.home() / ".cache" / "coe-sweep" / "tracking-journal"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _check_key(field: str, value: str) -> str:
+    if not isinstance(value, str) or not _KEY_RE.fullmatch(value):
+        raise ValueError(f"{field}={value!r} is invalid: expected a non-empty string of letters, digits, _ . -")
+    return value
+
+
+class SweepTracker:
+    """Writes one sweep to MLflow. Call check_reachable(), start(), then the trial methods, then finish()."""
+
+    def __init__(self, uri: str, sweep_name: str, spec_yaml: str, spec_hash: str, *,
+                 journal_dir: Path | str | None = None, experiment: str | None = None,
+                 simulated: bool = False, retry: RetryPolicy | None = None) -> None:
+        if not isinstance(uri, str) or not uri:
+            raise ValueError(f"uri={uri!r} is invalid: expected an MLflow tracking URI (sqlite:///..., http://...)")
+        if not isinstance(sweep_name, str) or not sweep_name.strip():
+            raise ValueError(f"sweep_name={sweep_name!r} is invalid: expected a non-empty string")
+        self.uri = uri
+        self.sweep_name = sweep_name
+        self.experiment_name = experiment or sweep_name
+        self.spec_yaml = spec_yaml
+        self.spec_hash = _check_key("spec_hash", spec_hash)
+        self.simulated = bool(simulated)
+        self.retry = retry or RetryPolicy()
+        suffix = "-simulated" if simulated else ""
+        self.journal = Journal(journal_dir or DEFAULT_JOURNAL_ROOT / f"{spec_hash[:32]}{suffix}")
+        self._client = make_client(uri)
+        self._lock = threading.RLock()
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self._children: dict[str, str] = {}  # config hash -> run id
+        self._handles: dict[str, str] = {}  # run id or pending ref handed out -> config hash
+        self._resolved: dict[str, str] = {}  # pending ref -> run id
+        self._logged: dict[str, dict[str, set[int]]] = {}  # config hash -> metric key -> steps logged
+        self._backlog = len(self.journal)
+        self._next_drain_s = 0.0
+
+    # ----- lifecycle -----
+    def check_reachable(self, timeout_s: float = 5.0) -> None:
+        """Raise TrackingUnavailable (naming the URI) within about timeout_s if the store cannot be used."""
+        check_reachable(self.uri, timeout_s)
+
+    def start(self) -> str:
+        """Find-or-create the experiment and the parent run (resumed by spec hash); replay the journal."""
+        with self._lock:
+            self.experiment_id = self._call(self._ensure_experiment, "create the experiment")
+            self.parent_run_id = self._call(self._ensure_parent, "create the sweep run")
+            self._call(self._ensure_spec_artifact, "log the spec artifact")
+            remaining = self.flush()
+            if remaining:
+                log.warning("tracking: %d journaled writes could not be replayed yet (%s)", remaining,
+                            self.journal.path)
+            return self.parent_run_id
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """End the parent run (FINISHED | FAILED | KILLED) after draining the journal."""
+        status_up = str(status).upper()
+        if status_up not in RUN_STATUSES:
+            raise ValueError(f"status={status!r} is invalid: expected one of {', '.join(RUN_STATUSES)}")
+        with self._lock:
+            parent = self._require_started()
+            self.flush()
+            self._write({"op": "set_terminated", "run": parent, "status": status_up})
+            if self._backlog:
+                log.warning("tracking: %d writes remain in the journal %s; they are replayed by flush() or "
+                            "the next launch of this sweep", self._backlog, self.journal.path)
+
+    @property
+    def pending_writes(self) -> int:
+        """Writes journaled locally and not yet in the store."""
+        return self._backlog
+
+    def flush(self) -> int:
+        """Replay the journal in order with the full retry policy; returns how many writes remain."""
+        with self._lock:
+            return self._drain(self.retry)
+
+    # ----- trials -----
+    def finished_trials(self) -> dict[str, TrialRecord]:
+        """Child runs that ended with a result (FINISHED, or FAILED with a coe_sweep.status tag)."""
+        with self._lock:
+            parent = self._require_started()
+            experiment_id = self.experiment_id
+            assert experiment_id is not None
+            runs = self._call(lambda: ops.search_all(self._client, [experiment_id], ops.children_filter(parent),
+                                                     ["attributes.start_time ASC"]), "list trials")
+            records: dict[str, TrialRecord] = {}
+            for run in runs:
+                config = run.data.tags.get(TAG_CONFIG_HASH)
+                if config is None:
+                    continue
+                self._children.setdefault(config, run.info.run_id)
+                status = run.data.tags.get(TAG_STATUS)
+                if run.info.status in ("FINISHED", "FAILED") and status and config not in records:
+                    params = parse_params(run.data.params)
+                    records[config] = TrialRecord(
+                        run_id=run.info.run_id, config_hash=config, status=status,
+                        reason=run.data.tags.get(TAG_REASON) or None, run_status=run.info.status,
+                        metrics=dict(run.data.metrics), params=params,
+                        budget_label=run.data.tags.get(TAG_BUDGET_LABEL, _opt_str(params.get(PARAM_BUDGET_LABEL))))
+            return records
+
+    def start_trial(self, config_hash: str, params: Mapping[str, Scalar],
+                    tags: Mapping[str, Any] | None = None) -> str:
+        """Find-or-create the child run of this config hash; returns its run id (or a pending ref)."""
+        _check_key("config_hash", config_hash)
+        params_str = params_to_str(params)
+        user_tags = {_check_key("tag", str(k)): str(v) for k, v in (tags or {}).items()}
+        for key, value in user_tags.items():
+            if len(value) > MAX_TAG_VALUE_CHARS:
+                raise ValueError(f"tag {key} has a {len(value)}-character value: expected at most {MAX_TAG_VALUE_CHARS}")
+        with self._lock:
+            parent = self._require_started()
+            assert self.experiment_id is not None
+            budget_label = user_tags.get(TAG_BUDGET_LABEL) or _opt_str(params.get(PARAM_BUDGET_LABEL))
+            run_tags = {TAG_FAMILY: family_of(params)} | ({TAG_BUDGET_LABEL: budget_label} if budget_label else {})
+            run_tags |= user_tags | {
+                TAG_PARENT: parent, TAG_KIND: KIND_TRIAL, TAG_CONFIG_HASH: config_hash,
+                TAG_SPEC_HASH: self.spec_hash, TAG_SWEEP_NAME: self.sweep_name,
+                TAG_SIMULATED: user_tags.get(TAG_SIMULATED, bool_tag(self.simulated)),
+            }
+            op: Op = {"op": "create_trial", "experiment_id": self.experiment_id, "parent_run_id": parent,
+                      "config_hash": config_hash, "params": params_str, "tags": run_tags,
+                      "run_name": f"{budget_label}-{config_hash[:8]}" if budget_label else config_hash}
+            self._write(op)
+            ref = ops.pending_ref(self.experiment_id, parent, config_hash)
+            run_id = self._resolved.get(ref, ref)
+            self._handles[run_id] = config_hash
+            return run_id
+
+    def log_progress(self, run_id: str, step: int, metrics: Mapping[str, Any]) -> None:
+        """Step metrics (train_loss, val_loss, ...) at `step`; a (key, step) already logged is skipped."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step={step!r} is invalid: expected an integer >= 0")
+        values = {k: metric_value(k, v) for k, v in metrics.items() if v is not None and k != "step"}
+        with self._lock:
+            ts = _now_ms()
+            points = [[k, v, ts, step] for k, v in values.items() if self._claim(run_id, k, step)]
+            if points:
+                self._write({"op": "log_batch", "run": run_id, "metrics": points})
+
+    def log_result(self, run_id: str, result: RunResult) -> None:
+        """Curves by step (points not logged yet), final metrics, status tags, result.json, run status."""
+        if getattr(result, "status", None) not in TRIAL_STATUSES:
+            raise ValueError(f"result.status={getattr(result, 'status', None)!r} is invalid: expected one of "
+                             f"{', '.join(TRIAL_STATUSES)}")
+        with self._lock:
+            ts = _now_ms()
+            points: list[list[Any]] = []
+            for key, curve in (("train_loss", result.train_curve), ("val_loss", result.val_curve)):
+                points += [[key, float(v), ts, int(s)] for s, v in curve if self._claim(run_id, key, int(s))]
+            for attr, key in RESULT_TO_METRIC.items():
+                value = getattr(result, attr, None)
+                if value is not None:
+                    points.append([key, metric_value(key, value), ts, 0])
+            points += [[k, v, ts, 0] for k, v in _routing_metrics(result.routing).items()]
+            tags = {TAG_STATUS: result.status, TAG_SIMULATED: bool_tag(result.simulated), TAG_DEVICE: result.device,
+                    TAG_REASON: (result.reason or "")[:MAX_TAG_VALUE_CHARS]}
+            self._write({"op": "log_batch", "run": run_id, "metrics": points, "tags": tags})
+            text = json.dumps(result.to_dict(), indent=1, default=str, allow_nan=True)
+            self._write({"op": "log_text", "run": run_id, "text": text, "path": RESULT_ARTIFACT})
+            self._write({"op": "set_terminated", "run": run_id,
+                         "status": "FINISHED" if result.status == "ok" else "FAILED"})
+
+    # ----- internals -----
+    def _require_started(self) -> str:
+        if self.parent_run_id is None:
+            raise RuntimeError("SweepTracker.start() must be called before writing trials")
+        return self.parent_run_id
+
+    def _call(self, fn: Any, what: str) -> Any:
+        """A store call that must succeed now (start-up, reads): retried, then TrackingUnavailable."""
+        try:
+            return call_with_retries(fn, self.retry, what)
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable(self.uri, f"could not {what} ({str(exc).splitlines()[0][:200]})") from exc
+            raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused to {what}: {exc}") from exc
+
+    def _ensure_experiment(self) -> str:
+        experiment = self._client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            try:
+                return self._client.create_experiment(self.experiment_name,
+                                                      artifact_location=self._artifact_location(),
+                                                      tags={TAG_KIND: KIND_SWEEP})
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment = self._client.get_experiment_by_name(self.experiment_name)
+                assert experiment is not None
+        if experiment.lifecycle_stage != "active":
+            raise TrackingError(
+                f"experiment {self.experiment_name!r} in {redact_uri(self.uri)} is deleted: restore it "
+                "(`mlflow experiments restore --experiment-id "
+                f"{experiment.experiment_id}`) or purge it (`mlflow gc`) before launching this sweep")
+        return experiment.experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Beside the sqlite file (MLflow's default, ./mlruns, would depend on the working directory)."""
+        if scheme_of(self.uri) != "sqlite":
+            return None
+        path = sqlite_path(self.uri)
+        if path is None:
+            return None
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", self.experiment_name)
+        return (path.resolve().parent / "mlartifacts" / safe).as_uri()
+
+    def _ensure_parent(self) -> str:
+        assert self.experiment_id is not None
+        found = self._client.search_runs(
+            [self.experiment_id],
+            filter_string=(f"tags.`{TAG_KIND}` = '{KIND_SWEEP}' and tags.`{TAG_SPEC_HASH}` = '{self.spec_hash}' "
+                           f"and tags.`{TAG_SIMULATED}` = '{bool_tag(self.simulated)}'"),
+            order_by=["attributes.start_time DESC"], max_results=1)
+        if found:
+            run = found[0]
+            if run.info.status != "RUNNING":
+                self._client.update_run(run.info.run_id, status="RUNNING")
+            log.info("tracking: resuming sweep run %s (spec %s)", run.info.run_id, self.spec_hash)
+            return run.info.run_id
+        created = self._client.create_run(
+            self.experiment_id, run_name=self.sweep_name,
+            tags={TAG_KIND: KIND_SWEEP, TAG_SPEC_HASH: self.spec_hash, TAG_SWEEP_NAME: self.sweep_name,
+                  TAG_SIMULATED: bool_tag(self.simulated)})
+        return created.info.run_id
+
+    def _ensure_spec_artifact(self) -> None:
+        assert self.parent_run_id is not None
+        if not any(f.path == SPEC_ARTIFACT for f in self._client.list_artifacts(self.parent_run_id)):
+            self._client.log_text(self.parent_run_id, self.spec_yaml, SPEC_ARTIFACT)
+
+    def _claim(self, run_id: str, key: str, step: int) -> bool:
+        """True (and remembered) if (key, step) is not logged yet for this trial."""
+        steps = self._logged.setdefault(self._handles.get(run_id, run_id), {}).setdefault(key, set())
+        if step in steps:
+            return False
+        steps.add(step)
+        return True
+
+    def _apply(self, op: Op) -> None:
+        created = ops.apply_op(self._client, op, self._resolved)
+        if created is not None:
+            self._children[op["config_hash"]] = created.run_id
+            if created.reused and op["config_hash"] not in self._logged:
+                self._seed_logged(op["config_hash"], created.run_id)
+
+    def _seed_logged(self, config_hash: str, run_id: str) -> None:
+        """Steps a previous attempt of this trial already logged, so they are not logged twice."""
+        logged = self._logged.setdefault(config_hash, {})
+        for key in ("train_loss", "val_loss"):
+            logged.setdefault(key, set()).update(m.step for m in self._client.get_metric_history(run_id, key))
+
+    def _write(self, op: Op) -> None:
+        """Apply now (with retries) or, while the store is unreachable, journal it in order."""
+        if self._backlog:
+            self.journal.append(op)
+            self._backlog += 1
+            if time.monotonic() >= self._next_drain_s:
+                self._drain(RetryPolicy(attempts=1, reconnect_interval_s=self.retry.reconnect_interval_s))
+            return
+        try:
+            call_with_retries(lambda: self._apply(op), self.retry, f"tracking {op['op']}")
+        except Exception as exc:
+            if not is_transient(exc):
+                raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused {op['op']}: {exc}") from exc
+            log.warning("tracking: MLflow store %s unreachable (%s); journaling writes to %s",
+                        redact_uri(self.uri), str(exc).splitlines()[0][:200], self.journal.path)
+            self.journal.append(op)
+            self._backlog += 1
+            self._next_drain_s = time.monotonic() + self.retry.reconnect_interval_s
+
+    def _drain(self, policy: RetryPolicy) -> int:
+        entries = self.journal.entries()
+        if not entries:
+            self._backlog = 0
+            return 0
+        for position, (index, op) in enumerate(entries):
+            try:
+                call_with_retries(lambda op=op: self._apply(op), policy, f"replay {op.get('op')}")
+            except Exception as exc:
+                if is_transient(exc):
+                    self._next_drain_s = time.monotonic() + policy.reconnect_interval_s
+                    self._backlog = len(entries) - position
+                    return self._backlog
+                self.journal.reject(op, exc)
+            self.journal.mark_applied(index + 1)
+        self.journal.clear()
+        log.info("tracking: replayed %d journaled writes into %s", len(entries), redact_uri(self.uri))
+        self._backlog = 0
+        return 0
+
+
+def _opt_str(value: Scalar) -> str | None:
+    return None if value is None else str(value)
+
+
+def _routing_metrics(routing: Mapping[str, Any], prefix: str = ROUTING_PREFIX) -> dict[str, float]:
+    """Numeric scalars of the routing summary (nested dicts flattened with dots) as final metrics."""
+    out: dict[str, float] = {}
+    for key, value in routing.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= _routing_metrics(value, name + ".")
+        elif isinstance(value, int | float) and not isinstance(value, bool) and _KEY_RE.fullmatch(name):
+            out[name] = float(value)
+    return out
+
