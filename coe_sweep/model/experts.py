@@ -19,6 +19,9 @@ FlopCounterMode can see (it counts 0 for grouped_mm). Both compute the same func
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,22 +67,21 @@ class RoutedExperts(nn.Module):
     # --- grouped dispatch -------------------------------------------------------------------
     def _grouped(self, x_SD: torch.Tensor, topk_idx_SK: torch.Tensor, weights_SK: torch.Tensor) -> torch.Tensor:
         S, K = topk_idx_SK.shape
-        E = self.n_experts
+        E, D, Fw = self.w_down_EDF.shape
         dtype = x_SD.dtype
         with torch.no_grad():
-            expert_A = topk_idx_SK.reshape(-1)
-            order_A = torch.argsort(expert_A, stable=True)  # sorted row j holds slot order_A[j]
-            inverse_A = torch.empty_like(order_A)
-            inverse_A[order_A] = torch.arange(order_A.numel(), device=order_A.device)
-            offsets_E = torch.cumsum(torch.bincount(expert_A, minlength=E), 0).to(torch.int32)
-            token_A = order_A // K
-        x_AD = _GatherRows.apply(x_SD, token_A, inverse_A, K)  # (A, D) sorted by expert
-        gate_AF = F.grouped_mm(x_AD, self.w_gate_EFD.to(dtype).transpose(-2, -1), offs=offsets_E)
-        up_AF = F.grouped_mm(x_AD, self.w_up_EFD.to(dtype).transpose(-2, -1), offs=offsets_E)
-        h_AF = F.silu(gate_AF) * up_AF
-        y_AD = F.grouped_mm(h_AF, self.w_down_EDF.to(dtype).transpose(-2, -1), offs=offsets_E)
-        y_SKD = _PermuteRows.apply(y_AD, inverse_A, order_A).view(S, K, -1)  # back to slot order
-        return torch.bmm(weights_SK.unsqueeze(1), y_SKD).squeeze(1)  # (S, 1, K) @ (S, K, D)
+            slots = SlotMap.build(topk_idx_SK, E)
+        x_AD = _GatherRows.apply(x_SD, slots)  # (A, D), rows sorted by expert
+        # gate and up as ONE grouped matmul: x_AD is read once and its gradient is one tensor
+        w_gate_up = torch.cat((self.w_gate_EFD, self.w_up_EFD), dim=1).to(dtype)  # (E, 2F, D)
+        gate_up_A2F = F.grouped_mm(x_AD, w_gate_up.transpose(-2, -1), offs=slots.offsets_E)
+        gate_AF, up_AF = gate_up_A2F.split(Fw, dim=1)
+        # the gate weight scales the (narrower) hidden row instead of the output row: same function,
+        # half the bytes, and the K-row combine below becomes an unweighted sum
+        weight_A1 = weights_SK.reshape(-1).index_select(0, slots.order_A).unsqueeze(1)
+        h_AF = F.silu(gate_AF) * (up_AF * weight_A1)
+        y_AD = F.grouped_mm(h_AF, self.w_down_EDF.to(dtype).transpose(-2, -1), offs=slots.offsets_E)
+        return _SumRows.apply(y_AD, slots)  # (S, D)
 
     # --- reference loop dispatch ------------------------------------------------------------
     def _expert(self, x_RD: torch.Tensor, e: int) -> torch.Tensor:
@@ -111,33 +113,73 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+@dataclass
+class SlotMap:
+    """Bookkeeping (no gradient) that maps the A = S*K token-slots to expert-sorted rows.
+
+    order_A[j] is the slot (s*K + k) held by sorted row j; token_A[j] = order_A[j] // K its token;
+    offsets_E the int32 end offset of each expert's rows; sum_SA (CPU fp32/fp64 only) the sparse
+    CSR (S, A) 0/1 matrix whose row s has ones at the K sorted rows of token s, so that
+    `sum_SA @ y_AD` adds each token's K rows in one pass over y (no permuted copy, no scatter).
+    """
+
+    order_A: torch.Tensor
+    token_A: torch.Tensor
+    inverse_A: torch.Tensor
+    offsets_E: torch.Tensor
+    K: int
+    sum_SA: torch.Tensor | None
+
+    @staticmethod
+    def build(topk_idx_SK: torch.Tensor, n_experts: int) -> SlotMap:
+        S, K = topk_idx_SK.shape
+        expert_A = topk_idx_SK.reshape(-1)
+        order_A = torch.argsort(expert_A, stable=True)
+        inverse_A = torch.empty_like(order_A)
+        inverse_A[order_A] = torch.arange(order_A.numel(), device=order_A.device)
+        offsets_E = torch.cumsum(torch.bincount(expert_A, minlength=n_experts), 0).to(torch.int32)
+        return SlotMap(order_A, order_A // K, inverse_A, offsets_E, K, None)
+
+    def sum_rows(self, y_AD: torch.Tensor) -> torch.Tensor:
+        """out[s] = sum_k y_AD[inverse[s*K + k]]."""
+        if y_AD.device.type == "cpu" and y_AD.dtype in (torch.float32, torch.float64):
+            if self.sum_SA is None or self.sum_SA.dtype != y_AD.dtype:
+                A = self.order_A.numel()
+                S = A // self.K
+                crow = torch.arange(0, A + 1, self.K, dtype=torch.int32)
+                cols = self.inverse_A.view(S, self.K).sort(dim=1).values.reshape(-1).to(torch.int32)
+                with warnings.catch_warnings():  # "sparse CSR support is in beta": known, tested here
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.sum_SA = torch.sparse_csr_tensor(crow, cols, torch.ones(A, dtype=y_AD.dtype),
+                                                          size=(S, A), check_invariants=False)
+            return self.sum_SA @ y_AD
+        # bf16 (no CPU sparse kernel) and CUDA: a permuted gather and a sum over K
+        return y_AD.index_select(0, self.inverse_A).view(-1, self.K, y_AD.shape[-1]).sum(dim=1)
+
+
 class _GatherRows(Function):
     """x_SD -> x_SD[token_A]: each token repeated K times, in expert-sorted order.
-    Backward: grad_x[s] = sum_k grad[inverse[s*K + k]] -- a gather and a sum, no scatter."""
+    Backward: grad_x[s] = sum of the K rows of token s (SlotMap.sum_rows), no scatter."""
 
     @staticmethod
-    def forward(ctx, x_SD: torch.Tensor, token_A: torch.Tensor, inverse_A: torch.Tensor, K: int) -> torch.Tensor:  # noqa: ANN001
-        ctx.save_for_backward(inverse_A)
-        ctx.K = K
-        return x_SD.index_select(0, token_A)
+    def forward(ctx, x_SD: torch.Tensor, slots: SlotMap) -> torch.Tensor:  # noqa: ANN001
+        ctx.slots = slots
+        return x_SD.index_select(0, slots.token_A)
 
     @staticmethod
-    def backward(ctx, grad_AD: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # noqa: ANN001
-        (inverse_A,) = ctx.saved_tensors
-        D = grad_AD.shape[-1]
-        grad_SD = grad_AD.index_select(0, inverse_A).view(-1, ctx.K, D).sum(dim=1)
-        return grad_SD, None, None, None
+    def backward(ctx, grad_AD: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        return ctx.slots.sum_rows(grad_AD.contiguous()), None
 
 
-class _PermuteRows(Function):
-    """y -> y[perm] for a permutation whose inverse is known; backward is grad[inverse]."""
+class _SumRows(Function):
+    """y_AD (expert-sorted rows) -> out_SD, the sum of each token's K rows.
+    Backward: grad_y = grad_out[token_A] (a gather)."""
 
     @staticmethod
-    def forward(ctx, y_AD: torch.Tensor, perm_A: torch.Tensor, inverse_A: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        ctx.save_for_backward(inverse_A)
-        return y_AD.index_select(0, perm_A)
+    def forward(ctx, y_AD: torch.Tensor, slots: SlotMap) -> torch.Tensor:  # noqa: ANN001
+        ctx.slots = slots
+        return slots.sum_rows(y_AD)
 
     @staticmethod
-    def backward(ctx, grad_AD: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: ANN001
-        (inverse_A,) = ctx.saved_tensors
-        return grad_AD.index_select(0, inverse_A), None, None
+    def backward(ctx, grad_SD: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        return grad_SD.index_select(0, ctx.slots.token_A), None
