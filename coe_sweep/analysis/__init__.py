@@ -1,4 +1,32 @@
 """Fits and frontiers over a sweep's trials frame: IsoFLOP profiles, scaling laws, CoE-vs-MoE, Pareto sets.
 
-numpy/scipy/pandas only (no web, no MLflow, no torch). Column names live in `columns`.
+numpy/scipy/pandas only (no web, no MLflow, no torch). Column and objective names live in `columns`.
 """
+
+from coe_sweep.analysis.compare import BudgetComparison, coe_vs_moe, comparison_frame
+from coe_sweep.analysis.isoflop import IsoFlopProfile, IsoFlopWarning, isoflop_profiles
+from coe_sweep.analysis.pareto import (
+    ParetoSet,
+    first_front_mask,
+    non_dominated_sort,
+    pareto_front,
+    pareto_set,
+    resolve_objectives,
+)
+from coe_sweep.analysis.scaling import (
+    LossLaw,
+    NearestConfig,
+    NotEnoughData,
+    PowerLaw,
+    Prediction,
+    ScalingFit,
+    nearest_config,
+    scaling_fit,
+)
+
+__all__ = [
+    "BudgetComparison", "IsoFlopProfile", "IsoFlopWarning", "LossLaw", "NearestConfig", "NotEnoughData",
+    "ParetoSet", "PowerLaw", "Prediction", "ScalingFit", "coe_vs_moe", "comparison_frame", "first_front_mask",
+    "isoflop_profiles", "nearest_config", "non_dominated_sort", "pareto_front", "pareto_set",
+    "resolve_objectives", "scaling_fit",
+]
