@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from dashboard.cache import SweepCache, TrackingReader
+from dashboard.deps import explain_validation_error
 from dashboard.routers import compare, frontier, pages, pareto, scaling, sweeps, trials
 from dashboard.settings import Settings, get_settings
 
@@ -33,6 +35,7 @@ def create_app(store: TrackingReader | SweepCache, settings: Settings | None = N
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    app.add_exception_handler(RequestValidationError, explain_validation_error)  # type: ignore[arg-type]
     app.state.cache = cache
     app.state.settings = settings
     for module in (sweeps, trials, frontier, scaling, pareto, compare):

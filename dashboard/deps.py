@@ -8,14 +8,19 @@ a bad objective or column name has exactly the documented 422 shape (HTTPValidat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
+from dashboard.answers import parse_objectives
 from dashboard.cache import SweepCache, SweepData, UnknownSweep
 from dashboard.schemas import ErrorMessage
 from dashboard.settings import Settings
+from dashboard.units import parse_bytes
 
 NOT_FOUND = {404: {"model": ErrorMessage, "description": "unknown sweep or trial (named in `detail`)"}}
 
@@ -45,6 +50,48 @@ SweepDep = Annotated[SweepData, Depends(get_sweep)]
 
 LimitQ = Annotated[int, Query(ge=1, le=1000, description="rows per page (1..1000)")]
 OffsetQ = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]
+
+
+def _parser_message(parse: Callable[[str], Any]) -> Callable[[str], str | None]:
+    def explain(value: str) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return explain
+
+
+# What a pattern-checked parameter accepts, in words (FastAPI's own message only quotes the regex);
+# where a parser exists its own message (naming the bad part and listing accepted values) is used.
+PARAM_EXPLAINERS: dict[str, Callable[[str], str | None]] = {
+    "max_memory": _parser_message(parse_bytes),
+    "objectives": _parser_message(parse_objectives),
+}
+PARAM_HINTS = {
+    "max_memory": "a positive size in bytes, optionally with a unit: 2000000000, 2e9, 2GB, 1.5GiB, 512MB",
+    "objectives": "2-3 distinct comma-separated NAME[:min|max], e.g. final_val_loss:min,peak_memory_bytes:min",
+    "sort": "a column name of the trials frame, e.g. final_val_loss",
+    "columns": "comma-separated column names of the trials frame",
+    "budget": "a budget label or FLOPs of the sweep, e.g. 1e15",
+}
+
+
+async def explain_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 body, with each message naming the parameter and the value it refused."""
+    errors = []
+    for error in exc.errors():
+        error = dict(error)
+        name = str(error["loc"][-1]) if error.get("loc") else ""
+        if name and "input" in error and not str(error.get("msg", "")).startswith(f"{name}="):
+            pattern = error.get("type") == "string_pattern_mismatch"
+            explained = PARAM_EXPLAINERS[name](str(error["input"])) if pattern and name in PARAM_EXPLAINERS else None
+            hint = PARAM_HINTS.get(name) if pattern else None
+            error["msg"] = explained or (f"{name}={error['input']!r} is invalid: "
+                                         + (f"expected {hint}" if hint else error["msg"]))
+        error.pop("ctx", None) if error.get("type") == "value_error" else None
+        errors.append(error)
+    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": errors}))
 
 
 def invalid_query(param: str, value: Any, accepted: str = "", *, message: str | None = None) -> NoReturn:

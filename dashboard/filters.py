@@ -17,7 +17,8 @@ from dashboard.deps import invalid_query
 from dashboard.schemas import Family, TrialStatus
 
 StatusQ = Annotated[list[TrialStatus] | None, Query(description="keep these trial statuses (repeatable)")]
-BudgetQ = Annotated[str | None, Query(max_length=64, description="budget label or FLOPs, e.g. 1e15")]
+BudgetQ = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$",
+                                      description="budget label or FLOPs, e.g. 1e15")]
 FamilyQ = Annotated[Family | None, Query(description="moe | coe | dense")]
 
 

@@ -8,6 +8,7 @@ import re
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _RE = re.compile(r"^\s*(?P<num>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>(?:[kmgt]i?)?b?)\s*$", re.IGNORECASE)
+BYTES_PATTERN = r"^[0-9]*\.?[0-9]+([eE][+-]?[0-9]+)? ?([kKmMgGtT][iI]?)?[bB]?$"  # documented in OpenAPI
 ACCEPTED = "a positive size in bytes, optionally with a unit: 2000000000, 2e9, 2GB, 1.5GiB, 512MB"
 
 

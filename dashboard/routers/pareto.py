@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,13 +13,16 @@ from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
 from dashboard.filters import BudgetQ, FamilyQ, apply_filters
 from dashboard.schemas import ParetoOut
 from dashboard.units import ACCEPTED as BYTES_ACCEPTED
-from dashboard.units import parse_bytes
+from dashboard.units import BYTES_PATTERN, parse_bytes
 
 router = APIRouter(tags=["pareto"])
 
+_NAME = "(" + "|".join(re.escape(n) for n in C.accepted_objectives()) + ")(:(min|max))?"
 ObjectivesQ = Annotated[str, Query(
-    max_length=512, description="2-3 comma-separated NAME[:min|max]; names: " + ", ".join(C.accepted_objectives()))]
-MaxMemoryQ = Annotated[str | None, Query(max_length=32, description="keep trials with peak memory <= this (2GB, 5e8)")]
+    max_length=512, pattern=f"^{_NAME}(,{_NAME}){{1,2}}$",
+    description="2-3 distinct comma-separated NAME[:min|max]; names: " + ", ".join(C.accepted_objectives()))]
+MaxMemoryQ = Annotated[str | None, Query(max_length=32, pattern=BYTES_PATTERN,
+                                         description="keep trials with peak memory <= this (2GB, 5e8)")]
 DominatedQ = Annotated[bool, Query(description="also return the dominated trials (for plots)")]
 
 

@@ -14,12 +14,13 @@ from dashboard.filters import FamilyQ
 from dashboard.routers.frontier import XQ, cached_profiles
 from dashboard.schemas import OptimalOut, ScalingOut
 from dashboard.units import ACCEPTED as BYTES_ACCEPTED
-from dashboard.units import parse_bytes
+from dashboard.units import BYTES_PATTERN, parse_bytes
 
 router = APIRouter(tags=["scaling"])
 
 FlopsQ = Annotated[float, Query(gt=0, le=1e40, allow_inf_nan=False, description="training budget in FLOPs, e.g. 1e15")]
-MaxMemoryQ = Annotated[str | None, Query(max_length=32, description="memory cap: bytes or 2GB / 512MiB")]
+MaxMemoryQ = Annotated[str | None, Query(max_length=32, pattern=BYTES_PATTERN,
+                                         description="memory cap: bytes or 2GB / 512MiB")]
 
 
 def cached_fit(cache: SweepCache, data: SweepData, x: str, family: str | None) -> ScalingFit | str:

@@ -16,9 +16,11 @@ from dashboard.schemas import TrialDetailOut, TrialPage
 
 router = APIRouter(tags=["trials"])
 
-SortQ = Annotated[str, Query(max_length=128, description="any column of the trials frame")]
+SortQ = Annotated[str, Query(max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+                              description="any column of the trials frame")]
 OrderQ = Annotated[Literal["asc", "desc"], Query(description="sort order; missing values always last")]
-ColumnsQ = Annotated[str | None, Query(max_length=4096, description="comma-separated columns to return (default: all)")]
+ColumnsQ = Annotated[str | None, Query(max_length=4096, pattern=r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$",
+                                       description="comma-separated columns to return (default: all)")]
 RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-zA-Z_-]+$")]
 
 

@@ -253,7 +253,7 @@ def test_pareto_bad_objectives_are_422_listing_accepted(client: TestClient) -> N
     assert_422(client.get(url, params={"objectives": "happiness:max,val_loss"}), "objectives", "happiness",
                "final_val_loss", "peak_memory_bytes")
     assert_422(client.get(url, params={"objectives": "val_loss"}), "objectives", "2 to 3")
-    assert_422(client.get(url, params={"objectives": "val_loss:up,peak_memory"}), "objectives", "'min' or 'max'")
+    assert_422(client.get(url, params={"objectives": "val_loss:up,peak_memory"}), "objectives", "'up'", "'min' or 'max'")
     assert_422(client.get(url, params={"objectives": "val_loss,final_val_loss"}), "objectives", "twice")
     assert_422(client.get(url, params={"budget": "1e99"}), "budget", "1e12")
 
