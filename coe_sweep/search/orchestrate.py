@@ -51,7 +51,10 @@ RANDOM_AFTER_ATTEMPTS = 8
 TRIAL_RETRIES = 1  # Tune re-runs a trial whose worker died (FailureConfig); trial exceptions are results
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            # the driver writes its own records; Tune's CSV/JSON/TensorBoard loggers are pure overhead here
-           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_MAX_PENDING_TRIALS_PG": "1"}
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+           # the legacy console engine honours verbose=0 (the new one still prints a config box per budget)
+           "RAY_AIR_NEW_OUTPUT": "0"}
+QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",)  # warns for the result files we do not write
 
 
 # ----------------------------------------------------------------------------------------------- outcome
@@ -154,13 +157,9 @@ def sweep_dir(spec: Any) -> Path:
 
 def _flat_params(plan: Any) -> dict[str, Any]:
     """The trial's MLflow params: flattened run spec (model.*, train.*, data.*, horizon.*) + budget."""
-    flat: dict[str, Any] = {}
-    for section, values in plan.run_spec.to_dict().items():
-        for key, value in values.items():
-            flat[f"{section}.{key}"] = value
-    flat["budget_label"] = plan.budget_label
-    flat["budget_flops"] = plan.budget_flops
-    return flat
+    from coe_sweep.search.candidates import flat_params
+
+    return {**flat_params(plan.run_spec), "budget_label": plan.budget_label, "budget_flops": plan.budget_flops}
 
 
 # ----------------------------------------------------------------------------------------- shared state
@@ -184,12 +183,22 @@ class _Sweep:
     n_failed: int = 0
     stopped_reason: str | None = None
 
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        # Tune pickles the Tuner (for its own restore) and the searcher (experiment-state saves); the live
+        # driver state (tracker client, lock, store) is not picklable and never needed there: resume reads
+        # the result records and MLflow instead.
+        return _detached, ()
+
     def stop_requested(self) -> bool:
         if self.max_failures is not None and self.n_failed >= self.max_failures and not self.stopped_reason:
             self.stopped_reason = (f"stopped after {self.n_failed} failed trial(s) "
                                    f"(max_failures={self.max_failures})")
             log.warning("sweep %s", self.stopped_reason)
         return self.stopped_reason is not None
+
+
+def _detached() -> None:
+    return None
 
 
 # ------------------------------------------------------------------------------------------- searchers
@@ -272,6 +281,9 @@ class _FeasibleOptunaSearch(OptunaSearch):
         return Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        # Tune hands searchers flattened results; the final report is the one with a `status`
+        if "status" in result:  # (it repeats the last evaluation's step)
+            return
         if not isinstance(self.metric, list) and self.metric in result and trial_id in self._ot_trials:
             self._ot_trials[trial_id].report(result[self.metric], int(result.get("step", 0)))
 
@@ -280,12 +292,13 @@ class _FeasibleOptunaSearch(OptunaSearch):
         self._sweep.running.discard(self._hash_of_trial.pop(trial_id, ""))
         if ot_trial is None:
             return
-        rr = (result or {}).get(RUN_RESULT_KEY)
-        values = self._values(RunResult.from_dict(rr)) if rr and not error else None
-        if values is not None:
+        result = result or {}
+        final = "status" in result and not error
+        values = [result.get(n) for n, _ in self._sweep.objectives] if final and result["status"] == "ok" else None
+        if values is not None and all(isinstance(v, int | float) and math.isfinite(v) for v in values):
             self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
-        else:
-            state = optuna.trial.TrialState.FAIL if error or rr else optuna.trial.TrialState.PRUNED
+        else:  # failed (diverged, oom, error) or stopped early (ASHA, max-failures)
+            state = optuna.trial.TrialState.FAIL if error or final else optuna.trial.TrialState.PRUNED
             self._ot_study.tell(ot_trial, state=state)
 
 
@@ -304,7 +317,7 @@ class _GridSearch(Searcher):
         self._sweep.plans[plan.config_hash] = plan
         self._sweep.running.add(plan.config_hash)
         self._hash_of_trial[trial_id] = plan.config_hash
-        return {"params": dict(plan.params), "budget_label": plan.budget_label, "config_hash": plan.config_hash}
+        return {"params": dict(plan.sampled), "budget_label": plan.budget_label, "config_hash": plan.config_hash}
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         self._sweep.running.discard(self._hash_of_trial.pop(trial_id, ""))
@@ -476,13 +489,7 @@ def _resume_state(spec: Any, store: SweepStore, tracker: Any, by_label: dict[str
         plan = plan_trial(spec, by_label[rec.budget_label], dict(rec.params))
         run_id = tracker.start_trial(h, _flat_params(plan), _trial_tags(plan, simulated))
         tracker.log_result(run_id, RunResult.from_dict(rec.result))
-    space_names = set()
-    try:
-        from coe_sweep.search.candidates import optuna_space
-
-        space_names = set(optuna_space(spec))
-    except Exception:  # grid-only specs may have no Optuna space
-        pass
+    space_names = set(spec.space)
     for h, tr in logged.items():
         if h in records:
             continue
@@ -539,6 +546,9 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
     from coe_sweep.tracking import SweepTracker
 
     start_s = time.time()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     objectives = _objectives(spec)
     max_failures = max_failures if max_failures is not None else getattr(spec.search, "max_failures", None)
     store = SweepStore.open(sweep_dir(spec))
@@ -657,7 +667,7 @@ def _run_budget(sweep: _Sweep, budget: Any) -> None:
 
 
 def _optuna_searcher(sweep: _Sweep, budget: Any, trials: int) -> _FeasibleOptunaSearch:
-    from coe_sweep.search.candidates import optuna_space
+    from coe_sweep.search.space import optuna_space
 
     seed = int(sweep.spec.search.seed)
     searcher = _FeasibleOptunaSearch(sweep, budget, dict(optuna_space(sweep.spec)),
@@ -671,16 +681,17 @@ def _optuna_searcher(sweep: _Sweep, budget: Any, trials: int) -> _FeasibleOptuna
 
 
 def _grid_searcher(sweep: _Sweep, budget: Any, trials: int | None) -> tuple[_GridSearch, int]:
-    from coe_sweep.search.candidates import enumerate_candidates
+    from coe_sweep.search.candidates import plan_trial
+    from coe_sweep.search.space import grid_points
 
-    plans = [p for p in enumerate_candidates(sweep.spec) if p.budget_label == budget.label]
+    plans = [plan_trial(sweep.spec, budget, point) for point in grid_points(sweep.spec)]
     bo = sweep.outcome[budget.label]
     for p in plans:
         if not p.feasible:
             bo.rejected[p.config_hash] = str(p.reason)
-            bo.rejected_params[p.config_hash] = dict(p.params)
+            bo.rejected_params[p.config_hash] = dict(p.sampled)
     sweep.progress.budget(budget.label).rejected = len(bo.rejected)
-    feasible = [p for p in plans if p.feasible]
+    feasible = [p for p in plans if p.feasible]  # = candidates.feasible_grid, without planning twice
     if trials is not None:
         feasible = feasible[:trials]
     todo = [p for p in feasible if p.config_hash not in sweep.finished]

@@ -148,8 +148,11 @@ def render_summary(outcome: Any) -> list[Table]:
     """End-of-launch tables from a SweepOutcome: counts per budget, best (or Pareto) configs, rejections."""
     counts = Table(title=f"sweep {outcome.name}" + (" (simulated)" if outcome.simulated else "")
                    + f": {_fmt_s(outcome.wall_s)}")
-    for col in ("budget", "FLOPs", "ok", "failed", "pruned", "rejected", "resumed", "best val loss", "best config"):
-        counts.add_column(col, justify="left" if col in ("budget", "best config") else "right")
+    for col in ("budget", "FLOPs", "ok", "failed", "pruned", "rejected", "resumed", "best val loss"):
+        counts.add_column(col, justify="left" if col == "budget" else "right")
+    best_table = Table(title="best config per budget")
+    for col in ("budget", "val loss", "config"):
+        best_table.add_column(col)
     failures = Table(title="failed trials")
     for col in ("budget", "config", "status", "reason"):
         failures.add_column(col)
@@ -157,11 +160,12 @@ def render_summary(outcome: Any) -> list[Table]:
         best = b.best()
         counts.add_row(b.label, _fmt_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)), str(len(b.pruned)),
                        str(len(b.rejected)), str(sum(t.resumed for t in b.trials)),
-                       "-" if best is None else f"{best.val_loss:.4f}",
-                       "-" if best is None else _fmt_params(best.params))
+                       "-" if best is None else f"{best.val_loss:.4f}")
+        if best is not None:
+            best_table.add_row(b.label, f"{best.val_loss:.4f}", _fmt_params(best.params))
         for t in b.failed:
             failures.add_row(b.label, t.config_hash[:10], t.status, (t.reason or "")[:120])
-    tables = [counts]
+    tables = [counts, best_table]
     if len(outcome.objectives) > 1:
         pareto = Table(title="Pareto set per budget (" + ", ".join(f"{n} {m}" for n, m in outcome.objectives) + ")")
         for col in ("budget", *[n for n, _ in outcome.objectives], "config"):
