@@ -15,15 +15,19 @@ optimizer step: whatever one training step of the caller is) and reports:
   states (`track_external`), plus any `extra_tensors` (e.g. the input batch). One tracker per step:
   MemTracker refuses a second forward of the root module inside one tracker. If MemTracker fails
   (for example a step_fn with several forwards, gradient accumulation), a plain live-storage
-  TorchDispatchMode (`_LiveStorageTracker`) measures the same quantity. Memory that kernels
+  TorchDispatchMode (`_LiveStorageTracker`) measures the same quantity; step_fn is then run again
+  from its start, so it must tolerate that (begin with zero_grad; fetch the batch outside it).
+  Sparse tensors (which have no single storage) count as their index and value tensors. Memory that kernels
   allocate internally without creating tensors (scratch buffers) and allocator overheads are
   not seen on CPU.
 - `allocated_after_step_bytes`: the paper's figure (arXiv 2506.18945 reports `memory_allocated`
   after a step, about 16 bytes x params with AdamW: fp32 weights + grads + 2 states). CUDA:
-  `torch.cuda.memory_allocated()` after the step. CPU: the live tensor bytes the tracker still
-  counts after the step: parameters + buffers + gradients (if the step leaves them set, i.e.
-  zero_grad is called at the start of the step, not the end) + optimizer states + whatever the
-  step keeps alive (e.g. the returned loss).
+  `torch.cuda.memory_allocated()` after the step. CPU: the bytes of the tensors alive after the
+  step: parameters + buffers + gradients (if the step leaves them set, i.e. zero_grad is called at
+  the start of the step, not the end) + optimizer states + `extra_tensors` + what step_fn returned.
+  The live-storage tracker counts every tensor still alive; the MemTracker path counts exactly
+  those persistent tensors (MemTracker's own hooks hold a few step tensors until it is dropped,
+  which would inflate its running total). Both agree on a normal step.
 
 The first optimizer step allocates the optimizer states, so measure a step after the first one
 to see the steady-state peak (weights + states + the larger of activations and gradients).
@@ -108,18 +112,55 @@ def _measure_cuda(step_fn: Callable[[], Any], device: torch.device) -> MemoryMea
 
 def _measure_memtracker(model: nn.Module, step_fn: Callable[[], Any], optimizer: torch.optim.Optimizer | None,
                         extra: list[torch.Tensor], device: torch.device) -> MemoryMeasurement:
-    from torch.distributed._tools.mem_tracker import MemTracker
-
-    tracker = MemTracker()
+    tracker = _make_memtracker()
     tracker.track_external(model, *([optimizer] if optimizer is not None else []), *extra)
     with tracker:
         out = step_fn()
     peak = tracker.get_tracker_snapshot("peak").get(device, {})
-    current = tracker.get_tracker_snapshot("current").get(device, {})
     by_category = {str(getattr(k, "value", k)).lower(): int(v) for k, v in peak.items() if k != "Total"}
-    return MemoryMeasurement(peak_bytes=int(peak.get("Total", 0)),
-                             allocated_after_step_bytes=int(current.get("Total", 0)),
+    # MemTracker's own module hooks keep a few step tensors referenced until it is dropped, so its
+    # "current" total overstates what a step leaves behind; count the persistent tensors instead.
+    after = _persistent_bytes(model, optimizer, extra, out)
+    return MemoryMeasurement(peak_bytes=int(peak.get("Total", 0)), allocated_after_step_bytes=after,
                              method="memtracker", peak_by_category=by_category, step_output=out)
+
+
+def _persistent_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None, extra: list[torch.Tensor],
+                      out: Any) -> int:
+    """Bytes of the distinct storages of parameters, buffers, grads, optimizer states, extra tensors
+    and the tensors step_fn returned."""
+    tensors = _existing_tensors(model, optimizer, extra)
+    tree_map_only(torch.Tensor, tensors.append, out)
+    storages = {id(st): st.nbytes() for t in tensors for part in _dense_parts(t)
+                for st in (part.untyped_storage(),)}
+    return sum(storages.values())
+
+
+_SPARSE_PARTS = {
+    torch.sparse_coo: ("_indices", "_values"),
+    torch.sparse_csr: ("crow_indices", "col_indices", "values"),
+    torch.sparse_bsr: ("crow_indices", "col_indices", "values"),
+    torch.sparse_csc: ("ccol_indices", "row_indices", "values"),
+    torch.sparse_bsc: ("ccol_indices", "row_indices", "values"),
+}
+
+
+def _dense_parts(t: torch.Tensor) -> list[torch.Tensor]:
+    """The strided tensors holding `t`'s memory: itself, or a sparse tensor's index/value tensors."""
+    parts = _SPARSE_PARTS.get(t.layout)
+    return [t] if parts is None else [getattr(t, name)() for name in parts]
+
+
+def _make_memtracker() -> Any:
+    """MemTracker that also counts sparse tensors (it reads `untyped_storage()`, which they lack)."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    class _SparseAwareMemTracker(MemTracker):
+        def _track(self, reftype: Any, t: torch.Tensor) -> None:
+            for part in _dense_parts(t):
+                super()._track(reftype, part)
+
+    return _SparseAwareMemTracker()
 
 
 class _LiveStorageTracker(TorchDispatchMode):
@@ -137,13 +178,14 @@ class _LiveStorageTracker(TorchDispatchMode):
         self.peak_bytes = 0
 
     def track(self, t: torch.Tensor) -> None:
-        st = t.untyped_storage()
-        key = id(st)
-        if key in self._live or st.nbytes() == 0:
-            return
-        nbytes = st.nbytes()
-        self._live[key] = (weakref.ref(st, lambda _ref, k=key: self._forget(k)), nbytes)
-        self.current_bytes += nbytes
+        for part in _dense_parts(t):
+            st = part.untyped_storage()
+            key = id(st)
+            if key in self._live or st.nbytes() == 0:
+                continue
+            nbytes = st.nbytes()
+            self._live[key] = (weakref.ref(st, lambda _ref, k=key: self._forget(k)), nbytes)
+            self.current_bytes += nbytes
         self.peak_bytes = max(self.peak_bytes, self.current_bytes)
 
     def _forget(self, key: int) -> None:

@@ -164,12 +164,19 @@ def _chain_bytes(cfg: ModelConfig, e: int) -> float:
         per_iteration += _FP32 * cfg.n_experts + _INT64 * k
         if cfg.renormalize_topk:
             per_iteration += _FP32 * (k + 1)  # the top-k values and their sum, saved by the division
-        # K dispatched token copies: each slot keeps its input row (D), gate, silu(gate), up, their
-        # product (4F), its output row (D, for the gate-weight gradient), its gate weight, and two
-        # int64 index vectors (grouped: sort order + inverse; loop: slot and token indices)
-        per_iteration += k * (e * (2 * d + 4 * f + 1) + 2 * _INT64)
+        # K dispatched token copies per token (one slot each), what each slot keeps for backward:
         if cfg.dispatch == "loop":
-            per_iteration += k * e * d  # index_add saves its weighted source rows as well
+            # input row (D), gate, silu(gate), up, their product (4F), output row (D, for the gate
+            # weight's gradient), the weighted row index_add saves (D), the gate weight, and two
+            # int64 index vectors (slot and token indices)
+            per_iteration += k * (e * (3 * d + 4 * f + 1) + 2 * _INT64)
+        else:
+            # grouped: input row (D), fused gate|up (2F), silu(gate), up * gate weight, hidden (3F),
+            # the gate weight, the SlotMap's three int64 vectors (order, token, inverse); on CPU in
+            # fp32 also the CSR row-sum matrix (int32 column + value per slot, int32 row pointer)
+            per_iteration += k * (e * (d + 5 * f + 1) + 3 * _INT64)
+            if e == _FP32:
+                per_iteration += k * (4 + _FP32) + 4
     if cfg.n_shared:
         per_iteration += e * 4 * cfg.n_shared * f + (e * 2 * d if e != _FP32 else 0)
     # each iterate u_1..u_{C-1} is a new fp32 tensor saved by the next iteration's fp32 router (u_C
@@ -202,9 +209,11 @@ def _weight_copy_bytes(cfg: ModelConfig, e: int) -> int:
     d, f = cfg.d_model, cfg.d_expert
     expert_weights = cfg.n_layers * cfg.iterations * 3 * cfg.n_experts * d * f
     if e == _FP32:
-        # dense grouped mode re-lays out w_down (N, D, F) -> (D, N*F) with a copy, every iteration
-        dense_copy = cfg.dense and cfg.dispatch == "grouped"
-        return _FP32 * expert_weights // 3 if dense_copy else 0
+        if cfg.dispatch != "grouped":
+            return 0
+        # dense grouped mode re-lays out w_down (N, D, F) -> (D, N*F) with a copy, every iteration;
+        # routed grouped dispatch concatenates w_gate and w_up into one (N, 2F, D) copy per iteration
+        return _FP32 * expert_weights // 3 if cfg.dense else _FP32 * expert_weights * 2 // 3
     # autocast caches one bf16 copy of every nn.Linear / F.linear weight for the forward (attention,
     # shared experts, lm_head or the tied embedding); the routed experts cast their weights
     # explicitly on every call, once per iteration and layer. Routers run in fp32 (no copy).
