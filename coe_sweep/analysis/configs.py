@@ -33,7 +33,7 @@ def _allows(annotation: Any, kind: type) -> bool:
     return any(_allows(arg, kind) for arg in typing.get_args(annotation))
 
 
-def _parse(value: Any) -> Any:
+def parse_param(value: Any) -> Any:
     """Generic parse of an MLflow param string; non-strings pass through (numpy -> python)."""
     if isinstance(value, np.generic):
         value = value.item()
@@ -53,7 +53,7 @@ def _parse(value: Any) -> Any:
 
 
 def _typed(value: Any, annotation: Any) -> Any:
-    value = _parse(value)
+    value = parse_param(value)
     if isinstance(value, float) and value.is_integer() and _allows(annotation, int) and not _allows(annotation, float):
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and _allows(annotation, float) \

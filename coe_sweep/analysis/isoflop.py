@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from coe_sweep.analysis import columns as C
+from coe_sweep.analysis.configs import parse_param
 from coe_sweep.analysis.robust import RobustLoss, check_loss, fit_robust, irls
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def _points(rows: pd.DataFrame, x: np.ndarray, loss: np.ndarray) -> list[dict[st
     cols = [c for c in POINT_COLUMNS if c in rows.columns]
     points = []
     for i, record in enumerate(rows[cols].to_dict(orient="records")):
-        record = {k: C.jsonable(v) for k, v in record.items()}
+        record = {k: C.jsonable(parse_param(v) if k.startswith(C.PARAM_PREFIXES) else v) for k, v in record.items()}
         record.update(x=float(x[i]), loss=float(loss[i]))
         points.append(record)
     return points

@@ -197,7 +197,7 @@ def _apply_filters(df: pd.DataFrame, filters: Mapping[str, Any]) -> pd.DataFrame
             num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
             wanted = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(dtype=float)
             if wanted.size:
-                keep |= np.isin(num, wanted)
+                keep = keep | np.isin(num, wanted)
         df = df[keep]
     return df
 

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from coe_sweep.analysis import columns as C
-from coe_sweep.analysis.configs import trainable_config
+from coe_sweep.analysis.configs import parse_param, trainable_config
 from coe_sweep.analysis.isoflop import IsoFlopProfile, IsoFlopWarning
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,7 @@ def nearest_config(df: pd.DataFrame, prediction: Prediction, *, x: str | None = 
         "loss": np.nan_to_num(C.numeric(rows, C.FINAL_VAL_LOSS), nan=np.inf),
         "pos": np.arange(len(rows))}).sort_values(["dist", "budget", "loss", "pos"])["pos"].to_numpy()
     fam_cols = [c for c in C.CONFIG_FAMILY_COLUMNS if c in rows.columns]
-    fams = [tuple(C.jsonable(v) for v in r) for r in rows[fam_cols].itertuples(index=False)]
+    fams = [tuple(C.jsonable(parse_param(v)) for v in r) for r in rows[fam_cols].itertuples(index=False)]
     chosen = int(order[0])
     row = rows.iloc[chosen]
     alternatives, seen = [], {fams[chosen]}
