@@ -64,19 +64,23 @@ def step(m: torch.nn.Module, u_BTD: torch.Tensor, grad_BTD: torch.Tensor) -> Non
 
 
 def median_tokens_per_s(fns: dict[str, Callable[[], None]], tokens: int, repeats: int,
-                        warmup: int) -> dict[str, float]:
+                        warmup: int) -> dict[str, tuple[float, float]]:
     """Round-robin over the variants in every repeat, so that load from other processes on a shared
-    machine hits all of them alike; the median step time of each gives tokens/s."""
+    machine hits all of them alike. Returns, per variant, tokens/s from the median wall time and
+    from the median process CPU time (user + system; with one thread it is the time the step
+    actually had a core, so it is robust to other processes taking turns on the machine)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times_s: dict[str, list[float]] = {k: [] for k in fns}
+    wall_s: dict[str, list[float]] = {k: [] for k in fns}
+    cpu_s: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for kind, fn in fns.items():
-            t0 = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.process_time()
             fn()
-            times_s[kind].append(time.perf_counter() - t0)
-    return {k: tokens / statistics.median(v) for k, v in times_s.items()}
+            cpu_s[kind].append(time.process_time() - c0)
+            wall_s[kind].append(time.perf_counter() - w0)
+    return {k: (tokens / statistics.median(wall_s[k]), tokens / statistics.median(cpu_s[k])) for k in fns}
 
 
 def main() -> None:
@@ -106,14 +110,14 @@ def main() -> None:
         fns = {kind: (lambda m=m, u=u, g=g: step(m, u, g)) for kind, m in modules.items()}
         rates = median_tokens_per_s(fns, tokens, args.repeats, args.warmup)
         for kind in kinds:
-            print(f"  C={C} K={K} {kind:9s} {rates[kind]:10.0f} tokens/s")
-        if "dense" in rates:
-            for kind in kinds:
-                if kind != "dense":
-                    print(f"  C={C} K={K} {kind}/dense = {rates[kind] / rates['dense']:.2f}")
+            wall, cpu = rates[kind]
+            print(f"  C={C} K={K} {kind:9s} {wall:9.0f} tokens/s (wall)  {cpu:9.0f} tokens/cpu-s")
+        pairs = [(k, "dense") for k in kinds if k != "dense" and "dense" in rates]
         if "grouped" in rates and "boolmask" in rates:
-            print(f"  C={C} K={K} grouped/boolmask = {rates['grouped'] / rates['boolmask']:.1f}x")
-
+            pairs.append(("grouped", "boolmask"))
+        for a, b in pairs:
+            print(f"  C={C} K={K} {a}/{b} = {rates[a][0] / rates[b][0]:.2f} (wall), "
+                  f"{rates[a][1] / rates[b][1]:.2f} (cpu)")
 
 if __name__ == "__main__":
     main()
