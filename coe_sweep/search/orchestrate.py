@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -52,6 +53,8 @@ TRIAL_RETRIES = 1  # Tune re-runs a trial whose worker died (FailureConfig); tri
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            # the driver writes its own records; Tune's CSV/JSON/TensorBoard loggers are pure overhead here
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+           # intermediate reports carry val_loss only; failed trials' final reports carry no objectives
+           "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
            # the legacy console engine honours verbose=0 (the new one still prints a config box per budget)
            "RAY_AIR_NEW_OUTPUT": "0"}
 QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",)  # warns for the result files we do not write
@@ -453,6 +456,8 @@ def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None)
         yield info
     finally:
         ray.shutdown()
+        if info.get("temp_dir"):  # logs of a clean run are not kept; a crashed run keeps nothing useful either
+            shutil.rmtree(info["temp_dir"], ignore_errors=True)
 
 
 def _check_resources(spec: Any) -> None:

@@ -7,6 +7,7 @@ group and by their private temp dir, and killed by PID: never `ray stop` (other 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +26,7 @@ RAY_BIN = str(Path(sys.executable).with_name("ray"))
 TINY_MODEL = {"n_heads": 2, "n_layers": 1, "d_expert": 16, "n_experts": 4, "n_shared": 1}
 
 
-def write_spec(tmp: Path, name: str = "t-sim", *, algorithm: str = "tpe", trials: int = 4,
+def write_spec(tmp: Path, name: str = "t-sim", *, algorithm: str = "tpe", trials: int | None = 4,
                flops: list[float] | None = None, space: dict[str, Any] | None = None,
                extra: dict[str, Any] | None = None, max_concurrent: int = 2, address: str | None = None,
                train: dict[str, Any] | None = None, objectives: list[str] | None = None) -> Path:
@@ -40,7 +41,7 @@ def write_spec(tmp: Path, name: str = "t-sim", *, algorithm: str = "tpe", trials
         "space": space or {"iterations": {"choice": [1, 2]}, "top_k": {"choice": [1, 2]},
                            "d_model": {"choice": [32, 64]}},
         "budget": {"flops": flops or [2e10, 6e10]},
-        "search": {"algorithm": algorithm, "trials_per_budget": trials, "seed": 0},
+        "search": {"algorithm": algorithm, "seed": 0, **({"trials_per_budget": trials} if trials else {})},
         "train": {"batch_size": 4, "seq_len": 32, "eval_interval": 200, "warmup_steps": 2, "threads": 1,
                   **(train or {})},
     }
@@ -153,7 +154,7 @@ class RayNode:
             self.temp_dir.mkdir(parents=True, exist_ok=True)
             self.address = f"127.0.0.1:{free_port()}"
             args += ["--head", f"--port={self.address.rsplit(':', 1)[1]}", "--include-dashboard=false",
-                     f"--temp-dir={self.temp_dir}", f"--ray-client-server-port={free_port()}"]
+                     f"--temp-dir={self.temp_dir}"]
             self.marker: str | None = str(self.temp_dir)
         else:
             self.address, self.marker = address, None
@@ -173,6 +174,8 @@ class RayNode:
 
     def stop(self) -> None:
         reap({self.pgid}, marker=self.marker)
+        if self.marker:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def launch_cli(spec: Path, *args: str, cwd: Path, log: Path) -> subprocess.Popen:

@@ -1,0 +1,141 @@
+"""Simulated sweeps end to end on real Ray + Optuna + MLflow (sqlite), one Ray head for the module.
+
+Each sweep connects to the module's head through `cluster.address` (the existing-cluster path); the
+local-Ray path (started and stopped by `launch`) is exercised by tests/search/test_cli_launch.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sweep_helpers import RayNode, mlflow_children, write_spec
+
+from coe_sweep.search.orchestrate import launch, sweep_dir
+from coe_sweep.spec import load_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _uri(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'mlflow.db'}"
+
+
+def test_simulated_tpe_sweep_end_to_end_then_resume_trains_nothing(tmp_path: Path, ray_head: RayNode,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    spec = load_spec(write_spec(tmp_path, "e2e", trials=4, address=ray_head.address))
+    out = launch(spec, simulate=True, progress=False)
+    assert out.exit_code == 0 and out.n_failed == 0
+    assert {label: len(b.ok) for label, b in out.budgets.items()} == {"2e10": 4, "6e10": 4}
+    children = mlflow_children(_uri(tmp_path), "e2e")
+    hashes = [r.data.tags["coe_sweep.config_hash"] for r in children]
+    assert len(hashes) == 8 == len(set(hashes))
+    records = {p.stem for p in (sweep_dir(spec) / "results").glob("*.json")}
+    assert records == set(hashes)
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["coe_sweep.status"] == "ok" and run.data.tags["coe_sweep.simulated"] == "true"
+        assert run.data.params["model.iterations"] in ("1", "2") and run.data.params["budget_label"] in out.budgets
+        assert run.data.metrics["final_val_loss"] > 0 and run.data.metrics["train_flops"] > 0
+        parent = run.data.tags["mlflow.parentRunId"]
+    import mlflow
+
+    parent_run = mlflow.MlflowClient(_uri(tmp_path)).get_run(parent)
+    assert parent_run.data.tags["coe_sweep.kind"] == "sweep"
+    assert parent_run.data.tags["coe_sweep.spec_hash"] == spec.spec_hash()
+    assert parent_run.info.status == "FINISHED"
+    # best per budget is the minimum of what MLflow holds
+    for label, b in out.budgets.items():
+        logged = [r.data.metrics["final_val_loss"] for r in children if r.data.params["budget_label"] == label]
+        assert b.best().val_loss == pytest.approx(min(logged))
+
+    # relaunch: every trial is already finished -> nothing trained, nothing duplicated
+    starts_before = (sweep_dir(spec) / "journal.jsonl").read_text().count('"start"')
+    again = launch(spec, simulate=True, progress=False)
+    assert all(t.resumed for t in again.trials) and len(again.trials) == 8
+    assert (sweep_dir(spec) / "journal.jsonl").read_text().count('"start"') == starts_before
+    assert len(mlflow_children(_uri(tmp_path), "e2e")) == 8
+
+    from coe_sweep.cli import main
+
+    assert main(["status", "e2e", "--tracking-uri", _uri(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "2e10" in text and "6e10" in text and "FINISHED" in text
+
+
+def test_nsga2_multi_objective_returns_a_pareto_set(tmp_path: Path, ray_head: RayNode) -> None:
+    spec = load_spec(write_spec(tmp_path, "nsga", algorithm="nsga2", trials=6, flops=[4e10],
+                                objectives=["val_loss", "peak_memory_bytes"], address=ray_head.address,
+                                space={"iterations": {"choice": [1, 2, 3]}, "top_k": {"choice": [1, 2]},
+                                       "d_model": {"choice": [32, 64]}}))
+    out = launch(spec, simulate=True, progress=False)
+    assert out.exit_code == 0 and len(out.budgets["4e10"].ok) == 6
+    front = out.pareto("4e10")
+    assert front
+    from coe_sweep.analysis import pareto_front
+
+    ok = out.budgets["4e10"].ok
+    frame = pd.DataFrame([{"status": "ok", "final_val_loss": t.objectives["val_loss"],
+                           "peak_memory_bytes": t.objectives["peak_memory_bytes"]} for t in ok])
+    expected = {ok[i].config_hash for i in pareto_front(frame, [("final_val_loss", "min"),
+                                                                ("peak_memory_bytes", "min")])}
+    assert {t.config_hash for t in front} == expected
+
+
+def test_infeasible_suggestions_are_rejected_never_trained(tmp_path: Path, ray_head: RayNode) -> None:
+    spec = load_spec(write_spec(tmp_path, "feas", trials=3, flops=[4e10], address=ray_head.address,
+                                extra={"constraints": ["top_k * iterations <= 2"]},
+                                space={"iterations": {"choice": [1, 2, 3]}, "top_k": {"choice": [1, 2, 4]},
+                                       "d_model": {"choice": [32, 64]}}))
+    out = launch(spec, simulate=True, progress=False)
+    budget = out.budgets["4e10"]
+    assert len(budget.ok) == 3
+    assert budget.rejected and all("constraint" in reason for reason in budget.rejected.values())
+    for run in mlflow_children(_uri(tmp_path), "feas"):
+        assert int(run.data.params["model.top_k"]) * int(run.data.params["model.iterations"]) <= 2
+
+
+def test_grid_runs_every_feasible_point_once(tmp_path: Path, ray_head: RayNode) -> None:
+    spec = load_spec(write_spec(tmp_path, "grid", algorithm="grid", trials=None, flops=[4e10],
+                                address=ray_head.address, extra={"constraints": ["top_k <= iterations"]}))
+    out = launch(spec, simulate=True, progress=False)
+    budget = out.budgets["4e10"]
+    # 2 x 2 x 2 grid, top_k <= iterations drops (iterations=1, top_k=2) for both widths
+    assert len(budget.ok) == 6 and len(budget.rejected) == 2
+    assert len({t.config_hash for t in budget.trials}) == 6
+
+
+def test_failed_trials_are_recorded_and_max_failures_stops(tmp_path: Path, ray_head: RayNode) -> None:
+    space = {"train.lr": {"choice": [3e-3, 0.5]}, "iterations": {"choice": [1, 2]}, "d_model": {"choice": [32, 64]}}
+    spec = load_spec(write_spec(tmp_path, "fail", algorithm="grid", trials=None, flops=[4e10], space=space,
+                                address=ray_head.address, max_concurrent=1))
+    out = launch(spec, simulate=True, progress=False)
+    budget = out.budgets["4e10"]
+    assert len(budget.ok) == 4 and len(budget.failed) == 4 and out.exit_code == 1
+    failed_runs = [r for r in mlflow_children(_uri(tmp_path), "fail") if r.info.status == "FAILED"]
+    assert len(failed_runs) == 4
+    assert all(r.data.tags["coe_sweep.status"] == "diverged" and "lr" in r.data.tags["coe_sweep.reason"]
+               for r in failed_runs)
+    assert all(r.data.params["train.lr"] == "0.5" for r in failed_runs)
+
+    spec2 = load_spec(write_spec(tmp_path, "fail-stop", algorithm="grid", trials=None, flops=[4e10, 8e10],
+                                 space=space, address=ray_head.address, max_concurrent=1))
+    stopped = launch(spec2, simulate=True, progress=False, max_failures=2)
+    assert stopped.stopped_reason and "max_failures=2" in stopped.stopped_reason
+    assert stopped.n_failed == 2 and stopped.exit_code == 1
+    assert not stopped.budgets["8e10"].trials  # the second budget never started
+
+
+def test_asha_prunes_or_completes_every_trial(tmp_path: Path, ray_head: RayNode) -> None:
+    spec = load_spec(write_spec(tmp_path, "asha", algorithm="random", trials=6, flops=[8e10],
+                                address=ray_head.address, train={"eval_interval": 100},
+                                extra={"search.asha": {"enabled": True, "grace_period": 1,
+                                                       "reduction_factor": 2}}))
+    out = launch(spec, simulate=True, progress=False, simulate_trial_s=1.0)
+    budget = out.budgets["8e10"]
+    assert len(budget.ok) + len(budget.pruned) == 6 and not budget.failed
+    for t in budget.pruned:
+        record = json.loads((sweep_dir(spec) / "results" / f"{t.config_hash}.json").read_text())
+        assert record["result"]["reason"].startswith("pruned")
