@@ -3,16 +3,17 @@
 `plan_trial(spec, budget, sampled)` turns a point of the space into a `TrialPlan`: the RunSpec
 (fixed model fields + sampled fields, vocab from the tokenizer, max_seq_len from seq_len when not
 fixed, Horizon(flops=level) or Horizon(tokens=N)), the analytic numbers from coe_sweep.accounting
-(params, FLOPs/token by term, tokens = level / train_flops_per_token, steps = tokens // (batch *
-seq_len), estimated memory) and feasibility. Checks, in this order (the first failure is the
-`reason`; `failed_checks` lists them all):
+(params, FLOPs/token by term, tokens = level / train_flops_per_token, steps = ceil(tokens / (batch *
+seq_len)) as runners/plan.py trains, estimated memory) and feasibility. Checks, in this order (the
+first failure is the `reason`; `failed_checks` lists them all):
   model      the fields do not make a valid ModelConfig
   seq_len    train.seq_len > model.max_seq_len
   constraint a spec constraint is false
   band       train FLOPs/token outside budget.flops_per_token
   memory     estimated training memory over budget.max_memory
   max_steps  more optimizer steps than budget.max_steps
-  min_steps  fewer optimizer steps than budget.min_steps (>= 1: at least one step)
+  min_steps  the level pays for fewer than budget.min_steps whole steps (tokens < min_steps x batch
+             x seq_len; min_steps >= 1, so every trial gets at least one full step)
 Rejected candidates are listed with their reason and never trained.
 """
 
@@ -23,13 +24,18 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from coe_sweep.accounting.flops import forward_flops_per_token, train_flops_per_token
-from coe_sweep.accounting.memory import memory_estimate
-from coe_sweep.accounting.params import params_active, params_total
+from coe_sweep.accounting import (
+    forward_flops_per_token,
+    memory_estimate,
+    params_active,
+    params_total,
+    tokens_for_flops,
+    train_flops_per_token,
+)
 from coe_sweep.model.config import ModelConfig
 from coe_sweep.run import DataConfig, Horizon, RunSpec, TrainConfig, tokenizer_vocab_size
 from coe_sweep.run import config_hash as _hash
-from coe_sweep.search.space import candidate_points, grid_points, grid_size, sample_point
+from coe_sweep.search.space import candidate_points, expand_point, grid_points, grid_size, sample_point
 
 if TYPE_CHECKING:
     from coe_sweep.spec.schema import SweepSpec
@@ -76,7 +82,7 @@ class TrialPlan:
 
     budget_label: str
     budget_flops: float  # the level; for a token budget: tokens x train_flops_per_token of this config
-    sampled: dict[str, Any]
+    sampled: dict[str, Any]  # the point as sampled (bundle dimensions as choice indices)
     run_spec: RunSpec | None  # None only when the fields do not make a valid ModelConfig
     config_hash: str
     params_total: int = 0
@@ -92,10 +98,11 @@ class TrialPlan:
     failed_checks: tuple[str, ...] = ()
     family: str = ""  # moe | coe | dense
     budget_index: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)  # the point's field values (bundles expanded)
 
     @property
     def train_flops(self) -> float:
-        """FLOPs actually spent: whole steps x batch x seq_len x train FLOPs/token."""
+        """FLOPs the runner spends: steps x batch x seq_len x train FLOPs/token (< one step over the level)."""
         if self.run_spec is None:
             return 0.0
         t = self.run_spec.train
@@ -153,7 +160,7 @@ def band_limits(spec: SweepSpec, seq_len: int) -> tuple[float | None, float | No
 
 def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> TrialPlan:
     """Plan one candidate at one budget level (never raises for an infeasible candidate)."""
-    parts = split_sampled(sampled)
+    parts = split_sampled(expand_point(spec, sampled))
     data = DataConfig(**{**spec.data.model_dump(), **parts["data"]})
     train = TrainConfig(**{**spec.train.model_dump(), **parts["train"]})
     horizon = Horizon(flops=budget.flops) if budget.flops is not None else Horizon(tokens=budget.tokens)
@@ -164,7 +171,8 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
         key = _hash({"model": model_kwargs, "train": train.__dict__, "data": data.__dict__,
                      "horizon": horizon.__dict__})
         return TrialPlan(budget.label, budget.flops or 0.0, dict(sampled), None, key, reason=f"invalid model: {exc}",
-                         failed_checks=("model",), budget_index=budget.index)
+                         failed_checks=("model",), budget_index=budget.index,
+                         fields=expand_point(spec, sampled))
     run_spec = RunSpec(model=cfg, train=train, data=data, horizon=horizon)
     failures: list[tuple[str, str]] = []
     if train.seq_len > cfg.max_seq_len:
@@ -193,13 +201,18 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
     if spec.budget.max_memory is not None and memory.total > spec.budget.max_memory:
         failures.append(("memory", f"estimated memory {format_bytes(memory.total)} > "
                                    f"max_memory {format_bytes(spec.budget.max_memory)}"))
-    tokens = int(budget.flops // tfpt) if budget.flops is not None else int(budget.tokens or 0)
-    steps = tokens // (train.batch_size * train.seq_len)
+    if budget.flops is not None:
+        tokens = tokens_for_flops(cfg, seq_len_for_accounting, budget.flops)
+    else:
+        tokens = int(budget.tokens or 0)
+    per_step = train.batch_size * train.seq_len
+    steps = max(1, math.ceil(tokens / per_step))  # what runners/plan.py trains
     if spec.budget.max_steps is not None and steps > spec.budget.max_steps:
         failures.append(("max_steps", f"{steps} steps > max_steps={spec.budget.max_steps}"))
-    if steps < spec.budget.min_steps:
-        failures.append(("min_steps", f"{steps} steps < min_steps={spec.budget.min_steps} "
-                                      f"({tokens} tokens at {train.batch_size}x{train.seq_len} tokens/step)"))
+    if tokens < spec.budget.min_steps * per_step:  # the level must pay for min_steps whole steps
+        failures.append(("min_steps", f"{tokens} tokens pay for {tokens // per_step} steps < "
+                                      f"min_steps={spec.budget.min_steps} ({train.batch_size}x{train.seq_len} "
+                                      "tokens/step)"))
     return TrialPlan(
         budget_label=budget.label, budget_flops=budget.flops if budget.flops is not None else tokens * tfpt,
         sampled=dict(sampled), run_spec=run_spec, config_hash=run_spec_hash(run_spec),
@@ -207,6 +220,7 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
         train_flops_per_token=tfpt, tokens=tokens, steps=steps, memory_bytes=memory.total,
         memory_terms=memory.as_dict(), feasible=not failures, reason=failures[0][1] if failures else None,
         failed_checks=tuple(code for code, _ in failures), family=cfg.family, budget_index=budget.index,
+        fields=expand_point(spec, sampled),
     )
 
 

@@ -88,7 +88,7 @@ class Constraint:
     def evaluate(self, values: Mapping[str, Any]) -> bool:
         """True when every comparison holds for these field values (KeyError on a missing name)."""
         evaluated = [_eval(operand, values) for operand in self.operands]
-        for op, left, right in zip(self.ops, evaluated, evaluated[1:]):
+        for op, left, right in zip(self.ops, evaluated, evaluated[1:], strict=False):
             try:
                 if not _CMP[op](left, right):
                     return False
@@ -168,7 +168,7 @@ class _Parser:
         if not ops:
             raise ConstraintSyntaxError("no comparison found; expected e.g. 'top_k <= n_experts' "
                                         "(one of <= < >= > == !=)")
-        for op, left, right in zip(ops, operands, operands[1:]):
+        for op, left, right in zip(ops, operands, operands[1:], strict=False):
             if op not in ("==", "!=") and (isinstance(left, _Str) or isinstance(right, _Str)):
                 raise ConstraintSyntaxError(f"strings can only be compared with == or !=, not {op}")
         return Constraint(self.text, tuple(operands), tuple(ops))

@@ -24,7 +24,7 @@ Issue = tuple[tuple[Any, ...], str, str]
 
 
 def _describe(plan: TrialPlan) -> str:
-    return ", ".join(f"{k}={v}" for k, v in plan.sampled.items()) or "the fixed model"
+    return ", ".join(f"{k}={v}" for k, v in plan.fields.items()) or "the fixed model"
 
 
 def _model_field_loc(spec: SweepSpec, reason: str) -> tuple[Any, ...]:

@@ -8,7 +8,8 @@ Grid enumeration (the `grid` algorithm, `coe-sweep plan` and load-time feasibili
 - `{int: [lo, hi], log: true}`: the doubling ladder lo, 2lo, 4lo, ... plus hi;
 - `{float: [lo, hi]}`: not enumerable; the plan shows one representative value, the midpoint
   (geometric midpoint sqrt(lo*hi) when log), and the grid algorithm refuses float ranges.
-Points are the Cartesian product in the order the space lists its dimensions.
+Points are the Cartesian product in the order the space lists its dimensions. A bundle dimension
+(choices that are mappings of fields) takes the index of its choice; `expand_point` applies it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def dimension_values(dim: Dimension) -> list[Any]:
     """Grid values of one dimension; a float range gives its (geometric, when log) midpoint only."""
     if dim.kind == "choice":
         assert dim.choice is not None
-        return list(dim.choice)
+        return list(range(len(dim.choice))) if dim.is_bundle else list(dim.choice)
     lo, hi = dim.bounds
     if dim.kind == "float":
         return [math.sqrt(lo * hi) if dim.log else (lo + hi) / 2]
@@ -66,7 +67,7 @@ def grid_points(spec: SweepSpec) -> Iterator[dict[str, Any]]:
     """Every grid point (floats at their representative), in space order. Check `grid_size` first."""
     keys = list(spec.space)
     for values in itertools.product(*(dimension_values(spec.space[k]) for k in keys)):
-        yield dict(zip(keys, values))
+        yield dict(zip(keys, values, strict=False))
 
 
 def sample_point(spec: SweepSpec, rng: random.Random) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def sample_point(spec: SweepSpec, rng: random.Random) -> dict[str, Any]:
     for key, dim in spec.space.items():
         if dim.kind == "choice":
             assert dim.choice is not None
-            point[key] = rng.choice(dim.choice)
+            point[key] = rng.randrange(len(dim.choice)) if dim.is_bundle else rng.choice(dim.choice)
             continue
         lo, hi = dim.bounds
         if dim.kind == "int":
@@ -107,7 +108,8 @@ def optuna_space(spec: SweepSpec) -> dict[str, optuna.distributions.BaseDistribu
     for key, dim in spec.space.items():
         if dim.kind == "choice":
             assert dim.choice is not None
-            out[key] = optuna.distributions.CategoricalDistribution(tuple(dim.choice))
+            values = range(len(dim.choice)) if dim.is_bundle else dim.choice
+            out[key] = optuna.distributions.CategoricalDistribution(tuple(values))
         elif dim.kind == "int":
             lo, hi = dim.bounds
             out[key] = optuna.distributions.IntDistribution(lo, hi, log=dim.log, step=dim.step or 1)
@@ -129,3 +131,20 @@ def suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
             assert isinstance(dist, optuna.distributions.FloatDistribution)
             point[key] = trial.suggest_float(key, dist.low, dist.high, log=dist.log)
     return point
+
+
+def expand_point(spec: SweepSpec, point: dict[str, Any]) -> dict[str, Any]:
+    """Field values of a point: bundle indices replaced by the fields their choice sets.
+
+    Raises ValueError for a bundle index out of range (a point that did not come from this space)."""
+    fields: dict[str, Any] = {}
+    for key, value in point.items():
+        dim = spec.space.get(key)
+        if dim is not None and dim.is_bundle:
+            assert dim.choice is not None
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(dim.choice):
+                raise ValueError(f"{key}={value!r} is invalid: expected a choice index 0..{len(dim.choice) - 1}")
+            fields.update(dim.choice[value])
+        else:
+            fields[key] = value
+    return fields

@@ -265,41 +265,78 @@ def space_target(key: str) -> tuple[str, str]:
 _SECTIONS: dict[str, type[BaseModel]] = {"model": ModelSection, "train": TrainSection, "data": DataSection}
 
 
+_ACCEPTED_KEYS = ("a ModelConfig field (e.g. top_k, iterations, n_experts, n_layers, d_model), "
+                  "train.<field> / data.<field>, or a bundle name whose choices are mappings of such fields")
+
+
+def _target_problem(spec: SweepSpec, key: str) -> tuple[str, str] | None:
+    """(found, expected) when `key` cannot be sampled; None when it names a samplable field."""
+    section, name = space_target(key)
+    if key.startswith("model."):
+        return _found(key), f"model fields written bare: {name!r} (not {key!r})"
+    if section not in _SECTIONS or name not in _SECTIONS[section].model_fields:
+        return f"unknown field {key!r}", _ACCEPTED_KEYS
+    if section == "model" and name == "vocab_size":
+        return _found(key), "vocab_size to come from data.tokenizer (it cannot be sampled)"
+    if section == "model" and name in EXECUTION_ONLY_MODEL_FIELDS:
+        return _found(key), f"an architecture field: {name} changes execution, not the model"
+    if section == "data" and name == "cache_dir":
+        return _found(key), "a data field that changes the data (cache_dir does not)"
+    fixed_in = spec.fixed_model_fields() if section == "model" else getattr(spec, section).model_fields_set
+    if name in fixed_in:
+        return _found(key), f"a field that is not also fixed in {section}.{name}: sample it or fix it, not both"
+    return None
+
+
+def _value_problem(key: str, value: Any) -> str | None:
+    section, name = space_target(key)
+    problem = _field_check(_SECTIONS[section], name, value)
+    return None if problem is None else f"{problem} (as {key})"
+
+
+def _check_bundle(spec: SweepSpec, key: str, choices: list[Any], claimed: dict[str, str]) -> list[tuple[Loc, str, str]]:
+    """A bundle dimension: each choice is a mapping {field: value} applied together."""
+    issues: list[tuple[Loc, str, str]] = []
+    for i, entry in enumerate(choices):
+        loc: Loc = ("space", key, "choice", i)
+        if not isinstance(entry, dict):
+            issues.append((loc, _found(entry), f"a mapping of fields (every choice of bundle {key!r} is one)"))
+            continue
+        for field_key, value in entry.items():
+            field_loc = loc + (field_key,)
+            if not isinstance(field_key, str) or (problem := _target_problem(spec, field_key)) is not None:
+                found, expected = problem if isinstance(field_key, str) and problem else (_found(field_key), "")
+                issues.append((field_loc, found, expected or _ACCEPTED_KEYS))
+            elif claimed.get(field_key, key) != key:
+                issues.append((field_loc, _found(field_key), f"a field no other dimension samples "
+                                                             f"({field_key} is sampled by {claimed[field_key]})"))
+            elif (problem := _value_problem(field_key, value)) is not None:
+                issues.append((field_loc, _found(value), problem))
+            else:
+                claimed[field_key] = key
+    return issues
+
+
 def _check_cross_fields(spec: SweepSpec) -> None:
     issues: list[tuple[Loc, str, str]] = []
     model_names = model_field_names()
     fixed_model = spec.fixed_model_fields()
-    accepted_keys = ("a ModelConfig field (e.g. top_k, iterations, n_experts, n_layers, d_model) or "
-                     "train.<field> / data.<field>")
+    claimed: dict[str, str] = {key: key for key in spec.space if _target_problem(spec, key) is None}
     for key, dim in spec.space.items():
-        section, name = space_target(key)
         loc: Loc = ("space", key)
-        if key.startswith("model."):
-            issues.append((loc, _found(key), f"model fields written bare: {name!r} (not {key!r})"))
+        problem = _target_problem(spec, key)
+        if problem is not None:
+            if dim.is_bundle and "unknown field" in problem[0] and not key.startswith("model."):
+                issues.extend(_check_bundle(spec, key, list(dim.choice or []), claimed))
+            else:
+                issues.append((loc, *problem))
             continue
-        if section not in _SECTIONS or name not in _SECTIONS[section].model_fields:
-            issues.append((loc, f"unknown field {key!r}", accepted_keys))
-            continue
-        if section == "model" and name == "vocab_size":
-            issues.append((loc, _found(key), "vocab_size to come from data.tokenizer (it cannot be sampled)"))
-            continue
-        if section == "model" and name in EXECUTION_ONLY_MODEL_FIELDS:
-            issues.append((loc, _found(key), f"an architecture field: {name} changes execution, not the model"))
-            continue
-        if section == "data" and name == "cache_dir":
-            issues.append((loc, _found(key), "a data field that changes the data (cache_dir does not)"))
-            continue
-        fixed_in = fixed_model if section == "model" else getattr(spec, section).model_fields_set
-        if name in fixed_in:
-            issues.append((loc, _found(key), f"a field that is not also fixed in {section}.{name}: sample it "
-                                             "or fix it, not both"))
-            continue
+        section, name = space_target(key)
         if dim.kind == "choice":
             assert dim.choice is not None
             for i, value in enumerate(dim.choice):
-                problem = _field_check(_SECTIONS[section], name, value)
-                if problem:
-                    issues.append((loc + ("choice", i), _found(value), f"{problem} (as {key})"))
+                if (message := _value_problem(key, value)) is not None:
+                    issues.append((loc + ("choice", i), _found(value), message))
         else:
             field_type = _SECTIONS[section].model_fields[name].annotation
             is_int = "int" in str(field_type) and "float" not in str(field_type)
@@ -309,9 +346,8 @@ def _check_cross_fields(spec: SweepSpec) -> None:
                                f"{{choice: [...]}} for a field of type {_type_name(field_type)}"))
                 continue
             for i, value in enumerate(dim.bounds):
-                problem = _field_check(_SECTIONS[section], name, float(value) if is_float else value)
-                if problem:
-                    issues.append((loc + (dim.kind, i), _found(value), f"{problem} (as {key})"))
+                if (message := _value_problem(key, float(value) if is_float else value)) is not None:
+                    issues.append((loc + (dim.kind, i), _found(value), message))
     if spec.search.algorithm == "grid":
         for key, dim in spec.space.items():
             if dim.kind == "float":

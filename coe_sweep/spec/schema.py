@@ -12,6 +12,10 @@ need more than one section, the spec file's location or the accounting live in `
 Space keys (the fields a sweep samples): a bare name is a ModelConfig field (`top_k`), and
 `train.<field>` / `data.<field>` name TrainConfig / DataConfig fields (`train.lr`). A dimension is
 exactly one of `{choice: [...]}`, `{int: [lo, hi], step: s, log: bool}`, `{float: [lo, hi], log: bool}`.
+A *bundle* is a key that is not a field name whose choices are all mappings of space keys to values,
+e.g. `variant: {choice: [{iterations: 1, top_k: 4}, {iterations: 2, top_k: 2}]}`: one choice sets
+several fields together (named architectures, ablations). Its sampled value is the choice's index;
+`coe_sweep.search.space.expand_point` turns a point into field values.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from dataclasses import MISSING, fields
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from coe_sweep.model.config import ModelConfig
 from coe_sweep.run import tokenizer_vocab_size
@@ -282,6 +294,11 @@ class Dimension(Section):
         if self.step is not None and (kind != "int" or self.log):
             raise ValueError(at("step", "step only with a linear int range"))
         return self
+
+    @property
+    def is_bundle(self) -> bool:
+        """A choice of mappings: each choice sets several fields at once (`{iterations: 2, top_k: 2}`)."""
+        return bool(self.choice) and all(isinstance(v, dict) for v in self.choice or [])
 
     @property
     def kind(self) -> str:

@@ -1,0 +1,155 @@
+"""What a sweep will do, computed without running anything: the data behind `coe-sweep plan`.
+
+Per budget level: the candidate table (grid points, floats at their representative value; a seeded
+sample when the grid is too large), feasible/rejected counts with reasons, the trials the sweep runs
+there, their FLOPs and an estimated wall time; then the sweep totals.
+
+Wall-time model (a rough planning figure, not a promise):
+  trial_s = (train_flops + eval_flops) / rate + TRIAL_OVERHEAD_S
+  rate    = CPU_TRAIN_FLOPS_PER_S_PER_CPU x cpus_per_trial   (no GPU)
+          = GPU_TRAIN_FLOPS_PER_S x gpus_per_trial           (with GPUs)
+  eval_flops = evaluations x validation tokens x forward FLOPs/token, evaluations = steps /
+               eval_interval + 1, validation tokens = data.val_tokens (or eval_batches x batch x seq_len)
+  sweep_s = sum of trial_s / slots, slots = max_concurrent, or the CPUs (num_cpus, else this machine's)
+            / cpus_per_trial (at least 1)
+CPU_TRAIN_FLOPS_PER_S_PER_CPU comes from the measured ~10k tokens/s of a ~1M-parameter LM on 2 CPU
+cores (about 6e6 train FLOPs/token -> 6e10 FLOPs/s on 2 cores); `calibrate_cpu_rate` re-measures it on
+this machine with one real training step of a small model.
+A sampler (random/tpe/nsga2) runs trials_per_budget trials per level; its time is estimated with the
+mean trial time of the level's feasible candidates. Every trial at a FLOPs level spends the level.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from typing import TYPE_CHECKING, Any
+
+from coe_sweep.search.candidates import TrialPlan, budgets, plan_trial
+from coe_sweep.search.space import MAX_GRID_POINTS, grid_points, grid_size, is_enumerable, sample_point
+
+if TYPE_CHECKING:
+    from coe_sweep.spec.schema import SweepSpec
+
+CPU_TRAIN_FLOPS_PER_S_PER_CPU = 3e10  # ~10k tok/s x ~6e6 FLOPs/tok on 2 cores (see module docstring)
+GPU_TRAIN_FLOPS_PER_S = 5e12  # effective, for the small models of these sweeps (low MFU); rough
+TRIAL_OVERHEAD_S = 2.0  # data loading from cache, model build, Ray actor reuse, MLflow logging
+MAX_PLANNED_POINTS = 2_000  # points shown per level when the grid is larger (a seeded sample)
+
+
+def trial_seconds(plan: TrialPlan, spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU) -> float:
+    """Estimated wall seconds of one trial (see the module docstring)."""
+    if plan.run_spec is None:
+        return 0.0
+    train, data = plan.run_spec.train, plan.run_spec.data
+    if spec.cluster.gpus_per_trial > 0:
+        rate = GPU_TRAIN_FLOPS_PER_S * spec.cluster.gpus_per_trial
+    else:
+        rate = cpu_rate * spec.cluster.cpus_per_trial
+    evaluations = plan.steps // train.eval_interval + 1
+    val_tokens = data.val_tokens if train.eval_batches is None else train.eval_batches * train.batch_size * train.seq_len
+    eval_flops = evaluations * val_tokens * plan.flop_terms.get("total", 0.0)
+    return (plan.train_flops + eval_flops) / rate + TRIAL_OVERHEAD_S
+
+
+def concurrent_slots(spec: SweepSpec) -> int:
+    if spec.cluster.max_concurrent is not None:
+        return spec.cluster.max_concurrent
+    cpus = spec.cluster.num_cpus or os.cpu_count() or 1
+    return max(1, math.floor(cpus / spec.cluster.cpus_per_trial))
+
+
+def planned_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], bool]:
+    """The grid (exhaustive=True when it has no float range), or a seeded sample of a large grid."""
+    size = grid_size(spec)
+    if size <= MAX_GRID_POINTS:
+        return list(grid_points(spec)), is_enumerable(spec)
+    rng = random.Random(spec.search.seed)
+    return [sample_point(spec, rng) for _ in range(MAX_PLANNED_POINTS)], False
+
+
+def candidate_row(plan: TrialPlan, spec: SweepSpec, cpu_rate: float) -> dict[str, Any]:
+    return {
+        "config": plan.fields, "sampled": plan.sampled, "config_hash": plan.config_hash, "family": plan.family,
+        "params_total": plan.params_total, "params_active": plan.params_active,
+        "forward_flops_per_token": plan.flop_terms, "train_flops_per_token": plan.train_flops_per_token,
+        "tokens": plan.tokens, "steps": plan.steps, "memory_bytes": plan.memory_bytes,
+        "feasible": plan.feasible, "reason": plan.reason, "failed_checks": list(plan.failed_checks),
+        "estimated_trial_s": round(trial_seconds(plan, spec, cpu_rate), 3),
+    }
+
+
+def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU) -> dict[str, Any]:
+    """The whole plan as JSON-able data (what `coe-sweep plan --format json` prints)."""
+    points, exhaustive = planned_points(spec)
+    slots = concurrent_slots(spec)
+    levels: list[dict[str, Any]] = []
+    for budget in budgets(spec):
+        plans = [plan_trial(spec, budget, point) for point in points]
+        feasible = [p for p in plans if p.feasible]
+        rejected_by: dict[str, int] = {}
+        for p in plans:
+            if not p.feasible:
+                rejected_by[p.failed_checks[0]] = rejected_by.get(p.failed_checks[0], 0) + 1
+        if spec.search.algorithm == "grid":
+            cap = spec.search.trials_per_budget
+            chosen = feasible if cap is None else feasible[:cap]
+            trials = len(chosen)
+            trial_s = sum(trial_seconds(p, spec, cpu_rate) for p in chosen)
+            level_flops = sum(p.train_flops for p in chosen) if budget.flops is None else trials * budget.flops
+        else:
+            trials = spec.search.default_trials if feasible else 0
+            mean_s = sum(trial_seconds(p, spec, cpu_rate) for p in feasible) / len(feasible) if feasible else 0.0
+            trial_s = trials * mean_s
+            mean_flops = sum(p.train_flops for p in feasible) / len(feasible) if feasible else 0.0
+            level_flops = trials * (budget.flops if budget.flops is not None else mean_flops)
+        levels.append({
+            "label": budget.label, "flops": budget.flops, "tokens": budget.tokens,
+            "candidates": [candidate_row(p, spec, cpu_rate) for p in plans],
+            "n_candidates": len(plans), "n_feasible": len(feasible), "n_rejected": len(plans) - len(feasible),
+            "rejected_by": rejected_by, "trials": trials, "planned_flops": level_flops,
+            "estimated_trial_s_sum": round(trial_s, 3),
+        })
+    total_trial_s = sum(level["estimated_trial_s_sum"] for level in levels)
+    return {
+        "name": spec.name, "spec_hash": spec.spec_hash(), "algorithm": spec.search.algorithm,
+        "objectives": spec.search.objectives, "space": list(spec.space), "grid_size": grid_size(spec),
+        "exhaustive": exhaustive, "budgets": levels,
+        "total_trials": sum(level["trials"] for level in levels),
+        "total_flops": sum(level["planned_flops"] for level in levels),
+        "concurrent_slots": slots, "estimated_wall_s": round(total_trial_s / slots, 1),
+        "throughput_model": {
+            "cpu_train_flops_per_s_per_cpu": cpu_rate, "gpu_train_flops_per_s": GPU_TRAIN_FLOPS_PER_S,
+            "trial_overhead_s": TRIAL_OVERHEAD_S, "cpus_per_trial": spec.cluster.cpus_per_trial,
+            "gpus_per_trial": spec.cluster.gpus_per_trial,
+        },
+    }
+
+
+def calibrate_cpu_rate(steps: int = 3) -> float:
+    """Measured train FLOPs/s per CPU of one small model on this machine (imports torch and runners)."""
+    import time
+
+    import torch
+
+    from coe_sweep.accounting import train_flops_per_token
+    from coe_sweep.model.config import ModelConfig
+    from coe_sweep.model.lm import CoELM
+
+    threads = torch.get_num_threads()
+    cfg = ModelConfig(d_model=128, n_layers=2, n_heads=4, d_expert=128, n_experts=8, top_k=2, max_seq_len=128)
+    model = CoELM(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    idx = torch.randint(0, cfg.vocab_size, (16, 129))
+    elapsed = 0.0
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        out = model(idx[:, :-1], targets_BT=idx[:, 1:])
+        (out.loss + out.aux_loss).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step:  # the first step warms up allocators and kernels
+            elapsed += time.perf_counter() - start
+    tokens = steps * 16 * 128
+    return tokens * train_flops_per_token(cfg, 128) / elapsed / threads
