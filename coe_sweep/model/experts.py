@@ -97,11 +97,10 @@ class RoutedExperts(nn.Module):
             slots = SlotMap.build(topk_idx_SK, w_down_T.shape[0])
         x_AD = _GatherRows.apply(x_SD, slots)  # (A, D), rows sorted by expert
         gate_up_A2F = F.grouped_mm(x_AD, w_gate_up_T, offs=slots.offsets_E)
-        gate_AF, up_AF = gate_up_A2F.split(Fw, dim=1)
         # the gate weight scales the (narrower) hidden row instead of the output row: same function,
         # half the bytes, and the K-row combine below becomes an unweighted sum
         weight_A1 = weights_SK.reshape(-1).index_select(0, slots.order_A).unsqueeze(1)
-        h_AF = F.silu(gate_AF) * (up_AF * weight_A1)
+        h_AF = _WeightedSwiGLU.apply(gate_up_A2F, weight_A1, Fw)
         y_AD = F.grouped_mm(h_AF, w_down_T, offs=slots.offsets_E)
         return _SumRows.apply(y_AD, slots)  # (S, D)
 
@@ -205,3 +204,30 @@ class _SumRows(Function):
     @staticmethod
     def backward(ctx, grad_SD: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
         return grad_SD.index_select(0, ctx.slots.token_A), None
+
+
+class _WeightedSwiGLU(Function):
+    """h = silu(gate) * up * w from the fused (A, 2F) gate|up rows. Backward writes the gate and up
+    gradients straight into one (A, 2F) tensor (no split/cat) and recomputes silu(gate)."""
+
+    @staticmethod
+    def forward(ctx, gate_up_A2F: torch.Tensor, weight_A1: torch.Tensor, Fw: int) -> torch.Tensor:  # noqa: ANN001
+        gate_AF, up_AF = gate_up_A2F[:, :Fw], gate_up_A2F[:, Fw:]
+        h_AF = F.silu(gate_AF).mul_(up_AF).mul_(weight_A1)
+        ctx.save_for_backward(gate_up_A2F, weight_A1)
+        ctx.Fw = Fw
+        return h_AF
+
+    @staticmethod
+    def backward(ctx, grad_AF: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # noqa: ANN001
+        gate_up_A2F, weight_A1 = ctx.saved_tensors
+        Fw = ctx.Fw
+        gate_AF, up_AF = gate_up_A2F[:, :Fw], gate_up_A2F[:, Fw:]
+        grad_A2F = torch.empty_like(gate_up_A2F)
+        silu_AF = F.silu(gate_AF)
+        grad_up_unweighted = grad_AF * silu_AF  # d h / d up without the gate weight
+        grad_weight_A1 = (grad_up_unweighted * up_AF).sum(dim=1, keepdim=True)
+        torch.mul(grad_up_unweighted, weight_A1, out=grad_A2F[:, Fw:])
+        grad_silu_AF = grad_AF.mul(up_AF).mul_(weight_A1)
+        torch.ops.aten.silu_backward.grad_input(grad_silu_AF, gate_AF, grad_input=grad_A2F[:, :Fw])
+        return grad_A2F, grad_weight_A1, None

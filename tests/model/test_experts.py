@@ -95,3 +95,22 @@ def test_bf16_autocast_on_cpu_runs_and_tracks_fp32(probe_loss: Callable) -> None
     torch.testing.assert_close(y.float(), ref, rtol=0.05, atol=0.02)
     probe_loss(y.float()).backward()
     assert grouped.w_down_EDF.grad is not None and grouped.w_down_EDF.grad.dtype == torch.float32
+
+
+def test_cpu_token_chunking_is_exact(monkeypatch: pytest.MonkeyPatch, probe_loss: Callable) -> None:
+    import coe_sweep.model.experts as experts_mod
+
+    grouped, loop = _pair()
+    S, K = 37, 2
+    x = torch.randn(S, 16)
+    idx = torch.stack([torch.randperm(6)[:K] for _ in range(S)])
+    w = torch.rand(S, K)
+    y_ref, grads_ref = _run(grouped, x, idx, w, probe_loss)
+    monkeypatch.setattr(experts_mod, "CPU_CHUNK_BYTES", 16 * 4 * K * 8)  # 8 tokens per chunk: 5 chunks
+    grouped.zero_grad()
+    y_chunked, grads_chunked = _run(grouped, x, idx, w, probe_loss)
+    y_loop, _ = _run(loop, x, idx, w, probe_loss)
+    torch.testing.assert_close(y_chunked, y_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(y_chunked, y_loop, rtol=1e-5, atol=1e-6)
+    for g_c, g_r in zip(grads_chunked, grads_ref, strict=True):
+        torch.testing.assert_close(g_c, g_r, rtol=1e-5, atol=1e-6)
