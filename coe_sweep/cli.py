@@ -22,7 +22,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    raise NotImplementedError("plan: not wired yet")
+    """Candidate table per budget, counts, total FLOPs and wall time; runs nothing. 2: bad spec."""
+    import json
+
+    from rich.console import Console
+
+    from coe_sweep.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec, args.set)
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from coe_sweep.search.plan_table import render_plan
+    from coe_sweep.search.sweep_plan import CPU_TRAIN_FLOPS_PER_S_PER_CPU, build_plan, calibrate_cpu_rate
+
+    cpu_rate = calibrate_cpu_rate() if args.calibrate else CPU_TRAIN_FLOPS_PER_S_PER_CPU
+    plan = build_plan(spec, cpu_rate=cpu_rate)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(plan, indent=2, default=str) + "\n")
+    else:
+        render_plan(plan, Console(width=None if sys.stdout.isatty() else 200), limit=args.limit)
+    return EXIT_OK
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
@@ -180,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("plan", help="print the candidate table of a sweep spec; runs nothing")
+    p.add_argument("spec", help="sweep spec YAML (search_spaces/*.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a spec field, validated like the file (repeatable)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="table (rich) or json")
+    p.add_argument("--limit", type=int, default=40, metavar="N",
+                   help="table: at most N candidate rows per budget (feasible first; 0: all)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="time a real training step here to set the CPU throughput of the wall-time estimate")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("launch", help="run (or resume) a sweep")
