@@ -141,13 +141,15 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def families(df: pd.DataFrame) -> pd.Series:
-    """Family per row: the `family` column, else derived (dense flag, iterations > 1 -> coe, else moe)."""
-    if FAMILY in df.columns:
-        return df[FAMILY].astype(str)
+    """Family per row: the `family` column where it holds moe|coe|dense, else derived (dense flag,
+    iterations > 1 -> coe, else moe)."""
     iterations = numeric(df, ITERATIONS)
     dense = df[DENSE].astype(str).str.lower().isin(("true", "1")) if DENSE in df.columns else False
-    derived = np.where(dense, "dense", np.where(iterations > 1, "coe", "moe"))
-    return pd.Series(derived, index=df.index, dtype=str)
+    derived = pd.Series(np.where(dense, "dense", np.where(iterations > 1, "coe", "moe")), index=df.index, dtype=str)
+    if FAMILY not in df.columns:
+        return derived
+    given = df[FAMILY].astype(str)
+    return given.where(given.isin(FAMILIES), derived)
 
 
 def budget_groups(df: pd.DataFrame) -> list[tuple[str, float, pd.DataFrame]]:

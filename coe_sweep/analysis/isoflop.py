@@ -40,6 +40,7 @@ MIN_POINTS = 4
 MIN_DISTINCT_X = 3
 MIN_CONVEX_FRACTION = 0.9
 CURVE_POINTS = 64
+BOOT_TOL = 1e-8  # IRLS stop for bootstrap refits: far below the spread of the draws
 POINT_COLUMNS = (C.RUN_ID, C.CONFIG_HASH, C.FAMILY, C.TOKENS, C.PARAMS_ACTIVE, C.PARAMS_TOTAL,
                  C.ITERATIONS, C.TOP_K, C.N_EXPERTS, C.N_LAYERS, C.PEAK_MEMORY_BYTES)
 
@@ -189,7 +190,7 @@ def fit_profile(label: str, budget_flops: float, rows: pd.DataFrame, *, x: str =
     idx_BN = rng.integers(0, n, size=(n_boot, n))
     w_BN = np.bincount((idx_BN + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
     w_BN = w_BN.reshape(n_boot, n).astype(float)
-    boot_BP = irls(A_NP, ys, w_BN, loss=robust_loss, f_scale=scale,
+    boot_BP = irls(A_NP, ys, w_BN, loss=robust_loss, f_scale=scale, tol=BOOT_TOL,
                    beta0_BP=np.repeat(beta_P[None], n_boot, axis=0))
     valid = np.isfinite(boot_BP).all(axis=1)
     boot_convex, boot_log_x, boot_loss = _vertex(boot_BP[valid], m, s)

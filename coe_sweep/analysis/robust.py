@@ -40,8 +40,10 @@ def check_loss(loss: str) -> RobustLoss:
 
 def weighted_lstsq(A_NP: np.ndarray, y_N: np.ndarray, w_BN: np.ndarray) -> np.ndarray:
     """Solve min sum_i w_bi (A_i . beta_b - y_i)^2 for each row b of w; singular rows -> NaN."""
-    AtWA_BPP = np.einsum("np,bn,nq->bpq", A_NP, w_BN, A_NP)
-    AtWy_BP = np.einsum("np,bn,n->bp", A_NP, w_BN, y_N)
+    n, p = A_NP.shape
+    # Normal equations for every row at once as two matmuls (BLAS) against per-point outer products.
+    AtWA_BPP = (w_BN @ (A_NP[:, :, None] * A_NP[:, None, :]).reshape(n, p * p)).reshape(-1, p, p)
+    AtWy_BP = w_BN @ (A_NP * y_N[:, None])
     # Condition check relative to the diagonal: a weighting that leaves fewer distinct x than
     # parameters makes the normal matrix singular (det ~ 0 up to rounding).
     scale_BP = np.sqrt(np.maximum(np.einsum("bpp->bp", AtWA_BPP), 1e-300))
@@ -54,25 +56,46 @@ def weighted_lstsq(A_NP: np.ndarray, y_N: np.ndarray, w_BN: np.ndarray) -> np.nd
     return beta_BP
 
 
+def _weights_inplace(z_BN: np.ndarray, loss: str) -> np.ndarray:
+    """IRLS weights rho'(z), computed in place in z (the arrays are bootstrap x points large)."""
+    if loss == "soft_l1":
+        z_BN += 1.0
+        np.sqrt(z_BN, out=z_BN)
+        return np.reciprocal(z_BN, out=z_BN)
+    if loss == "cauchy":
+        z_BN += 1.0
+        return np.reciprocal(z_BN, out=z_BN)
+    return _WEIGHTS[loss](z_BN)
+
+
 def irls(A_NP: np.ndarray, y_N: np.ndarray, w_BN: np.ndarray, *, loss: RobustLoss, f_scale: float,
          beta0_BP: np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-10) -> np.ndarray:
-    """Robust fit per batch row: minimise sum_i w_bi rho((A_i . beta_b - y_i)^2 / f_scale^2)."""
+    """Robust fit per batch row: minimise sum_i w_bi rho((A_i . beta_b - y_i)^2 / f_scale^2).
+
+    Rows stop iterating once their largest coefficient step is <= tol * max(|y|, 1); rows whose
+    weighting is singular stay NaN.
+    """
     check_loss(loss)
     if not f_scale > 0:
         raise ValueError(f"f_scale={f_scale!r} is invalid: expected a number > 0")
     beta_BP = weighted_lstsq(A_NP, y_N, w_BN) if beta0_BP is None else beta0_BP.copy()
     if loss == "linear":
         return beta_BP
-    weight = _WEIGHTS[loss]
-    y_scale = max(float(np.max(np.abs(y_N))), 1.0)
+    inv_f2 = 1.0 / f_scale**2
+    limit = tol * max(float(np.max(np.abs(y_N))), 1.0)
+    active = np.flatnonzero(np.isfinite(beta_BP).all(axis=1))
     for _ in range(max_iter):
-        r_BN = np.einsum("np,bp->bn", A_NP, np.nan_to_num(beta_BP)) - y_N
-        new_BP = weighted_lstsq(A_NP, y_N, w_BN * weight((r_BN / f_scale) ** 2))
-        new_BP = np.where(np.isnan(beta_BP), np.nan, new_BP)
-        step = np.nanmax(np.abs(new_BP - beta_BP), initial=0.0)
-        beta_BP = new_BP
-        if step <= tol * y_scale:
+        if active.size == 0:
             break
+        r_KN = beta_BP[active] @ A_NP.T - y_N
+        np.multiply(r_KN, r_KN, out=r_KN)
+        r_KN *= inv_f2
+        weights_KN = _weights_inplace(r_KN, loss)
+        weights_KN *= w_BN[active]
+        new_KP = weighted_lstsq(A_NP, y_N, weights_KN)
+        step_K = np.abs(new_KP - beta_BP[active]).max(axis=1)
+        beta_BP[active] = new_KP
+        active = active[np.isfinite(step_K) & (step_K > limit)]
     return beta_BP
 
 

@@ -64,6 +64,9 @@ def test_family_derived_from_iterations_and_empty_frames() -> None:
     df = df[df.run_id != "d1"]  # without a family column, dense cannot be told apart here
     first, _ = coe_vs_moe(df)
     assert first.coe["run_id"] == "c2" and first.moe["run_id"] == "m2"  # type: ignore[index]
+    partial = _frame()
+    partial.loc[partial.run_id == "c2", "family"] = None  # a missing tag falls back to iterations
+    assert coe_vs_moe(partial)[0].coe["run_id"] == "c2"  # type: ignore[index]
     assert coe_vs_moe(_frame().assign(status="failed")) == []
     with pytest.raises(ValueError, match="final_val_loss"):
         coe_vs_moe(pd.DataFrame({"budget_label": ["a"]}))
