@@ -174,7 +174,7 @@ async function drawPareto() {
   }
   Plotly.react("pareto-plot", traces, {
     margin: { t: 20, r: 20 }, xaxis: { title: { text: "measured peak memory (bytes)" }, type: "log" },
-    yaxis: { title: { text: "final val loss" } },
+    yaxis: { title: { text: "final val loss" } }, legend: { orientation: "h", y: -0.25 },
   }, { responsive: true, displaylogo: false });
 }
 

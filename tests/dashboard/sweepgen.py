@@ -44,9 +44,11 @@ class Plan:
 
 
 def plan(model: ModelConfig, budget_flops: float, label: str, lr: float = 3e-3) -> Plan:
-    train = TrainConfig(batch_size=BATCH, seq_len=SEQ_LEN, lr=lr, eval_interval=200)
     flops_per_token = train_flops_per_token(model, SEQ_LEN)
     tokens = int(budget_flops / flops_per_token)
+    # about four evaluations per trial, whatever its length (keeps the curves short)
+    train = TrainConfig(batch_size=BATCH, seq_len=SEQ_LEN, lr=lr,
+                        eval_interval=max(1, tokens // (BATCH * SEQ_LEN) // 4))
     spec = RunSpec(model=model, train=train, data=DataConfig(), horizon=Horizon(flops=budget_flops))
     return Plan(label, budget_flops, spec, config_hash(spec.to_dict()), params_total(model), params_active(model),
                 flops_per_token, tokens, max(1, tokens // (BATCH * SEQ_LEN)))

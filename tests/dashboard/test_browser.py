@@ -1,0 +1,103 @@
+"""The page in a real browser: `coe-sweep dashboard` (uvicorn) on 127.0.0.1 and headless Chromium.
+
+Asserts every chart rendered (Plotly's `js-plotly-plot` / `main-svg` in the DOM after the page's
+JavaScript ran) and the tables filled, and saves a screenshot under the test's tmp dir.
+Skips (with the reason) only when Debian's chromium is not installed at /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SWEEP
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+PLOTS = ("isoflop-plot", "scaling-plot", "pareto-plot")
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                 "(apt-get install chromium; .ci/run installs it)")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tracking_uri: str, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path / "dashboard.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coe_sweep.cli", "dashboard", "--tracking-uri", tracking_uri, "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COE_SWEEP_DASHBOARD_HOST": ""})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # poll until uvicorn answers
+            try:
+                if httpx.get(f"{url}/api/sweeps", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, (tmp_path / "dashboard.log").read_text()
+            assert time.monotonic() < deadline, "dashboard did not start in 60 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / "chromium-profile"
+    return subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_sweep_page_renders_every_chart(server: str, tmp_path: Path) -> None:
+    assert "127.0.0.1" in server  # bound locally by default
+    page = f"{server}/sweeps/{SWEEP}"
+    dom = chromium(tmp_path, "--virtual-time-budget=15000", "--dump-dom", page)
+    html = dom.stdout
+    assert "<html" in html, dom.stderr[-2000:]
+    for plot in PLOTS:
+        match = re.search(rf'<div id="{plot}"[^>]*>(.*?)</section>', html, re.S)
+        assert match, f"{plot} missing from the DOM"
+        div = match.group(0)
+        assert "js-plotly-plot" in div and 'class="main-svg"' in div, f"{plot} did not render"
+    assert html.count("js-plotly-plot") >= len(PLOTS)
+    assert "error:" not in html  # no endpoint failed inside the page
+    compare_rows = re.search(r'<table id="compare-table".*?</table>', html, re.S).group(0)
+    assert compare_rows.count("<tr>") >= 4  # header + 3 budgets
+    trials = re.search(r'<table id="trials-table".*?</table>', html, re.S).group(0)
+    assert trials.count("<tr>") >= 11 and "final_val_loss" in trials
+    # the page worked offline: no external script or stylesheet
+    assert not re.search(r'<script[^>]+src="https?://', html)
+
+    shot = tmp_path / "sweep.png"
+    result = chromium(tmp_path, "--virtual-time-budget=15000", f"--screenshot={shot}", "--window-size=1400,2400", page)
+    assert shot.exists() and shot.stat().st_size > 50_000, result.stderr[-2000:]
+
+
+def test_index_lists_sweeps(server: str, tmp_path: Path) -> None:
+    html = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", f"{server}/").stdout
+    assert 'href="/sweeps/' in html and SWEEP in html
