@@ -7,7 +7,11 @@ Compares, at d=256, d_expert=128, N=64 routed experts (no shared expert unless -
             per-expert boolean-mask loop `y[mask] = expert(x[mask])`
   dense     one SwiGLU FFN of width C*K*d_expert: the same routed-expert FLOPs with no routing
 for MoE (C=1, K=8) and CoE (C=2, K=4). Prints medians over repeats and the ratios layer/dense and
-grouped/boolmask. Run: `python benchmarks/layer_throughput.py [--tokens 8192] [--threads 2]`.
+grouped/boolmask. Run: `python benchmarks/layer_throughput.py [--tokens 8192] [--threads 1]`.
+
+The machine these were measured on is shared (2 cores, up to 8 jobs): variants run round-robin
+within each repeat, and tokens per CPU-second (process time, one thread) is reported beside wall
+tokens/s because it is far less sensitive to other processes than wall time.
 """
 
 from __future__ import annotations

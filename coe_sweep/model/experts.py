@@ -6,12 +6,17 @@ Weights are stored (E, out, in) -- `w_gate_EFD`, `w_up_EFD` (E, F, D) and `w_dow
 and passed transposed to `F.grouped_mm` (the layout its CPU and CUDA kernels accept).
 
 Dispatch ("grouped", the fast path) reads as four verbs:
-  1. sort the A token-slots by expert (one stable argsort),
+  1. sort the A token-slots by expert (one stable argsort) and gather the token rows once,
   2. count slots per expert (`bincount`) -> int32 `cumsum` offsets,
-  3. grouped matmuls over the sorted rows (gate, up, down),
-  4. un-sort and combine the K rows of each token with its gate weights (one batched matmul).
-Gathers/un-sorts are permutations with known inverses, so custom autograd functions turn their
-backward into gathers as well (no scatter/index_add, no `.item()` syncs, no per-expert Python loop).
+  3. grouped matmuls over the sorted rows: gate and up fused into ONE (E, 2F, D) matmul (the weights
+     are concatenated per call; the parameters keep their contract names), then down,
+  4. add each token's K rows back (a 0/1 CSR (S, A) matrix times the rows on CPU fp32, a permuted
+     gather + sum elsewhere). The gate weight scales the F-wide hidden row, not the D-wide output.
+The gather and the combine are each other's adjoint, so custom autograd functions make every
+backward a gather or a CSR sum as well: no scatter/index_add, no `.item()` syncs, no per-expert
+Python loop (grouped_mm loops over experts inside ATen on CPU).
+On CPU the path runs in token chunks (CPU_CHUNK_BYTES, below); numbers in
+benchmarks/layer_throughput.py.
 
 "loop" is the reference path: a Python loop over experts with plain `F.linear`, which torch's
 FlopCounterMode can see (it counts 0 for grouped_mm). Both compute the same function.
