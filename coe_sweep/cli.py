@@ -61,10 +61,10 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     try:
         spec = load_spec(args.spec, overrides)
     except SpecError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
         return EXIT_BAD_INPUT
     if args.max_failures is not None and args.max_failures < 0:
-        err.print(f"error: --max-failures: found {args.max_failures}; expected an integer >= 0")
+        err.print(f"error: --max-failures: found {args.max_failures}; expected an integer >= 0", soft_wrap=True)
         return EXIT_BAD_INPUT
     from coe_sweep.search.lock import StorageError, SweepLocked
     from coe_sweep.search.orchestrate import ResourceError, SweepExists, launch
@@ -75,15 +75,15 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         outcome = launch(spec, simulate=args.simulate, resume=args.resume, max_failures=args.max_failures,
                          progress=not args.no_progress, simulate_trial_s=args.simulate_trial_s)
     except (StorageError, SweepLocked, SweepExists, ResourceError, TrackingError) as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     out = Console()
     for table in render_summary(outcome):
         out.print(table)
     if outcome.stopped_reason:
-        out.print(f"sweep {outcome.stopped_reason}")
+        out.print(f"sweep {outcome.stopped_reason}", soft_wrap=True)
     out.print(f"results: {outcome.storage_dir}\nbrowse:  coe-sweep dashboard --tracking-uri {outcome.tracking_uri}\n"
-              f"         mlflow ui --backend-store-uri {outcome.tracking_uri}", highlight=False, markup=False)
+              f"         mlflow ui --backend-store-uri {outcome.tracking_uri}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_FAILED if outcome.exit_code else EXIT_OK
 
 
@@ -105,7 +105,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         try:
             spec = load_spec(name)
         except SpecError as exc:
-            err.print(f"error: {exc}", highlight=False, markup=False)
+            err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
             return EXIT_BAD_INPUT
         name = spec.name
     uri = args.tracking_uri or (spec.tracking.uri if spec else f"sqlite:///{Path.cwd() / 'mlflow.db'}")
@@ -117,12 +117,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if not sweeps:
             err.print(f"error: SWEEP: found {name!r}; expected a sweep name or id in {uri} "
                       f"(known: {', '.join(sorted({s.name for s in store.list_sweeps()})) or 'none'})",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)
             return EXIT_BAD_INPUT
         sweep = max(sweeps, key=lambda s: s.start_time or 0)
         frame = store.trials_frame(sweep.id)
     except (TrackingError, NotFound) as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     progress = progress_from_frame(sweep.name, frame, start_s=(sweep.start_time or 0) / 1000 or None,
                                    end_s=(sweep.end_time / 1000) if sweep.end_time else None)
