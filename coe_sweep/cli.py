@@ -61,7 +61,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     try:
         spec = load_spec(args.spec, overrides)
     except SpecError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     if args.max_failures is not None and args.max_failures < 0:
         err.print(f"error: --max-failures: found {args.max_failures}; expected an integer >= 0", soft_wrap=True)
