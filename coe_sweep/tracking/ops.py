@@ -18,6 +18,7 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.tracking import MlflowClient
 
 from coe_sweep.tracking.names import TAG_CONFIG_HASH, TAG_PARENT
@@ -103,7 +104,7 @@ def resolve(client: MlflowClient, run: str, resolved: dict[str, str]) -> str:
     child = find_child(client, experiment_id, parent_run_id, config_hash)
     if child is None:
         raise MlflowException(f"no child run with config hash {config_hash} under parent {parent_run_id} "
-                              "(its create_trial op was refused)", error_code="RESOURCE_DOES_NOT_EXIST")
+                              "(its create_trial op was refused)", error_code=RESOURCE_DOES_NOT_EXIST)
     resolved[run] = child.info.run_id
     return child.info.run_id
 

@@ -59,8 +59,12 @@ _MLFLOW_TO_TRIAL_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED
 
 
 def trial_status(run: Run) -> str:
-    """ok | diverged | oom | failed from the trial's own tag; else running | killed | failed | finished."""
-    return run.data.tags.get(TAG_STATUS) or _MLFLOW_TO_TRIAL_STATUS.get(run.info.status, run.info.status.lower())
+    """running while the run runs (a restarted trial's old result tag is stale); then ok | diverged | oom |
+    failed from the trial's own tag, else killed | failed | finished from the MLflow status."""
+    mlflow_status = run.info.status
+    if mlflow_status in ("RUNNING", "SCHEDULED"):
+        return "running"
+    return run.data.tags.get(TAG_STATUS) or _MLFLOW_TO_TRIAL_STATUS.get(mlflow_status, mlflow_status.lower())
 
 
 class TrackingStore:
@@ -212,9 +216,10 @@ def _sweep_name(run: Run) -> str:
 
 
 def frame_from_runs(runs: Iterable[Run]) -> pd.DataFrame:
-    """One row per child run: base columns, every metric, every param (typed), start/end times."""
+    """One row per child run, oldest first: base columns, every metric, every param (typed), start/end times."""
     cache: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
+    runs = sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))  # trial order, stable
     metric_keys: dict[str, None] = dict.fromkeys(FINAL_METRICS)
     param_keys: dict[str, None] = {}
     for run in runs:

@@ -99,7 +99,7 @@ def sqlite_uri(tmp_path: Path, empty_store_db: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"), free_port())
     server.start()
