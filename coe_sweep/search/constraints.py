@@ -16,6 +16,7 @@ Booleans evaluate as 0/1 and None as itself (only == / != make sense on it).
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -114,8 +115,13 @@ def _eval(node: Any, values: Mapping[str, Any]) -> Any:
         value = values[node.name]
         return int(value) if isinstance(value, bool) else value
     if isinstance(node, _Neg):
-        return -_eval(node.arg, values)
+        value = _eval(node.arg, values)
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"cannot negate {value!r}: arithmetic needs numbers")
+        return -value
     left, right = _eval(node.left, values), _eval(node.right, values)
+    if not all(isinstance(v, (int, float)) for v in (left, right)):  # no str repetition, no None math
+        raise ValueError(f"cannot compute {left!r} {node.op} {right!r}: arithmetic needs numbers")
     if node.op == "/" and right == 0:
         return float("inf") if left > 0 else float("-inf") if left < 0 else float("nan")
     try:
@@ -222,8 +228,10 @@ class _Parser:
         raise self.fail("a name, a number or '('")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_constraint(text: str) -> Constraint:
-    """Parse one constraint; raises ConstraintSyntaxError with what went wrong and what is accepted."""
+    """Parse one constraint; raises ConstraintSyntaxError with what went wrong and what is accepted.
+    Cached: a Constraint is immutable and the planner parses the same few texts for every candidate."""
     if not isinstance(text, str):
         raise ConstraintSyntaxError("a string such as 'top_k <= n_experts'")
     if len(text) > MAX_EXPRESSION_CHARS:

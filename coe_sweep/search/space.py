@@ -90,16 +90,23 @@ def sample_point(spec: SweepSpec, rng: random.Random) -> dict[str, Any]:
     return point
 
 
-def candidate_points(spec: SweepSpec, max_points: int = 5_000, seed: int = 0) -> tuple[list[dict[str, Any]], bool]:
-    """Points to check feasibility on: the whole grid when it is enumerable and small enough
-    (returns `exhaustive=True`), else `max_points` random points plus the grid corners' representative."""
+def candidate_points(spec: SweepSpec, max_points: int = 2_000, seed: int = 0) -> tuple[list[dict[str, Any]], bool]:
+    """Points to check feasibility on, and whether they are the whole space (`exhaustive`).
+
+    The grid when it is enumerable and has at most `max_points` points (exhaustive). With float
+    ranges, the grid with each float range at lo, its representative and hi, when that is small
+    enough (floats rarely decide feasibility; not exhaustive). Otherwise `max_points` seeded random
+    points."""
     if is_enumerable(spec) and grid_size(spec) <= max_points:
         return list(grid_points(spec)), True
+    n_floats = sum(dim.kind == "float" for dim in spec.space.values())
+    if grid_size(spec) * 3**n_floats <= max_points:
+        keys = list(spec.space)
+        axes = [[*dim.bounds[:1], *dimension_values(dim), *dim.bounds[1:]] if dim.kind == "float"
+                else dimension_values(dim) for dim in (spec.space[k] for k in keys)]
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*axes)], False
     rng = random.Random(seed)
-    points = [sample_point(spec, rng) for _ in range(max_points)]
-    if grid_size(spec) <= max_points:
-        points.extend(grid_points(spec))
-    return points, False
+    return [sample_point(spec, rng) for _ in range(max_points)], False
 
 
 def optuna_space(spec: SweepSpec) -> dict[str, optuna.distributions.BaseDistribution]:

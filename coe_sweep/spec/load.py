@@ -92,6 +92,8 @@ def format_path(loc: Sequence[str | int]) -> str:
 
 
 def _found(value: Any) -> str:
+    if isinstance(value, float) and (abs(value) >= 1e6 or 0 < abs(value) < 1e-4):
+        return f"{value:g}"
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
 

@@ -439,10 +439,22 @@ class SweepSpec(Section):
     def parsed_constraints(self) -> list[Constraint]:
         return [parse_constraint(text) for text in self.constraints]
 
+    def sampled_field_keys(self) -> set[str]:
+        """Space keys of every sampled field (bundles contribute the keys their choices set)."""
+        keys: set[str] = set()
+        for key, dim in self.space.items():
+            keys.update(k for choice in dim.choice or [] for k in choice) if dim.is_bundle else keys.add(key)
+        return keys
+
     def canonical_dict(self) -> dict[str, Any]:
-        """The validated spec as JSON-able data, with only explicitly-set model fields."""
+        """The validated spec as JSON-able data: only explicitly-set model fields, and the train/data
+        sections without the fields the space samples (their defaults would read as fixed values)."""
         data = self.model_dump(mode="json")
         data["model"] = self.model.model_dump(mode="json", exclude_unset=True)
+        for key in self.sampled_field_keys():
+            section, _, name = key.rpartition(".")
+            if section in ("train", "data"):
+                data[section].pop(name, None)
         data["space"] = {k: v.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
                          for k, v in self.space.items()}
         return data

@@ -109,8 +109,8 @@ def load_located(text: str) -> LocatedData:
 
 def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], count: list[int]) -> None:
     count[0] += 1
-    if count[0] > MAX_NODES:
-        raise YamlLocationError(node.start_mark.line + 1,
+    if count[0] > MAX_NODES:  # reported at the top-level key whose value expands too far
+        raise YamlLocationError(lines.get(path[:1], node.start_mark.line + 1),
                                 f"the document expands to more than {MAX_NODES} nodes (alias bomb?)")
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
