@@ -5,16 +5,18 @@ sample when the grid is too large), feasible/rejected counts with reasons, the t
 there, their FLOPs and an estimated wall time; then the sweep totals.
 
 Wall-time model (a rough planning figure, not a promise):
-  trial_s = (train_flops + eval_flops) / rate + TRIAL_OVERHEAD_S
+  trial_s = (train_flops + eval_flops) / rate + steps x STEP_OVERHEAD_S + TRIAL_OVERHEAD_S
   rate    = CPU_TRAIN_FLOPS_PER_S_PER_CPU x cpus_per_trial   (no GPU)
           = GPU_TRAIN_FLOPS_PER_S x gpus_per_trial           (with GPUs)
   eval_flops = evaluations x validation tokens x forward FLOPs/token, evaluations = steps /
                eval_interval + 1, validation tokens = data.val_tokens (or eval_batches x batch x seq_len)
   sweep_s = sum of trial_s / slots, slots = max_concurrent, or the CPUs (num_cpus, else this machine's)
             / cpus_per_trial (at least 1)
-CPU_TRAIN_FLOPS_PER_S_PER_CPU comes from the measured ~10k tokens/s of a ~1M-parameter LM on 2 CPU
-cores (about 6e6 train FLOPs/token -> 6e10 FLOPs/s on 2 cores); `calibrate_cpu_rate` re-measures it on
-this machine with one real training step of a small model.
+Constants measured with runners.train on this project's 2-core machine, one torch thread per trial:
+a 1.2M-parameter CoE trained at 9.7k tokens/s = 6.0e10 train FLOPs/s, a 0.29M-parameter MoE at
+4.3e10 FLOPs/s; 36k-parameter models ran 2.8k-4.3k steps in 22-25 s, i.e. ~4 ms of per-step
+overhead (Python, optimizer, data) on top of ~5e10 FLOPs/s. The model reproduces those four trials
+within ~15%. `calibrate_cpu_rate` (`coe-sweep plan --calibrate`) re-measures the compute rate here.
 A sampler (random/tpe/nsga2) runs trials_per_budget trials per level; its time is estimated with the
 mean trial time of the level's feasible candidates. Every trial at a FLOPs level spends the level.
 """
@@ -32,9 +34,10 @@ from coe_sweep.search.space import MAX_GRID_POINTS, grid_points, grid_size, is_e
 if TYPE_CHECKING:
     from coe_sweep.spec.schema import SweepSpec
 
-CPU_TRAIN_FLOPS_PER_S_PER_CPU = 3e10  # ~10k tok/s x ~6e6 FLOPs/tok on 2 cores (see module docstring)
+CPU_TRAIN_FLOPS_PER_S_PER_CPU = 5e10  # measured, see the module docstring
 GPU_TRAIN_FLOPS_PER_S = 5e12  # effective, for the small models of these sweeps (low MFU); rough
 TRIAL_OVERHEAD_S = 2.0  # data loading from cache, model build, Ray actor reuse, MLflow logging
+STEP_OVERHEAD_S = 0.004  # per optimizer step, beyond the FLOPs (measured on tiny models)
 MAX_PLANNED_POINTS = 2_000  # points shown per level when the grid is larger (a seeded sample)
 
 
@@ -50,7 +53,7 @@ def trial_seconds(plan: TrialPlan, spec: SweepSpec, cpu_rate: float = CPU_TRAIN_
     evaluations = plan.steps // train.eval_interval + 1
     val_tokens = data.val_tokens if train.eval_batches is None else train.eval_batches * train.batch_size * train.seq_len
     eval_flops = evaluations * val_tokens * plan.flop_terms.get("total", 0.0)
-    return (plan.train_flops + eval_flops) / rate + TRIAL_OVERHEAD_S
+    return (plan.train_flops + eval_flops) / rate + plan.steps * STEP_OVERHEAD_S + TRIAL_OVERHEAD_S
 
 
 def concurrent_slots(spec: SweepSpec) -> int:
@@ -121,7 +124,7 @@ def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU)
         "concurrent_slots": slots, "estimated_wall_s": round(total_trial_s / slots, 1),
         "throughput_model": {
             "cpu_train_flops_per_s_per_cpu": cpu_rate, "gpu_train_flops_per_s": GPU_TRAIN_FLOPS_PER_S,
-            "trial_overhead_s": TRIAL_OVERHEAD_S, "cpus_per_trial": spec.cluster.cpus_per_trial,
+            "trial_overhead_s": TRIAL_OVERHEAD_S, "step_overhead_s": STEP_OVERHEAD_S, "cpus_per_trial": spec.cluster.cpus_per_trial,
             "gpus_per_trial": spec.cluster.gpus_per_trial,
         },
     }

@@ -186,3 +186,11 @@ def test_yaml_floats_and_lines() -> None:
 ])
 def test_parse_memory(text: object, expected: int) -> None:
     assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_spec_round_trips(path: Path, tmp_path: Path) -> None:
+    spec = load_spec(path)
+    out = tmp_path / path.name
+    out.write_text(spec.to_yaml())
+    assert load_spec(out) == spec
