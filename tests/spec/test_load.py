@@ -194,3 +194,16 @@ def test_shipped_spec_round_trips(path: Path, tmp_path: Path) -> None:
     out = tmp_path / path.name
     out.write_text(spec.to_yaml())
     assert load_spec(out) == spec
+
+
+def test_missing_file_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from coe_sweep.cli import main
+
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(SpecError, match="a readable UTF-8 YAML file"):
+        load_spec(missing)
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
