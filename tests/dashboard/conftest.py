@@ -1,15 +1,20 @@
-"""Fixtures: a real MLflow sqlite store holding a synthetic sweep, and the dashboard app over it.
+"""Fixtures: a real MLflow sqlite store filled by a real simulated sweep, and the dashboard app over it.
 
-Seeding goes through the real tracking writer (about 0.3 s a trial here), so the seeded database is
-built once and kept in pytest's cache directory under a key hashing every source file that shapes
-it (this helper, the tracking package, the simulated-loss law, accounting) plus the MLflow version;
-each session copies it into its own tmp dir, so tests never write into the cached copy.
+The sweep is `coe-sweep launch <spec> --simulate` (Ray Tune + the orchestrator + the tracking writer;
+losses from coe_sweep.search.simulate), 3 budgets x 7 widths x {MoE, CoE} = 42 trials, plus a
+diverged, a failed and a still-running trial appended through the same writer, and a second sweep
+whose only trial is running. Building it takes a few minutes here (Ray start-up, 2 shared cores), so
+the database is kept in pytest's cache directory under a key hashing every source file that shapes
+it plus the MLflow version; each session copies it into its own tmp dir (tests never write into the
+cached copy).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,21 +34,53 @@ from dashboard.settings import Settings  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = "synthetic"
 EMPTY_SWEEP = "empty-sweep"
+SPEC = """\
+name: synthetic
+description: dashboard test sweep (simulated)
+tracking: {{uri: "{uri}"}}
+cluster: {{cpus_per_trial: 1, max_concurrent: 2, storage_path: "{storage}"}}
+data: {{source: "builtin:arithmetic", num_examples: 2000, val_tokens: 2048}}
+model: {{n_heads: 4, n_layers: 2, d_expert: 64, n_experts: 8, top_k: 2, n_shared: 1, max_seq_len: 64}}
+space:
+  d_model: {{choice: [16, 24, 32, 48, 64, 96, 128]}}
+  iterations: {{choice: [1, 2]}}
+budget: {{flops: [1e12, 3e12, 1e13]}}
+search: {{algorithm: grid, seed: 0}}
+train: {{batch_size: 8, seq_len: 64, lr: 3.0e-3, eval_interval: 200, warmup_steps: 2, threads: 1}}
+"""
 _SOURCES = [Path(__file__).parent / "sweepgen.py", Path(__file__),
-            *sorted((REPO / "coe_sweep" / "tracking").glob("*.py")),
-            REPO / "coe_sweep" / "search" / "simulate.py", *sorted((REPO / "coe_sweep" / "accounting").glob("*.py"))]
+            *sorted((REPO / "coe_sweep" / "tracking").glob("*.py")), *sorted((REPO / "coe_sweep" / "search").glob("*.py")),
+            *sorted((REPO / "coe_sweep" / "spec").glob("*.py")), REPO / "runners" / "trainable.py",
+            *sorted((REPO / "coe_sweep" / "accounting").glob("*.py"))]
 
 
 def _key() -> str:
     digest = hashlib.sha256(mlflow.__version__.encode())
     for path in _SOURCES:
-        digest.update(path.read_bytes())
+        if path.exists():
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
 def _build(db_dir: Path) -> None:
+    from coe_sweep.spec import load_spec
+    from coe_sweep.tracking import SweepTracker
+
     uri = f"sqlite:///{db_dir / 'mlflow.db'}"
-    sweepgen.seed_sweep(uri, SWEEP, list(sweepgen.grid()), journal_dir=str(db_dir / "journal-a"))
+    spec_path = db_dir / "synthetic.yaml"
+    spec_path.write_text(SPEC.format(uri=uri, storage=db_dir / "sweeps"))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
+           "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    launched = subprocess.run([sys.executable, "-m", "coe_sweep.cli", "launch", str(spec_path), "--simulate",
+                               "--no-progress"], env=env, capture_output=True, text=True, timeout=1200)
+    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    spec = load_spec(spec_path)
+    tracker = SweepTracker(uri, spec.name, spec.to_yaml(), spec.spec_hash(), simulated=True,
+                           journal_dir=str(db_dir / "journal-a"))
+    tracker.start()
+    base = next(sweepgen.grid(budgets=(("1e12", 1e12),), d_models=(32,), iterations=(1,)))
+    sweepgen.append_extras(tracker, base)
+    tracker.finish("FINISHED")
     # a sweep whose only trial is still running: every analysis endpoint must give an empty answer
     sweepgen.seed_sweep(uri, EMPTY_SWEEP, [], journal_dir=str(db_dir / "journal-b"), extra_failures=False,
                         running=1, finish=None)

@@ -72,6 +72,25 @@ def result_for(p: Plan, seed: int = 0) -> RunResult:
     return simulate(p, seed=seed)
 
 
+def append_extras(tracker: Any, base: Plan, *, running: int = 1) -> dict[str, str]:
+    """Add a diverged, a failed and `running` unfinished trials next to `base` to a started tracker."""
+    diverging = plan(base.run_spec.model, base.budget_flops, base.budget_label, lr=0.5)
+    failing = plan(replace(base.run_spec.model, n_layers=base.run_spec.model.n_layers + 1), base.budget_flops,
+                   base.budget_label)
+    extra: list[tuple[Plan, RunResult | None]] = [
+        (diverging, result_for(diverging)),
+        (failing, RunResult(status="failed", reason="RuntimeError: synthetic failure in a test"))]
+    for i in range(running):
+        model = replace(base.run_spec.model, n_layers=base.run_spec.model.n_layers + 2 + i)
+        extra.append((plan(model, base.budget_flops, base.budget_label), None))
+    ids = {}
+    for p, result in extra:
+        ids[p.config_hash] = run_id = tracker.start_trial(p.config_hash, p.flat_params())
+        if result is not None:
+            tracker.log_result(run_id, result)
+    return ids
+
+
 def seed_sweep(uri: str, name: str, plans: Sequence[Plan], *, journal_dir: str, extra_failures: bool = True,
                running: int = 1, finish: str | None = "FINISHED") -> dict[str, str]:
     """Write `plans` (+ a diverged and a failed trial, + `running` unfinished ones) as one sweep.
