@@ -235,11 +235,11 @@ def test_token_windows_are_cached_and_memory_mapped(cache_dir: Path) -> None:
     assert load_token_data(cfg, seq_len=40).cache_path != first.cache_path  # keyed by seq_len
 
 
-def test_bpe_tokenizer_trains_on_the_train_split_and_is_cached(cache_dir: Path) -> None:
-    cfg = DataConfig(tokenizer="bpe:512", cache_dir=str(cache_dir), **SMALL)
+def test_bpe_tokenizer_trains_on_the_train_split_and_is_cached(tmp_path: Path, cache_dir: Path) -> None:
+    cfg = DataConfig(tokenizer="bpe:512", cache_dir=str(tmp_path), **SMALL)  # a cache of its own
     data = load_token_data(cfg, seq_len=32)
     assert data.vocab_size == 512 and 0 <= int(data.train_ids.min()) and int(data.train_ids.max()) < 512
-    tok_files = list((cache_dir / "tokenizers").glob("*.json"))
+    tok_files = list((tmp_path / "tokenizers").glob("*.json"))
     assert len(tok_files) == 1
     vocab = json.loads(tok_files[0].read_text())["model"]["vocab"]
     assert len(vocab) == 512 and vocab["<bos>"] == 0 and vocab["<eos>"] == 1

@@ -194,3 +194,24 @@ def test_a_broken_memory_measurement_does_not_fail_or_skew_the_trial(tiny_spec: 
     r = train(tiny_spec(horizon=Horizon(steps=4)))
     assert r.status == "ok" and r.peak_memory_bytes is None and r.allocated_after_step_bytes is None
     assert r.train_curve == reference.train_curve and r.val_curve == reference.val_curve  # step re-run once
+
+
+def test_two_trials_with_different_training_seeds_score_the_same_validation_windows(
+        tiny_spec: SpecFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import runners.train as train_module
+
+    seen: list[Any] = []
+    original = train_module.load_token_data
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        data = original(*args, **kwargs)
+        seen.append(np.array(data.val_ids))
+        return data
+
+    monkeypatch.setattr(train_module, "load_token_data", recording)
+    a = train(tiny_spec(train={"seed": 0}, horizon=Horizon(steps=1)))
+    b = train(tiny_spec(train={"seed": 7}, horizon=Horizon(steps=1)))
+    assert len(seen) == 2 and np.array_equal(seen[0], seen[1]) and len(seen[0]) > 0
+    assert a.train_curve != b.train_curve  # the training seed did change the run
