@@ -55,11 +55,16 @@ class DeviceChoice:
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (the trial's allocation under Ray/cgroups affinity)."""
+    """CPUs this trial was given: OMP_NUM_THREADS when set (Ray sets it to a task's num_cpus), capped by
+    the CPUs this process may run on (affinity / cgroup cpuset)."""
     try:
-        return len(os.sched_getaffinity(0))
+        usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        usable = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) >= 1:
+        return min(int(omp), usable)
+    return usable
 
 
 def resolve_device(tc: TrainConfig) -> DeviceChoice:

@@ -215,3 +215,19 @@ def test_two_trials_with_different_training_seeds_score_the_same_validation_wind
     b = train(tiny_spec(train={"seed": 7}, horizon=Horizon(steps=1)))
     assert len(seen) == 2 and np.array_equal(seen[0], seen[1]) and len(seen[0]) > 0
     assert a.train_curve != b.train_curve  # the training seed did change the run
+
+
+def test_default_threads_follow_the_trial_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from coe_sweep.run import TrainConfig
+    from runners.device import available_cpus, resolve_device
+
+    usable = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray sets for a num_cpus=1 trial
+    assert available_cpus() == 1 and resolve_device(TrainConfig(device="cpu")).threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "4096")
+    assert available_cpus() == usable
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert available_cpus() == usable
+    assert resolve_device(TrainConfig(device="cpu", threads=3)).threads == 3
