@@ -1,4 +1,4 @@
-"""Slow: short real CPU runs (30-60 s each on 2 idle cores, up to ~2 min on a busy machine) of a small CoE (C=2) that learn.
+"""Slow: short real CPU runs (about 45 s each on 2 idle cores, a few minutes on a busy machine) of a small CoE (C=2) that learn.
 
 On `builtin:arithmetic` and on real GSM8K (files: source), the validation loss must fall from its
 start (about ln 258 = 5.55 for the byte tokenizer) to below 60% of it. Run with `-s` to see the
@@ -18,9 +18,9 @@ from runners.train import train
 
 MODEL = ModelConfig(d_model=128, n_layers=2, n_heads=4, d_expert=64, n_experts=16, n_shared=1, top_k=2,
                     iterations=2, max_seq_len=128)
-TRAIN = TrainConfig(batch_size=16, seq_len=128, lr=3e-3, warmup_steps=10, eval_interval=25, eval_batches=8,
+TRAIN = TrainConfig(batch_size=16, seq_len=128, lr=3e-3, warmup_steps=10, eval_interval=100, eval_batches=8,
                     threads=2, device="cpu")
-STEPS = 100
+STEPS = 600
 
 
 def _check_learns(spec: RunSpec, label: str) -> None:
