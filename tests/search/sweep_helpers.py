@@ -101,6 +101,19 @@ def pgid_members(pgid: int) -> set[int]:
     return members
 
 
+def children_of(parents: set[int]) -> set[int]:
+    kids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid in parents:
+                kids.add(int(entry.name))
+    return kids
+
+
 def reap(pgids: set[int] = frozenset(), marker: str | None = None, timeout_s: float = 15.0) -> None:
     """SIGKILL every process of these process groups and every process whose cmdline holds `marker`.
 
@@ -170,10 +183,18 @@ class RayNode:
             raise RuntimeError(f"ray start failed ({rc}): {self.log.read_text()[-2000:]}")
 
     def pids(self) -> set[int]:
-        return pgid_members(self.pgid) | (pids_matching(self.marker) if self.marker else set())
+        """The node's processes, and their children: Ray's worker processes run in their own sessions."""
+        own = pgid_members(self.pgid) | (pids_matching(self.marker) if self.marker else set())
+        return own | children_of(own)
 
     def stop(self) -> None:
+        workers = children_of(pgid_members(self.pgid))
         reap({self.pgid}, marker=self.marker)
+        for pid in workers:  # worker processes whose raylet just died
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         if self.marker:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
