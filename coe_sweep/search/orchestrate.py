@@ -696,7 +696,8 @@ def _grid_searcher(sweep: _Sweep, budget: Any, trials: int | None) -> tuple[_Gri
             bo.rejected[p.config_hash] = str(p.reason)
             bo.rejected_params[p.config_hash] = dict(p.sampled)
     sweep.progress.budget(budget.label).rejected = len(bo.rejected)
-    feasible = [p for p in plans if p.feasible]  # = candidates.feasible_grid, without planning twice
+    seen: set[str] = set()  # execution-only fields (device, dispatch) do not change the hash: one trial each
+    feasible = [p for p in plans if p.feasible and not (p.config_hash in seen or seen.add(p.config_hash))]
     if trials is not None:
         feasible = feasible[:trials]
     todo = [p for p in feasible if p.config_hash not in sweep.finished]
