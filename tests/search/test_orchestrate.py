@@ -98,11 +98,13 @@ def test_infeasible_suggestions_are_rejected_never_trained(tmp_path: Path, ray_h
 
 
 def test_grid_runs_every_feasible_point_once(tmp_path: Path, ray_head: RayNode) -> None:
-    spec = load_spec(write_spec(tmp_path, "grid", algorithm="grid", trials=None, flops=[4e10],
+    space = {"iterations": {"choice": [1, 2]}, "top_k": {"choice": [1, 2]}, "d_model": {"choice": [32, 64]},
+             "train.device": {"choice": ["cpu", "auto"]}}  # execution-only: same config hash, one trial
+    spec = load_spec(write_spec(tmp_path, "grid", algorithm="grid", trials=None, flops=[4e10], space=space,
                                 address=ray_head.address, extra={"constraints": ["top_k <= iterations"]}))
     out = launch(spec, simulate=True, progress=False)
     budget = out.budgets["4e10"]
-    # 2 x 2 x 2 grid, top_k <= iterations drops (iterations=1, top_k=2) for both widths
+    # 2 x 2 x 2 distinct configs, top_k <= iterations drops (iterations=1, top_k=2) for both widths
     assert len(budget.ok) == 6 and len(budget.rejected) == 2
     assert len({t.config_hash for t in budget.trials}) == 6
 
