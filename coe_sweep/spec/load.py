@@ -424,7 +424,7 @@ def _resolve(spec: SweepSpec, base_dir: Path) -> SweepSpec:
 
 
 def _allowed_roots(base_dir: Path) -> list[Path]:
-    roots = [base_dir]
+    roots = [Path(os.path.realpath(base_dir))]
     for entry in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep):
         if entry.strip():
             roots.append(Path(entry).resolve())
@@ -441,14 +441,10 @@ def resolve_files_source(source: str, base_dir: Path) -> tuple[str, str | None]:
     if "\x00" in pattern:
         return source, accepted_root
     candidate = Path(pattern)
-    absolute = Path(os.path.normpath(candidate if candidate.is_absolute() else base_dir / candidate))
+    # realpath on both sides: a symlink can neither lead out of a root nor make a root refuse its own files
+    absolute = Path(os.path.realpath(candidate if candidate.is_absolute() else base_dir / candidate))
     if not any(absolute == root or root in absolute.parents for root in _allowed_roots(base_dir)):
         return source, accepted_root
-    if not candidate.is_absolute() and ".." in candidate.parts:
-        # '..' that stays inside is harmless, but a symlink could still lead out: check the real path
-        real = Path(os.path.realpath(absolute))
-        if not any(real == root or root in real.parents for root in _allowed_roots(base_dir)):
-            return source, accepted_root
     matches = glob.glob(str(absolute), recursive=True)
     if not matches:
         return source, f"a path or glob that matches at least one file (none match {absolute})"
