@@ -325,6 +325,12 @@ class _GridSearch(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         self._sweep.running.discard(self._hash_of_trial.pop(trial_id, ""))
 
+    def save(self, checkpoint_path: str) -> None:  # resume reads result records, not Tune's searcher state
+        return None
+
+    def restore(self, checkpoint_path: str) -> None:
+        return None
+
 
 # ------------------------------------------------------------------------------------ driver callback
 class _DriverCallback(tune.Callback):
