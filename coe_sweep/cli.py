@@ -77,7 +77,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     except (StorageError, SweepLocked, SweepExists, ResourceError, TrackingError) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
-    out = Console()
+    out = Console() if sys.stdout.isatty() else Console(width=120)
     for table in render_summary(outcome):
         out.print(table)
     if outcome.stopped_reason:
@@ -97,7 +97,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from coe_sweep.tracking import TrackingStore
     from coe_sweep.tracking.records import NotFound, TrackingError
 
-    out, err = Console(), Console(stderr=True)
+    out, err = (Console() if sys.stdout.isatty() else Console(width=120)), Console(stderr=True)
     spec, name = None, args.sweep
     if name and (name.endswith((".yaml", ".yml")) or Path(name).is_file()):
         from coe_sweep.spec import SpecError, load_spec
@@ -127,6 +127,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     progress = progress_from_frame(sweep.name, frame, start_s=(sweep.start_time or 0) / 1000 or None,
                                    end_s=(sweep.end_time / 1000) if sweep.end_time else None)
     progress.simulated = sweep.simulated
+    if spec is None:  # the spec the sweep logged gives the planned trials and FLOPs
+        try:
+            import yaml
+
+            from coe_sweep.spec import validate_spec_data
+
+            spec = validate_spec_data(yaml.safe_load(store.spec_yaml(sweep.id)), file="spec.yaml (MLflow)",
+                                      check_feasibility=False)
+        except Exception as exc:  # noqa: BLE001 - planned figures are optional; progress is still shown
+            logging.getLogger(__name__).debug("no planned figures: %s", exc)
     if spec is not None:
         from coe_sweep.search.candidates import budgets
 

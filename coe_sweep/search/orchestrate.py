@@ -631,10 +631,14 @@ def _max_concurrent(spec: Any) -> int:
 
 
 def _live(sweep: _Sweep) -> Any:
+    """The live table on an interactive terminal; elsewhere (logs, CI) only the final summary is printed."""
     from rich.console import Console
     from rich.live import Live
 
-    return Live(get_renderable=lambda: render_progress(sweep.progress), console=Console(stderr=True),
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return nullcontext()
+    return Live(get_renderable=lambda: render_progress(sweep.progress), console=console,
                 refresh_per_second=2, transient=False)
 
 

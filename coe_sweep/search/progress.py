@@ -98,17 +98,14 @@ def render_progress(progress: SweepProgress, *, title: str | None = None) -> Tab
     table = Table(title=title or f"sweep {progress.name}" + (" (simulated)" if progress.simulated else ""),
                   caption=(f"elapsed {_fmt_s(progress.elapsed_s)} · ETA {_fmt_s(progress.eta_s())} · "
                            f"FLOPs {_fmt_flops(progress.spent_flops)} / {_fmt_flops(progress.planned_flops)}"))
-    for col in ("budget", "FLOPs", "planned", "done", "running", "failed", "pruned", "rejected",
-                "best val loss", "FLOPs spent / planned"):
+    for col in ("budget", "done/planned", "running", "failed", "pruned", "rejected", "best val loss", "FLOPs spent"):
         table.add_column(col, justify="left" if col == "budget" else "right")
     for b in progress.budgets.values():
         frac = f" ({b.spent_flops / b.planned_flops:.0%})" if b.planned_flops else ""
         table.add_row(
-            b.label, _fmt_flops(b.budget_flops), str(b.planned_trials or "-"),
-            f"{b.done}" + (f" ({b.resumed} resumed)" if b.resumed else ""), str(b.running),
-            str(b.failed), str(b.pruned), str(b.rejected),
-            "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}",
-            f"{_fmt_flops(b.spent_flops)} / {_fmt_flops(b.planned_flops)}{frac}")
+            b.label, f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else ""),
+            str(b.running), str(b.failed), str(b.pruned), str(b.rejected),
+            "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}", f"{_fmt_flops(b.spent_flops)}{frac}")
     return table
 
 

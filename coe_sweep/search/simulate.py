@@ -21,7 +21,7 @@ The law (Chinchilla form, Hoffmann et al. 2022, eq. 10, refitted to byte-level s
 Because FLOPs per token grow with N, at a fixed budget D shrinks as N grows, so every budget level has
 an IsoFLOP parabola in log N with an interior minimum at
 N* ~ (alpha*A / (beta*B))**(1/(alpha+beta)) * (budget / 6)**(beta/(alpha+beta)),
-about 1.2e5 active non-embedding params at 1e12 training FLOPs and 3.4e5 at 1e13 (inside the shipped spaces).
+about 1.7e5 active non-embedding params at 1e12 training FLOPs and 4.9e5 at 1e13 (6ND approximation).
 A trial with lr above DIVERGE_LR diverges (status 'diverged', NaN loss), so failure handling can be
 exercised without training. Memory comes from coe_sweep.accounting.memory_estimate.
 """

@@ -25,7 +25,7 @@ def test_counts_best_and_eta() -> None:
     # 2.1e12 of 4e12 FLOPs in 10 s: about 9 s left
     assert abs(p.eta_s() - 10 * 1.9e12 / 2.1e12) < 1e-6
     text = _text(render_progress(p))
-    assert "1e12" in text and "3.0000" in text and "2.10e+12 / 4.00e+12" in text
+    assert "1e12" in text and "2/4" in text and "3.0000" in text and "2.10e+12 (52%)" in text
 
 
 def test_progress_from_trials_frame() -> None:
