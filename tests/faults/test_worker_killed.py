@@ -33,8 +33,9 @@ def test_worker_node_killed_mid_trial(tmp_path: Path) -> None:
         workers = [RayNode(tmp_path, address=head.address, num_cpus=1) for _ in range(2)]
         spec = write_spec(tmp_path, "nodekill", trials=3, flops=[4e10], max_concurrent=1, address=head.address)
         driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "8", cwd=tmp_path, log=tmp_path / "launch.log")
-        victim = wait_for(lambda: _trial_node(workers), 240, "a trial actor on a worker node", interval_s=0.2)
-        journal = next((tmp_path / "sweeps").glob("*/journal.jsonl"))
+        journal = wait_for(lambda: next((tmp_path / "sweeps").glob("*/journal.jsonl"), None), 240,
+                           "the first trial's start", interval_s=0.2)
+        victim = wait_for(lambda: _trial_node(workers), 60, "a trial actor on a worker node", interval_s=0.2)
         first = json.loads(journal.read_text().splitlines()[0])
         victim.stop()  # SIGKILL the whole node (raylet, agents, the trial's worker process)
         rc = driver.wait(timeout=400)
