@@ -102,3 +102,15 @@ def invalid_query(param: str, value: Any, accepted: str = "", *, message: str | 
         "msg": message or f"{param}={value!r} is invalid: expected {accepted}",
         "input": value,
     }])
+
+
+def max_memory_query(max_memory: str | None) -> float | None:
+    """The optional `max_memory` query ('2GB', '512MiB', bytes) in bytes; 422 naming it when malformed."""
+    if max_memory is None:
+        return None
+    from dashboard.units import ACCEPTED, parse_bytes
+
+    try:
+        return parse_bytes(max_memory)
+    except ValueError:
+        invalid_query("max_memory", max_memory, ACCEPTED)

@@ -9,11 +9,10 @@ from fastapi import APIRouter, Query
 
 from coe_sweep.analysis import columns as C
 from dashboard import answers, serialize
-from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
+from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query, max_memory_query
 from dashboard.filters import BudgetQ, FamilyQ, apply_filters
 from dashboard.schemas import ParetoOut
-from dashboard.units import ACCEPTED as BYTES_ACCEPTED
-from dashboard.units import BYTES_PATTERN, parse_bytes
+from dashboard.units import BYTES_PATTERN
 
 router = APIRouter(tags=["pareto"])
 
@@ -36,12 +35,7 @@ def get_pareto(data: SweepDep, cache: CacheDep,
         resolved = answers.parse_objectives(objectives)
     except ValueError as exc:
         invalid_query("objectives", objectives, message=str(exc))
-    max_memory_bytes = None
-    if max_memory is not None:
-        try:
-            max_memory_bytes = parse_bytes(max_memory)
-        except ValueError:
-            invalid_query("max_memory", max_memory, BYTES_ACCEPTED)
+    max_memory_bytes = max_memory_query(max_memory)
 
     def render() -> bytes:
         filtered = apply_filters(data.frame, budget=budget, family=family)

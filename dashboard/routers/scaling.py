@@ -9,12 +9,11 @@ from fastapi import APIRouter, Query
 from coe_sweep.analysis.scaling import ScalingFit
 from dashboard import answers, serialize
 from dashboard.cache import SweepCache, SweepData
-from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
+from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, max_memory_query
 from dashboard.filters import FamilyQ
 from dashboard.routers.frontier import XQ, cached_profiles
 from dashboard.schemas import OptimalOut, ScalingOut
-from dashboard.units import ACCEPTED as BYTES_ACCEPTED
-from dashboard.units import BYTES_PATTERN, parse_bytes
+from dashboard.units import BYTES_PATTERN
 
 router = APIRouter(tags=["scaling"])
 
@@ -43,12 +42,7 @@ def get_scaling(data: SweepDep, cache: CacheDep, x: XQ = "params_active", family
             summary="Predicted compute-optimal x/tokens/loss at `flops` and the nearest trainable config")
 def get_optimal(data: SweepDep, cache: CacheDep, flops: FlopsQ, max_memory: MaxMemoryQ = None,
                 x: XQ = "params_active", family: FamilyQ = None) -> serialize.JSONBytes:
-    max_memory_bytes = None
-    if max_memory is not None:
-        try:
-            max_memory_bytes = parse_bytes(max_memory)
-        except ValueError:
-            invalid_query("max_memory", max_memory, BYTES_ACCEPTED)
+    max_memory_bytes = max_memory_query(max_memory)
 
     def render() -> bytes:
         return serialize.render(answers.optimal(
