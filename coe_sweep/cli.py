@@ -25,8 +25,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     """Candidate table per budget, counts, total FLOPs and wall time; runs nothing. 2: bad spec."""
     import json
 
-    from rich.console import Console
-
+    from coe_sweep.console import make_console
     from coe_sweep.spec import SpecError, load_spec
 
     try:
@@ -42,17 +41,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(plan, indent=2, default=str) + "\n")
     else:
-        render_plan(plan, Console(width=None if sys.stdout.isatty() else 200), limit=args.limit)
+        render_plan(plan, make_console(width=None if sys.stdout.isatty() else 200), limit=args.limit)
     return EXIT_OK
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep; summary and browse commands at the end. 2: bad input, nothing started."""
-    from rich.console import Console
-
+    from coe_sweep.console import make_console
     from coe_sweep.spec import SpecError, load_spec
 
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     overrides = list(args.set or [])
     if args.tracking_uri:
         overrides.append(f"tracking.uri={args.tracking_uri}")
@@ -69,6 +67,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     from coe_sweep.search.lock import StorageError, SweepLocked
     from coe_sweep.search.orchestrate import ResourceError, SweepExists, launch
     from coe_sweep.search.progress import render_summary
+    from coe_sweep.tracking.connection import redact_uri
     from coe_sweep.tracking.records import TrackingError
 
     try:
@@ -77,13 +76,21 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     except (StorageError, SweepLocked, SweepExists, ResourceError, TrackingError) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
-    out = Console() if sys.stdout.isatty() else Console(width=120)
+    out = make_console()
     for table in render_summary(outcome):
         out.print(table)
     if outcome.stopped_reason:
-        out.print(f"sweep {outcome.stopped_reason}", soft_wrap=True)
-    out.print(f"results: {outcome.storage_dir}\nbrowse:  coe-sweep dashboard --tracking-uri {outcome.tracking_uri}\n"
-              f"         mlflow ui --backend-store-uri {outcome.tracking_uri}", highlight=False, markup=False, soft_wrap=True)
+        interrupted = sum(len(b.interrupted) for b in outcome.budgets.values())
+        out.print(f"sweep {outcome.stopped_reason}" + (f"; {interrupted} running trial(s) were interrupted and "
+                  "run again by the relaunch" if interrupted else ""), highlight=False, markup=False, soft_wrap=True)
+    uri = redact_uri(outcome.tracking_uri)
+    if outcome.tracking_pending:
+        err.print(f"warning: {outcome.tracking_pending} MLflow write(s) could not reach {uri}; "
+                  f"they are kept in {outcome.tracking_journal} and every result in {outcome.storage_dir}/results. "
+                  f"Nothing is lost: run `coe-sweep launch {args.spec}` again once the tracking server is back "
+                  f"to send them (no trial is retrained).", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"results: {outcome.storage_dir}\nbrowse:  coe-sweep dashboard --tracking-uri {uri}\n"
+              f"         mlflow ui --backend-store-uri {uri}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_FAILED if outcome.exit_code else EXIT_OK
 
 
@@ -91,13 +98,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Progress of a sweep (running here or elsewhere, or finished) from MLflow, as `launch` shows it."""
     from pathlib import Path
 
-    from rich.console import Console
-
+    from coe_sweep.console import make_console
     from coe_sweep.search.progress import progress_from_frame, render_progress
     from coe_sweep.tracking import TrackingStore
     from coe_sweep.tracking.records import NotFound, TrackingError
 
-    out, err = (Console() if sys.stdout.isatty() else Console(width=120)), Console(stderr=True)
+    out, err = make_console(), make_console(stderr=True)
     spec, name = None, args.sweep
     if name and (name.endswith((".yaml", ".yml")) or Path(name).is_file()):
         from coe_sweep.spec import SpecError, load_spec

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from coe_sweep.console import make_console
 from dashboard import answers
 from dashboard.schemas import OptimalOut, ParetoOut
 from dashboard.settings import Settings
@@ -77,7 +78,7 @@ def _fmt(value: Any, column: str = "") -> str:
 def pareto(tracking_uri: str, sweep: str, objectives: str, *, as_json: bool = False, budget: str | None = None,
            family: str | None = None, console: Console | None = None) -> ParetoOut:
     """Print the Pareto set of a sweep's finished trials; returns the answer."""
-    console = console or Console()
+    console = console or make_console()
     resolved = _objectives(objectives)
     frame, sweep_id = _frame(tracking_uri, sweep)
     filtered = frame
@@ -116,7 +117,7 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
             x: str = "params_active", family: str | None = None, as_json: bool = False,
             console: Console | None = None) -> OptimalOut:
     """Print the predicted compute-optimal point at `flops` and the nearest sampled config."""
-    console = console or Console()
+    console = console or make_console()
     if not (math.isfinite(flops) and flops > 0):
         raise BadInput(f"--flops={flops!r} is invalid: expected a finite number of training FLOPs > 0, e.g. 1e15")
     try:

@@ -83,19 +83,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_train_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from coe_sweep.console import make_console
 
-    console = Console(stderr=args.json, highlight=False)
+    console = make_console(stderr=args.json, highlight=False)
     try:
         spec = run_spec_from_args(args)
         _print_plan(console, spec)
     except (ValueError, TypeError) as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        make_console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False)
         return EXIT_BAD_INPUT
     try:
         result = _train_with_progress(console, spec, show=not args.no_progress)
     except (ValueError, TypeError) as e:  # bad data source, bad device: raised before training
-        Console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        make_console(stderr=True).print(f"[red]error:[/red] {e}", markup=True, highlight=False)
         return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps(_json_safe(result.to_dict()), indent=1))

@@ -22,6 +22,7 @@ experiment-state save): the driver's result records and MLflow are the truth.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -42,7 +43,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from coe_sweep.run import RunResult
 from coe_sweep.search.lock import ResultRecord, SweepStore
-from coe_sweep.search.progress import SweepProgress, render_progress
+from coe_sweep.search.progress import PlainProgress, SweepProgress, progress_line, render_progress
 from runners.trainable import RUN_RESULT_KEY, objective_value, run_trial
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,24 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
            # the legacy console engine honours verbose=0 (the new one still prints a config box per budget)
            "RAY_AIR_NEW_OUTPUT": "0"}
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # the sweep directory stopped taking writes
+PLAIN_PROGRESS_S = 30.0  # seconds between progress lines when stderr is not a terminal
+ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)  # a failed state save: the reason, no traceback
 QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",)  # warns for the result files we do not write
+
+
+class _OneLine(logging.Filter):
+    """Folds a record's exception into one line: Tune logs a failed experiment-state save (disk full) with a
+    full traceback, while the sweep's own message already says what happened and what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg, record.args = f"{record.getMessage()}{record.exc_info[1]}", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_ONE_LINE = _OneLine()
 
 
 # ----------------------------------------------------------------------------------------------- outcome
@@ -86,6 +104,7 @@ class BudgetOutcome:
     rejected: dict[str, str] = field(default_factory=dict)  # config hash (or params) -> reason
     rejected_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     exhausted: bool = False  # the searcher found no new feasible config within its attempts
+    interrupted: list[str] = field(default_factory=list)  # config hashes cut short by a sweep stop (rerun)
 
     @property
     def ok(self) -> list[TrialOutcome]:
@@ -115,6 +134,8 @@ class SweepOutcome:
     simulated: bool
     wall_s: float
     stopped_reason: str | None = None  # set when --max-failures stopped the sweep
+    tracking_pending: int = 0  # MLflow writes still in the tracking journal (the store was down at the end)
+    tracking_journal: Path | None = None  # where they are kept; the next launch replays them
 
     @property
     def trials(self) -> list[TrialOutcome]:
@@ -126,8 +147,9 @@ class SweepOutcome:
 
     @property
     def exit_code(self) -> int:
-        """0 when every trial is ok (or pruned by ASHA), 1 when anything failed or the sweep was stopped."""
-        return 1 if self.n_failed or self.stopped_reason else 0
+        """0 when every trial is ok (or pruned by ASHA) and tracked; 1 when anything failed, the sweep was
+        stopped, or MLflow writes are still waiting in the tracking journal."""
+        return 1 if self.n_failed or self.stopped_reason or self.tracking_pending else 0
 
     def pareto(self, label: str) -> list[TrialOutcome]:
         """Non-dominated ok trials of one budget under the sweep's objectives (min/max per objective)."""
@@ -185,6 +207,7 @@ class _Sweep:
     simulate_trial_s: float = 0.0
     n_failed: int = 0
     stopped_reason: str | None = None
+    storage_error: str | None = None  # the sweep directory stopped taking writes (disk full, quota, ...)
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         # Tune pickles the Tuner (for its own restore) and the searcher (experiment-state saves); the live
@@ -198,6 +221,21 @@ class _Sweep:
                                    f"(max_failures={self.max_failures})")
             log.warning("sweep %s", self.stopped_reason)
         return self.stopped_reason is not None
+
+    def storage_failed(self, what: str, exc: OSError) -> None:
+        """The sweep directory stopped taking writes: stop the sweep cleanly, keep everything finished.
+
+        A trial whose result record could not be written is still logged to MLflow, which a relaunch reads;
+        trials cut short by the stop are marked interrupted and run again by the relaunch.
+        """
+        if self.storage_error is not None:
+            return
+        self.storage_error = f"{exc.strerror or exc} ({what})"
+        self.stopped_reason = (
+            f"stopped: cannot write to the sweep directory {self.store.root}: {self.storage_error}. "
+            f"Free space there (or set cluster.storage_path), then run `coe-sweep launch` with the same spec "
+            f"again: finished trials are kept and none is retrained")
+        log.error("sweep %s", self.stopped_reason)
 
 
 def _detached() -> None:
@@ -350,7 +388,10 @@ class _DriverCallback(tune.Callback):
         sweep, cfg = self._sweep, trial.config
         h, label = cfg["config_hash"], cfg["budget_label"]
         plan = sweep.plans.get(h)
-        sweep.store.journal("start", h, budget_label=label, params=cfg["params"])
+        try:
+            sweep.store.journal("start", h, budget_label=label, params=cfg["params"])
+        except OSError as exc:
+            sweep.storage_failed("trial journal", exc)
         sweep.progress.budget(label).running += 1
         if plan is not None and h not in sweep.run_ids:
             run_id = self._safe("start_trial", sweep.tracker.start_trial, h, _flat_params(plan),
@@ -374,9 +415,9 @@ class _DriverCallback(tune.Callback):
             return
         step, val = last.get("step"), last.get("val_loss")
         if self._sweep.stopped_reason:
-            reason = f"stopped at step {step}: the sweep was {self._sweep.stopped_reason}"
-        else:
-            reason = f"pruned: ASHA stopped it at step {step} (val_loss {val})"
+            self._interrupted(trial, f"interrupted at step {step}: the sweep was {self._sweep.stopped_reason}")
+            return
+        reason = f"pruned: ASHA stopped it at step {step} (val_loss {val})"
         result = RunResult(status="failed", reason=reason, steps=int(step or 0), tokens=int(last.get("tokens") or 0),
                            val_curve=[(int(step), float(val))] if step is not None and val is not None else [],
                            simulated=self._sweep.simulated)
@@ -385,7 +426,7 @@ class _DriverCallback(tune.Callback):
             result.train_flops_per_token = float(plan.train_flops_per_token)
             result.flops = result.train_flops_per_token * result.tokens
             result.params_total, result.params_active = int(plan.params_total), int(plan.params_active)
-        self._finish(trial, result, pruned=not self._sweep.stopped_reason)
+        self._finish(trial, result, pruned=True)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         error = trial.get_error() if hasattr(trial, "get_error") else None
@@ -395,12 +436,26 @@ class _DriverCallback(tune.Callback):
         self._finish(trial, RunResult(status="failed", reason=reason[:2000], simulated=self._sweep.simulated),
                      pruned=False)
 
+    def _interrupted(self, trial: Any, reason: str) -> None:
+        """Cut short by the sweep's own stop: no result record, so the relaunch runs it again."""
+        sweep, h = self._sweep, trial.config["config_hash"]
+        sweep.running.discard(h)
+        bp = sweep.progress.budget(trial.config["budget_label"])
+        bp.running = max(0, bp.running - 1)
+        sweep.outcome[trial.config["budget_label"]].interrupted.append(h)
+        run_id = sweep.run_ids.get(h)
+        if run_id:
+            self._safe("mark_interrupted", sweep.tracker.mark_interrupted, run_id, reason)
+
     def _finish(self, trial: Any, result: RunResult, *, pruned: bool) -> None:
         sweep, cfg = self._sweep, trial.config
         h, label, params = cfg["config_hash"], cfg["budget_label"], cfg["params"]
         record = ResultRecord(h, label, params, result.to_dict(), {"pruned": pruned} if pruned else {})
-        sweep.store.write_result(record)  # before MLflow: a relaunch re-logs from it
-        sweep.store.journal("finish", h, status=result.status)
+        try:
+            sweep.store.write_result(record)  # before MLflow: a relaunch re-logs from it
+            sweep.store.journal("finish", h, status=result.status)
+        except OSError as exc:  # disk full: MLflow below still gets the result, and the relaunch reads it there
+            sweep.storage_failed(f"result record of trial {h}", exc)
         sweep.finished[h] = record
         sweep.running.discard(h)
         run_id = sweep.run_ids.get(h)
@@ -411,9 +466,13 @@ class _DriverCallback(tune.Callback):
         bp = sweep.progress.budget(label)
         bp.running = max(0, bp.running - 1)
         bp.add_finished(result.status, outcome.val_loss, result.flops, params, pruned=pruned)
-        if result.status != "ok" and not pruned and not (sweep.stopped_reason and "stopped at" in str(result.reason)):
+        if result.status != "ok" and not pruned:
             sweep.n_failed += 1
             log.warning("trial %s (%s) %s: %s", h, label, result.status, result.reason)
+        elif not pruned:
+            loss = "-" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
+            log.info("trial %s (%s) ok: val_loss %s after %d steps in %.0f s [%s]", h, label, loss, result.steps,
+                     result.wall_s or 0.0, " ".join(f"{k}={v}" for k, v in sorted(params.items())))
 
 
 class _FailureStopper(tune.Stopper):
@@ -560,11 +619,14 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ONE_LINE_LOGGERS:
+        if _ONE_LINE not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_ONE_LINE)
     objectives = _objectives(spec)
     max_failures = max_failures if max_failures is not None else getattr(spec.search, "max_failures", None)
     store = SweepStore.open(sweep_dir(spec))
     store.acquire()
-    tracker, status = None, "FAILED"
+    tracker, status, outcome = None, "FAILED", None
     try:
         tracker = SweepTracker(spec.tracking.uri, spec.name, spec.to_yaml(), spec.spec_hash(),
                                journal_dir=store.root / "tracking-journal", experiment=spec.tracking.experiment,
@@ -590,8 +652,9 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
                     break
                 _run_budget(sweep, budget)
             status = "FAILED" if sweep.stopped_reason else "FINISHED"
-        return SweepOutcome(spec.name, spec.spec_hash(), spec.tracking.uri, store.root, objectives,
-                            sweep.outcome, simulate, time.time() - start_s, sweep.stopped_reason)
+        outcome = SweepOutcome(spec.name, spec.spec_hash(), spec.tracking.uri, store.root, objectives,
+                               sweep.outcome, simulate, time.time() - start_s, sweep.stopped_reason)
+        return outcome
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -601,6 +664,9 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
                 tracker.finish(status)
             except Exception:
                 log.exception("tracking: finishing the parent run failed")
+            if outcome is not None:  # the store went away and has not come back: say so, keep the journal
+                outcome.tracking_pending = tracker.pending_writes
+                outcome.tracking_journal = tracker.journal.path
         store.release()
 
 
@@ -631,15 +697,25 @@ def _max_concurrent(spec: Any) -> int:
 
 
 def _live(sweep: _Sweep) -> Any:
-    """The live table on an interactive terminal; elsewhere (logs, CI) only the final summary is printed."""
-    from rich.console import Console
+    """The live table on an interactive terminal; elsewhere (logs, CI) one plain progress line on stderr
+    every COE_SWEEP_PROGRESS_S seconds (default 30), since a redrawn table would flood a log."""
     from rich.live import Live
 
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        return nullcontext()
-    return Live(get_renderable=lambda: render_progress(sweep.progress), console=console,
+    from coe_sweep.console import is_terminal, make_console
+
+    if not is_terminal(stderr=True):
+        return PlainProgress(lambda: progress_line(sweep.progress), _progress_interval_s())
+    return Live(get_renderable=lambda: render_progress(sweep.progress), console=make_console(stderr=True),
                 refresh_per_second=2, transient=False)
+
+
+def _progress_interval_s() -> float:
+    raw = os.environ.get("COE_SWEEP_PROGRESS_S", "")
+    try:
+        value = float(raw) if raw else PLAIN_PROGRESS_S
+    except ValueError:
+        value = PLAIN_PROGRESS_S
+    return value if value > 0 else PLAIN_PROGRESS_S
 
 
 def _run_budget(sweep: _Sweep, budget: Any) -> None:
@@ -678,7 +754,12 @@ def _run_budget(sweep: _Sweep, budget: Any) -> None:
                                   callbacks=[_DriverCallback(sweep)], stop=_FailureStopper(sweep),
                                   failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES), verbose=0,
                                   checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
-    tuner.fit()
+    try:
+        tuner.fit()
+    except OSError as exc:  # Tune's own experiment state on a full (or vanished) sweep directory
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        sweep.storage_failed("Ray Tune experiment state", exc)
 
 
 def _optuna_searcher(sweep: _Sweep, budget: Any, trials: int) -> _FeasibleOptunaSearch:

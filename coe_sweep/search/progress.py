@@ -8,9 +8,12 @@ the same table. No Ray, no MLflow here.
 from __future__ import annotations
 
 import math
+import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from rich.table import Table
 
@@ -29,6 +32,7 @@ class BudgetProgress:
     running: int = 0
     rejected: int = 0  # infeasible suggestions never trained
     resumed: int = 0  # finished in an earlier launch of the same sweep
+    interrupted: int = 0  # cut short when the sweep was stopped; the relaunch runs them again
     best_val_loss: float | None = None
     best_params: dict[str, Any] | None = None
     spent_flops: float = 0.0
@@ -103,10 +107,59 @@ def render_progress(progress: SweepProgress, *, title: str | None = None) -> Tab
     for b in progress.budgets.values():
         frac = f" ({b.spent_flops / b.planned_flops:.0%})" if b.planned_flops else ""
         table.add_row(
-            b.label, f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else ""),
+            b.label, f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else "")
+            + (f" ({b.interrupted} interrupted)" if b.interrupted else ""),
             str(b.running), str(b.failed), str(b.pruned), str(b.rejected),
             "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}", f"{_fmt_flops(b.spent_flops)}{frac}")
     return table
+
+
+def progress_line(progress: SweepProgress) -> str:
+    """The live table in one line, for logs: done/planned, running, failed and best loss per budget."""
+    parts = []
+    for b in progress.budgets.values():
+        text = f"{b.label} {b.done + b.failed + b.pruned}/{b.planned_trials or '?'}"
+        extras = [f"{n} {what}" for n, what in ((b.running, "running"), (b.failed, "failed"), (b.pruned, "pruned"),
+                                                (b.interrupted, "interrupted")) if n]
+        if b.best_val_loss is not None:
+            extras.append(f"best {b.best_val_loss:.4f}")
+        parts.append(text + (f" ({', '.join(extras)})" if extras else ""))
+    frac = f" ({progress.spent_flops / progress.planned_flops:.0%})" if progress.planned_flops else ""
+    return (f"sweep {progress.name}: " + (" | ".join(parts) or "starting") +
+            f" · FLOPs {_fmt_flops(progress.spent_flops)} / {_fmt_flops(progress.planned_flops)}{frac}"
+            f" · elapsed {_fmt_s(progress.elapsed_s)} · ETA {_fmt_s(progress.eta_s())}")
+
+
+class PlainProgress:
+    """Context manager: a daemon thread writes `line()` to `stream` every `interval_s` while it is open."""
+
+    def __init__(self, line: Callable[[], str], interval_s: float, stream: TextIO | None = None) -> None:
+        self._line, self._interval_s = line, interval_s
+        self._stream = stream
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _emit(self) -> None:
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(self._line() + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe must not kill the sweep
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._emit()
+
+    def __enter__(self) -> PlainProgress:
+        self._thread = threading.Thread(target=self._run, name="coe-sweep-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 def progress_from_frame(name: str, frame: Any, *, start_s: float | None = None,
@@ -127,6 +180,9 @@ def progress_from_frame(name: str, frame: Any, *, start_s: float | None = None,
         reason = str(row.get("reason") or "")
         if status in (None, "", "running") or (isinstance(status, float) and math.isnan(status)):
             b.running += 1
+            continue
+        if status == "killed":  # stopped with the sweep (SweepTracker.mark_interrupted): not a result
+            b.interrupted += 1
             continue
         b.add_finished(str(status), _num(row.get("final_val_loss")), _num(row.get("train_flops")) or 0.0,
                        pruned=reason.startswith("pruned"))

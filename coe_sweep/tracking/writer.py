@@ -239,6 +239,14 @@ class SweepTracker:
             self._write({"op": "set_terminated", "run": run_id,
                          "status": "FINISHED" if result.status == "ok" else "FAILED"})
 
+    def mark_interrupted(self, run_id: str, reason: str) -> None:
+        """A trial the sweep stopped (not its own fault): KILLED with the reason; not a finished trial, so a
+        relaunch runs it again (into this same child run)."""
+        with self._lock:
+            self._write({"op": "log_batch", "run": run_id, "metrics": [],
+                         "tags": {TAG_REASON: reason[:MAX_TAG_VALUE_CHARS]}})
+            self._write({"op": "set_terminated", "run": run_id, "status": "KILLED"})
+
     # ----- internals -----
     def _require_started(self) -> str:
         if self.parent_run_id is None:

@@ -55,15 +55,22 @@ def test_unreachable_tracking_server_exits_2_fast(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.slow
-def test_real_four_trial_sweep_on_local_ray(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Real training (tiny MoE/CoE models, CPU), local Ray started and stopped by the command."""
+def test_real_four_trial_sweep_on_local_ray(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real training (tiny MoE/CoE models, CPU), local Ray started and stopped by the command; stderr is
+    not a terminal here, so progress comes as plain lines (one per second with COE_SWEEP_PROGRESS_S=1)."""
+    monkeypatch.setenv("COE_SWEEP_PROGRESS_S", "1")
     path = write_spec(tmp_path, "real", algorithm="grid", trials=None, flops=[3e9], max_concurrent=2,
                       space={"iterations": {"choice": [1, 2]}, "top_k": {"choice": [1, 2]}},
                       train={"eval_interval": 10},
                       extra={"model": {**TINY_MODEL, "d_model": 32}})
     code = main(["launch", str(path)])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0, out
+    lines = [line for line in captured.err.splitlines() if line.startswith("sweep real: 3e9 ")]
+    assert lines, captured.err[-3000:]
+    assert "/4" in lines[-1] and "ETA" in lines[-1] and "\x1b[" not in captured.err  # plain text, no redraws
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert f"coe-sweep dashboard --tracking-uri {uri}" in out and f"mlflow ui --backend-store-uri {uri}" in out
     children = mlflow_children(uri, "real")

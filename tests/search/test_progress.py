@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+import time
+
 import pandas as pd
 from rich.console import Console
 
-from coe_sweep.search.progress import SweepProgress, progress_from_frame, render_progress
+from coe_sweep.console import PIPE_WIDTH
+from coe_sweep.search.progress import (
+    PlainProgress,
+    SweepProgress,
+    progress_from_frame,
+    progress_line,
+    render_progress,
+)
 
 
 def _text(table) -> str:  # noqa: ANN001
@@ -38,8 +50,52 @@ def test_progress_from_trials_frame() -> None:
          "train_flops": None},
         {"budget_label": "b", "budget_flops": 1e13, "status": "failed", "reason": "pruned: ASHA stopped it",
          "final_val_loss": None, "train_flops": 2e12},
+        {"budget_label": "b", "budget_flops": 1e13, "status": "killed", "reason": "interrupted at step 40",
+         "final_val_loss": None, "train_flops": None},
     ])
     p = progress_from_frame("s", frame)
     a, b = p.budgets["a"], p.budgets["b"]
     assert (a.done, a.failed, a.best_val_loss, a.budget_flops) == (1, 1, 2.0, 1e12)
-    assert (b.running, b.pruned, b.failed, b.spent_flops) == (1, 1, 0, 2e12)
+    assert (b.running, b.pruned, b.failed, b.interrupted, b.spent_flops) == (1, 1, 0, 1, 2e12)
+    assert "0/? (1 interrupted)" in _text(render_progress(p))
+
+
+def test_progress_line_says_what_the_table_says() -> None:
+    p = SweepProgress("iso", start_s=0.0, end_s=10.0)
+    a, b = p.budget("2e11"), p.budget("6e11")
+    a.planned_trials, a.planned_flops, b.planned_trials, b.planned_flops = 2, 4e11, 2, 1.2e12
+    a.add_finished("ok", 0.4312, 2e11)
+    a.add_finished("oom", None, 0.0)
+    b.running = 1
+    line = progress_line(p)
+    assert line.startswith("sweep iso: ")
+    assert "2e11 2/2 (1 failed, best 0.4312)" in line and "6e11 0/2 (1 running)" in line
+    assert "FLOPs 2.00e+11 / 1.60e+12 (12%)" in line and "elapsed 0m10s" in line and "\n" not in line
+
+
+def test_plain_progress_writes_lines_until_closed() -> None:
+    out, calls = io.StringIO(), []
+
+    def line() -> str:
+        calls.append(1)
+        return f"tick {len(calls)}"
+
+    with PlainProgress(line, 0.05, out):
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    written = len(calls)
+    time.sleep(0.2)
+    assert written >= 3 and len(calls) == written, "no line after the context closed"
+    assert out.getvalue().splitlines()[:3] == ["tick 1", "tick 2", "tick 3"]
+
+
+def test_piped_consoles_are_wide_enough_for_tables() -> None:
+    code = ("from coe_sweep.console import make_console; import sys; "
+            "print(make_console().width, make_console(stderr=True).width, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert done.stderr.split() == [str(PIPE_WIDTH)] * 2
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin", "COLUMNS": "101"})
+    assert done.stderr.split() == ["101", "101"]

@@ -1,0 +1,134 @@
+"""The MLflow server goes away in the middle of a sweep: nothing is lost, nothing is trained twice.
+
+Whole-sweep versions of the tracking-level test (tests/tracking/test_server.py): a real `mlflow server`
+process on 127.0.0.1, a real `coe-sweep launch` driver with local Ray, simulated trials (the fault is in
+tracking, not in training).
+
+- restarted mid-sweep: writes made while it was down are journaled and replayed by the same driver;
+- still down when the sweep ends: the driver says so and exits 1, the journal and the result records
+  keep everything, and the relaunch sends it to MLflow without retraining a single trial.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sweep_helpers import launch_cli, mlflow_children, reap, wait_for, write_spec
+
+from tests.tracking.conftest import MlflowServer, free_port
+
+pytestmark = pytest.mark.slow
+
+TRIALS, FLOPS = 3, [2e10, 6e10]
+EXPECTED = TRIALS * len(FLOPS)
+
+
+def _records(tmp: Path) -> dict[str, dict]:
+    """The driver's result records (written before any MLflow call), by config hash."""
+    return {p.stem: json.loads(p.read_text()) for p in tmp.glob("sweeps/*/results/*.json")}
+
+
+def _assert_mlflow_matches_records(uri: str, name: str, records: dict[str, dict]) -> None:
+    """Every trial exactly once in MLflow, FINISHED, with the final loss and the curve of its result record."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    children = mlflow_children(uri, name)
+    hashes = [r.data.tags["coe_sweep.config_hash"] for r in children]
+    assert len(hashes) == len(set(hashes)) == EXPECTED, sorted(hashes)
+    assert set(hashes) == set(records)
+    for run in children:
+        result = records[run.data.tags["coe_sweep.config_hash"]]["result"]
+        assert run.info.status == "FINISHED" and run.data.tags["coe_sweep.status"] == "ok"
+        assert run.data.metrics["final_val_loss"] == pytest.approx(result["final_val_loss"], rel=1e-9)
+        logged = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_loss"))
+        assert logged == sorted((int(s), pytest.approx(v, rel=1e-9)) for s, v in result["val_curve"])
+
+
+def _wait_finished_in_mlflow(uri: str, name: str, driver, log: Path, n: int) -> None:
+    def ready() -> bool:
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver exited ({driver.returncode}) early: {log.read_text()[-3000:]}")
+        return sum(r.info.status == "FINISHED" for r in mlflow_children(uri, name)) >= n
+
+    wait_for(ready, 240, f"{n} finished trial(s) in MLflow")
+
+
+def _wait_records(tmp: Path, driver, log: Path, n: int) -> None:
+    def ready() -> bool:
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver exited ({driver.returncode}) early: {log.read_text()[-3000:]}")
+        return len(_records(tmp)) >= n
+
+    wait_for(ready, 240, f"{n} result records")
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    root = tmp_path / "mlflow-server"
+    root.mkdir()
+    srv = MlflowServer(root, free_port())
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_server_restarted_mid_sweep_every_trial_reaches_mlflow_once(tmp_path: Path, server: MlflowServer) -> None:
+    spec = write_spec(tmp_path, "srv-restart", trials=TRIALS, flops=FLOPS, max_concurrent=1,
+                      extra={"tracking": {"uri": server.uri}})
+    log = tmp_path / "launch.log"
+    driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "2", cwd=tmp_path, log=log)
+    try:
+        _wait_finished_in_mlflow(server.uri, "srv-restart", driver, log, 1)
+        server.stop()
+        down_at = len(_records(tmp_path))
+        _wait_records(tmp_path, driver, log, down_at + 2)  # two trials finish while MLflow is down
+        assert driver.poll() is None, "the sweep must go on while tracking is down"
+        server.start()
+        rc = driver.wait(timeout=400)
+    finally:
+        reap({driver.pid}, marker=f"coe-ray-{driver.pid}-")
+    text = log.read_text()
+    assert rc == 0, text[-3000:]
+    assert "could not reach" not in text  # the same driver replayed everything: no warning
+    records = _records(tmp_path)
+    assert len(records) == EXPECTED and all(r["result"]["status"] == "ok" for r in records.values())
+    _assert_mlflow_matches_records(server.uri, "srv-restart", records)
+    journal = next(tmp_path.glob("sweeps/*/tracking-journal"))
+    assert not any(p.stat().st_size for p in journal.glob("*")), "the journal is empty once replayed"
+
+
+def test_server_down_at_the_end_relaunch_relogs_without_retraining(tmp_path: Path, server: MlflowServer) -> None:
+    spec = write_spec(tmp_path, "srv-down", trials=TRIALS, flops=FLOPS, max_concurrent=1,
+                      extra={"tracking": {"uri": server.uri}})
+    log = tmp_path / "first.log"
+    driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "2", cwd=tmp_path, log=log)
+    try:
+        _wait_finished_in_mlflow(server.uri, "srv-down", driver, log, 1)
+        server.stop()
+        rc = driver.wait(timeout=400)  # the whole rest of the sweep runs with MLflow down
+    finally:
+        reap({driver.pid}, marker=f"coe-ray-{driver.pid}-")
+    text = log.read_text()
+    assert rc == 1, text[-3000:]  # every trial ok, but not everything is in MLflow yet: not a silent success
+    assert "could not reach" in text and "coe-sweep launch" in text, text[-3000:]
+    records = _records(tmp_path)
+    assert len(records) == EXPECTED and all(r["result"]["status"] == "ok" for r in records.values())
+    trained = {p.stem: p.stat().st_mtime_ns for p in tmp_path.glob("sweeps/*/results/*.json")}
+
+    server.start()
+    assert len(mlflow_children(server.uri, "srv-down")) < EXPECTED or any(
+        r.info.status != "FINISHED" for r in mlflow_children(server.uri, "srv-down")), "the fault must have bitten"
+    relaunch = launch_cli(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
+    try:
+        rc = relaunch.wait(timeout=400)
+    finally:
+        reap({relaunch.pid}, marker=f"coe-ray-{relaunch.pid}-")
+    assert rc == 0, (tmp_path / "second.log").read_text()[-3000:]
+    after = {p.stem: p.stat().st_mtime_ns for p in tmp_path.glob("sweeps/*/results/*.json")}
+    assert after == trained, "no trial was trained again"
+    _assert_mlflow_matches_records(server.uri, "srv-down", records)
