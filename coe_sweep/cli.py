@@ -101,6 +101,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from coe_sweep.console import make_console
     from coe_sweep.search.progress import progress_from_frame, render_progress
     from coe_sweep.tracking import TrackingStore
+    from coe_sweep.tracking.names import REJECTED_PREFIX
     from coe_sweep.tracking.records import NotFound, TrackingError
 
     out, err = make_console(), make_console(stderr=True)
@@ -133,6 +134,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     progress = progress_from_frame(sweep.name, frame, start_s=(sweep.start_time or 0) / 1000 or None,
                                    end_s=(sweep.end_time / 1000) if sweep.end_time else None)
     progress.simulated = sweep.simulated
+    try:  # candidates refused before training have no child run; launch counts them on the parent run
+        for key, value in store.sweep_metrics(sweep.id).items():
+            if key.startswith(REJECTED_PREFIX):
+                progress.budget(key[len(REJECTED_PREFIX):]).rejected = int(value)
+    except (TrackingError, NotFound) as exc:
+        logging.getLogger(__name__).debug("no rejected counts: %s", exc)
     if spec is None:  # the spec the sweep logged gives the planned trials and FLOPs
         try:
             import yaml

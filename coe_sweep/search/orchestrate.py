@@ -44,6 +44,7 @@ from ray.tune.search.optuna import OptunaSearch
 from coe_sweep.run import RunResult
 from coe_sweep.search.lock import ResultRecord, SweepStore
 from coe_sweep.search.progress import PlainProgress, SweepProgress, progress_line, render_progress
+from coe_sweep.tracking.names import REJECTED_PREFIX
 from runners.trainable import RUN_RESULT_KEY, objective_value, run_trial
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ class _Sweep:
     n_failed: int = 0
     stopped_reason: str | None = None
     storage_error: str | None = None  # the sweep directory stopped taking writes (disk full, quota, ...)
+    logged_rejected: dict[str, int] = field(default_factory=dict)  # budget label -> count sent to MLflow
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         # Tune pickles the Tuner (for its own restore) and the searcher (experiment-state saves); the live
@@ -221,6 +223,17 @@ class _Sweep:
                                    f"(max_failures={self.max_failures})")
             log.warning("sweep %s", self.stopped_reason)
         return self.stopped_reason is not None
+
+    def log_rejected(self, label: str) -> None:
+        """Rejected candidates have no child run: their count per budget goes on the parent run for `status`."""
+        n = self.progress.budget(label).rejected
+        if self.logged_rejected.get(label) == n:
+            return
+        self.logged_rejected[label] = n
+        try:
+            self.tracker.log_sweep_metrics({f"{REJECTED_PREFIX}{label}": n})
+        except Exception:  # tracking never kills the sweep
+            log.exception("tracking: logging the rejected count of budget %s failed", label)
 
     def storage_failed(self, what: str, exc: OSError) -> None:
         """The sweep directory stopped taking writes: stop the sweep cleanly, keep everything finished.
@@ -393,6 +406,7 @@ class _DriverCallback(tune.Callback):
         except OSError as exc:
             sweep.storage_failed("trial journal", exc)
         sweep.progress.budget(label).running += 1
+        sweep.log_rejected(label)
         if plan is not None and h not in sweep.run_ids:
             run_id = self._safe("start_trial", sweep.tracker.start_trial, h, _flat_params(plan),
                                 _trial_tags(plan, sweep.simulated))
@@ -756,6 +770,7 @@ def _run_budget(sweep: _Sweep, budget: Any) -> None:
                                   checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
     try:
         tuner.fit()
+        sweep.log_rejected(label)
     except OSError as exc:  # Tune's own experiment state on a full (or vanished) sweep directory
         if exc.errno not in STORAGE_ERRNOS:
             raise

@@ -62,6 +62,7 @@ RESULT_ARTIFACT = "result.json"
 MAX_PARAM_VALUE_CHARS = 6000  # MLflow 3 limit
 MAX_TAG_VALUE_CHARS = 5000  # below MLflow's 8000, leaves room for multi-byte text
 
+REJECTED_PREFIX = "rejected."  # parent-run metric per budget: candidates refused before training
 TRIAL_STATUSES = ("ok", "diverged", "oom", "failed")
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 

@@ -92,6 +92,10 @@ class TrackingStore:
         return self._call(lambda: self._client.download_artifacts(parent.info.run_id, "spec.yaml"),
                           "download spec.yaml", read_text=True)
 
+    def sweep_metrics(self, sweep: str) -> dict[str, float]:
+        """Sweep-level metrics of the parent run (see SweepTracker.log_sweep_metrics)."""
+        return dict(self._resolve_sweep(sweep).data.metrics)
+
     # ----- trials -----
     def trials_frame(self, sweep: str, updated_after_ms: int | None = None) -> pd.DataFrame:
         """One row per trial (child run). With updated_after_ms: only runs started or ended after it, plus

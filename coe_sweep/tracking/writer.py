@@ -239,6 +239,15 @@ class SweepTracker:
             self._write({"op": "set_terminated", "run": run_id,
                          "status": "FINISHED" if result.status == "ok" else "FAILED"})
 
+    def log_sweep_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Sweep-level figures on the parent run, latest value wins (e.g. `rejected.<budget>`: candidates
+        refused before training, which have no child run)."""
+        with self._lock:
+            parent = self._require_started()
+            ts = _now_ms()
+            self._write({"op": "log_batch", "run": parent,
+                         "metrics": [[_check_key("metric", k), float(v), ts, 0] for k, v in metrics.items()]})
+
     def mark_interrupted(self, run_id: str, reason: str) -> None:
         """A trial the sweep stopped (not its own fault): KILLED with the reason; not a finished trial, so a
         relaunch runs it again (into this same child run)."""

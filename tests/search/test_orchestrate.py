@@ -84,7 +84,8 @@ def test_nsga2_multi_objective_returns_a_pareto_set(tmp_path: Path, ray_head: Ra
     assert {t.config_hash for t in front} == expected
 
 
-def test_infeasible_suggestions_are_rejected_never_trained(tmp_path: Path, ray_head: RayNode) -> None:
+def test_infeasible_suggestions_are_rejected_never_trained(tmp_path: Path, ray_head: RayNode,
+                                                           capsys: pytest.CaptureFixture) -> None:
     spec = load_spec(write_spec(tmp_path, "feas", trials=3, flops=[4e10], address=ray_head.address,
                                 extra={"constraints": ["top_k * iterations <= 2"]},
                                 space={"iterations": {"choice": [1, 2, 3]}, "top_k": {"choice": [1, 2, 4]},
@@ -95,6 +96,17 @@ def test_infeasible_suggestions_are_rejected_never_trained(tmp_path: Path, ray_h
     assert budget.rejected and all("constraint" in reason for reason in budget.rejected.values())
     for run in mlflow_children(_uri(tmp_path), "feas"):
         assert int(run.data.params["model.top_k"]) * int(run.data.params["model.iterations"]) <= 2
+    # `status` reads the same rejected count from MLflow (the parent run; rejected configs have no child run)
+    from coe_sweep.cli import main
+    from coe_sweep.tracking import TrackingStore
+
+    assert TrackingStore(_uri(tmp_path)).sweep_metrics("feas")["rejected.4e10"] == len(budget.rejected)
+    capsys.readouterr()
+    assert main(["status", "feas", "--tracking-uri", _uri(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    header, row = (next(line for line in text.splitlines() if key in line) for key in ("rejected", "4e10"))
+    cells = dict(zip((c.strip() for c in header.split("┃")), (c.strip() for c in row.split("│")), strict=False))
+    assert cells["rejected"] == str(len(budget.rejected)) and cells["done/planned"] == "3/3", text
 
 
 def test_grid_runs_every_feasible_point_once(tmp_path: Path, ray_head: RayNode) -> None:
