@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sweep_helpers import launch_cli, mlflow_children, reap, wait_for, write_spec
+from sweep_helpers import launch_cli, launch_to_end, mlflow_children, reap, wait_while_running, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -58,12 +58,7 @@ def test_disk_full_mid_sweep_stops_cleanly_and_relaunch_completes(tmp_path: Path
     log = tmp_path / "first.log"
     driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "3", cwd=tmp_path, log=log)
     try:
-        def one_record() -> bool:
-            if driver.poll() is not None:
-                raise AssertionError(f"the driver exited ({driver.returncode}) early: {log.read_text()[-3000:]}")
-            return len(_records(small_disk)) >= 1
-
-        wait_for(one_record, 240, "a finished trial's result record")
+        wait_while_running(driver, log, lambda: _records(small_disk), 240, "a finished trial's result record")
         filler = _fill(small_disk)
         rc = driver.wait(timeout=300)
     finally:
@@ -80,11 +75,7 @@ def test_disk_full_mid_sweep_stops_cleanly_and_relaunch_completes(tmp_path: Path
         "a trial cut short by the stop is marked, not left RUNNING"
 
     filler.unlink()
-    relaunch = launch_cli(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
-    try:
-        rc = relaunch.wait(timeout=400)
-    finally:
-        reap({relaunch.pid}, marker=f"coe-ray-{relaunch.pid}-")
+    rc = launch_to_end(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
     assert rc == 0, (tmp_path / "second.log").read_text()[-3000:]
     after = _records(small_disk)
     assert {h: after[h] for h in before} == before, "no trial finished before the fault was trained again"

@@ -10,7 +10,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sweep_helpers import launch_cli, mlflow_children, pgid_members, pids_matching, reap, wait_for, write_spec
+from sweep_helpers import (
+    launch_cli,
+    launch_to_end,
+    mlflow_children,
+    pgid_members,
+    pids_matching,
+    reap,
+    wait_for,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +54,7 @@ def test_kill_driver_then_relaunch_keeps_every_trial_exactly_once(tmp_path: Path
     before = {p.stem: p.stat().st_mtime_ns for p in results.glob("*.json")}
     assert len(before) >= 2 and len(before) < 8, "the kill should land mid-sweep"
 
-    relaunch = launch_cli(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
-    try:
-        rc = relaunch.wait(timeout=400)
-    finally:
-        reap({relaunch.pid}, marker=f"coe-ray-{relaunch.pid}-")
+    rc = launch_to_end(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
     assert rc == 0, (tmp_path / "second.log").read_text()[-3000:]
 
     children = mlflow_children(uri, "killme")

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sweep_helpers import launch_cli, mlflow_children, reap, wait_for, write_spec
+from sweep_helpers import launch_cli, launch_to_end, mlflow_children, reap, wait_while_running, write_spec
 
 from tests.tracking.conftest import MlflowServer, free_port
 
@@ -28,6 +28,10 @@ EXPECTED = TRIALS * len(FLOPS)
 def _records(tmp: Path) -> dict[str, dict]:
     """The driver's result records (written before any MLflow call), by config hash."""
     return {p.stem: json.loads(p.read_text()) for p in tmp.glob("sweeps/*/results/*.json")}
+
+
+def _finished_in_mlflow(uri: str, name: str) -> int:
+    return sum(r.info.status == "FINISHED" for r in mlflow_children(uri, name))
 
 
 def _assert_mlflow_matches_records(uri: str, name: str, records: dict[str, dict]) -> None:
@@ -45,24 +49,6 @@ def _assert_mlflow_matches_records(uri: str, name: str, records: dict[str, dict]
         assert run.data.metrics["final_val_loss"] == pytest.approx(result["final_val_loss"], rel=1e-9)
         logged = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_loss"))
         assert logged == sorted((int(s), pytest.approx(v, rel=1e-9)) for s, v in result["val_curve"])
-
-
-def _wait_finished_in_mlflow(uri: str, name: str, driver, log: Path, n: int) -> None:
-    def ready() -> bool:
-        if driver.poll() is not None:
-            raise AssertionError(f"the driver exited ({driver.returncode}) early: {log.read_text()[-3000:]}")
-        return sum(r.info.status == "FINISHED" for r in mlflow_children(uri, name)) >= n
-
-    wait_for(ready, 240, f"{n} finished trial(s) in MLflow")
-
-
-def _wait_records(tmp: Path, driver, log: Path, n: int) -> None:
-    def ready() -> bool:
-        if driver.poll() is not None:
-            raise AssertionError(f"the driver exited ({driver.returncode}) early: {log.read_text()[-3000:]}")
-        return len(_records(tmp)) >= n
-
-    wait_for(ready, 240, f"{n} result records")
 
 
 @pytest.fixture
@@ -83,10 +69,12 @@ def test_server_restarted_mid_sweep_every_trial_reaches_mlflow_once(tmp_path: Pa
     log = tmp_path / "launch.log"
     driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "2", cwd=tmp_path, log=log)
     try:
-        _wait_finished_in_mlflow(server.uri, "srv-restart", driver, log, 1)
+        wait_while_running(driver, log, lambda: _finished_in_mlflow(server.uri, "srv-restart") >= 1, 240,
+                           "a finished trial in MLflow")
         server.stop()
         down_at = len(_records(tmp_path))
-        _wait_records(tmp_path, driver, log, down_at + 2)  # two trials finish while MLflow is down
+        wait_while_running(driver, log, lambda: len(_records(tmp_path)) >= down_at + 2, 240,
+                           "two trials finished while MLflow is down")
         assert driver.poll() is None, "the sweep must go on while tracking is down"
         server.start()
         rc = driver.wait(timeout=400)
@@ -108,7 +96,8 @@ def test_server_down_at_the_end_relaunch_relogs_without_retraining(tmp_path: Pat
     log = tmp_path / "first.log"
     driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "2", cwd=tmp_path, log=log)
     try:
-        _wait_finished_in_mlflow(server.uri, "srv-down", driver, log, 1)
+        wait_while_running(driver, log, lambda: _finished_in_mlflow(server.uri, "srv-down") >= 1, 240,
+                           "a finished trial in MLflow")
         server.stop()
         rc = driver.wait(timeout=400)  # the whole rest of the sweep runs with MLflow down
     finally:
@@ -123,11 +112,7 @@ def test_server_down_at_the_end_relaunch_relogs_without_retraining(tmp_path: Pat
     server.start()
     assert len(mlflow_children(server.uri, "srv-down")) < EXPECTED or any(
         r.info.status != "FINISHED" for r in mlflow_children(server.uri, "srv-down")), "the fault must have bitten"
-    relaunch = launch_cli(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
-    try:
-        rc = relaunch.wait(timeout=400)
-    finally:
-        reap({relaunch.pid}, marker=f"coe-ray-{relaunch.pid}-")
+    rc = launch_to_end(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
     assert rc == 0, (tmp_path / "second.log").read_text()[-3000:]
     after = {p.stem: p.stat().st_mtime_ns for p in tmp_path.glob("sweeps/*/results/*.json")}
     assert after == trained, "no trial was trained again"

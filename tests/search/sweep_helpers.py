@@ -206,6 +206,26 @@ def launch_cli(spec: Path, *args: str, cwd: Path, log: Path) -> subprocess.Popen
                             stdout=out, stderr=subprocess.STDOUT, env=test_env(), cwd=cwd, start_new_session=True)
 
 
+def launch_to_end(spec: Path, *args: str, cwd: Path, log: Path, timeout_s: float = 400) -> int:
+    """`coe-sweep launch` run to completion (its Ray processes reaped); returns the exit status."""
+    driver = launch_cli(spec, *args, cwd=cwd, log=log)
+    try:
+        return driver.wait(timeout=timeout_s)
+    finally:
+        reap({driver.pid}, marker=f"coe-ray-{driver.pid}-")
+
+
+def wait_while_running(driver: subprocess.Popen, log: Path, predicate: Callable[[], Any], timeout_s: float,
+                       what: str) -> Any:
+    """wait_for(predicate), failing at once (with the driver's log) if the driver exits first."""
+    def check() -> Any:
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver exited ({driver.returncode}) early: {log.read_text()[-3000:]}")
+        return predicate()
+
+    return wait_for(check, timeout_s, what)
+
+
 def mlflow_children(uri: str, sweep: str) -> list[Any]:
     """Every child (trial) run of the sweep experiment, straight from MLflow."""
     import mlflow
