@@ -2,7 +2,8 @@
 
 Each subcommand is one `_cmd_*` function. Heavy imports (torch, ray, mlflow) happen inside the
 function that needs them, so `coe-sweep --help` and spec validation stay fast.
-Exit status: 0 ok, 1 the work ran but something failed, 2 bad input (nothing was started).
+Exit status: 0 ok, 1 the work ran but something failed, 2 bad input (nothing was started),
+130 `launch` interrupted (Ctrl-C or SIGTERM; re-running it continues the sweep).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -76,6 +78,11 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     except (StorageError, SweepLocked, SweepExists, ResourceError, TrackingError) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.print(f"interrupted: finished trials are kept and running ones are marked interrupted; run "
+                  f"`coe-sweep launch {args.spec}` again to continue the sweep (nothing is trained twice)",
+                  highlight=False, markup=False, soft_wrap=True)
+        return EXIT_INTERRUPTED
     out = make_console()
     for table in render_summary(outcome):
         out.print(table)

@@ -27,7 +27,9 @@ import logging
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -640,7 +642,10 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
     max_failures = max_failures if max_failures is not None else getattr(spec.search, "max_failures", None)
     store = SweepStore.open(sweep_dir(spec))
     store.acquire()
-    tracker, status, outcome = None, "FAILED", None
+    # Ctrl-C stops the whole sweep: Tune's own SIGINT handler would end only the running budget's
+    # experiment and let the next budget start.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    tracker, status, outcome, sweep = None, "FAILED", None, None
     try:
         tracker = SweepTracker(spec.tracking.uri, spec.name, spec.to_yaml(), spec.spec_hash(),
                                journal_dir=store.root / "tracking-journal", experiment=spec.tracking.experiment,
@@ -659,7 +664,7 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
                        finished=finished, simulate_trial_s=simulate_trial_s)
         sweep.progress.start_s = start_s
         live = _live(sweep) if progress else nullcontext()
-        with live, ray_runtime(spec.cluster.address, _local_cpus(spec)):
+        with live, ray_runtime(spec.cluster.address, _local_cpus(spec)), _sigterm_as_interrupt():
             _check_resources(spec)
             for budget in budget_list:
                 if sweep.stop_requested():
@@ -671,6 +676,8 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
         return outcome
     except KeyboardInterrupt:
         status = "KILLED"
+        if sweep is not None:
+            _mark_running_interrupted(sweep, "interrupted: the driver was stopped (Ctrl-C or SIGTERM)")
         raise
     finally:
         if tracker is not None:
@@ -682,6 +689,36 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
                 outcome.tracking_pending = tracker.pending_writes
                 outcome.tracking_journal = tracker.journal.path
         store.release()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`docker stop`, `kill`) stops the sweep like Ctrl-C. Installed after `ray.init`, whose own
+    handler would otherwise exit the driver on the spot, leaving trials RUNNING in MLflow."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _mark_running_interrupted(sweep: _Sweep, reason: str) -> None:
+    """The driver is going down: trials still running are marked KILLED in MLflow, not left RUNNING; the
+    trial journal has their start without a finish, so the relaunch runs them first."""
+    for h in sorted(sweep.running - set(sweep.finished)):
+        run_id = sweep.run_ids.get(h)
+        if run_id:
+            try:
+                sweep.tracker.mark_interrupted(run_id, reason)
+            except Exception:  # going down anyway; the relaunch reuses the child run
+                log.exception("tracking: marking trial %s interrupted failed", h)
 
 
 def _budget_flops(budget: Any) -> float | None:
