@@ -18,7 +18,7 @@ from coe_sweep.model.config import ModelConfig
 Schedule = Literal["constant", "cosine", "linear"]
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "fp32", "bf16"]
-TrialStatus = Literal["ok", "diverged", "oom", "failed"]
+TrialStatus = Literal["ok", "diverged", "oom", "failed", "pruned"]  # pruned: stopped early by ASHA (sweeps only)
 
 
 @dataclass(frozen=True)

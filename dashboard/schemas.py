@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 Scalar = str | int | float | bool | None
 XAxis = Literal["params_active", "params_total", "tokens", "iterations"]
 Family = Literal["moe", "coe", "dense"]
-TrialStatus = Literal["ok", "diverged", "oom", "failed", "running", "killed", "finished"]
+TrialStatus = Literal["ok", "diverged", "oom", "failed", "pruned", "running", "killed", "finished"]
 
 
 class ErrorMessage(BaseModel):

@@ -46,7 +46,7 @@ from ray.tune.search.optuna import OptunaSearch
 from coe_sweep.run import RunResult
 from coe_sweep.search.lock import ResultRecord, SweepStore
 from coe_sweep.search.progress import PlainProgress, SweepProgress, progress_line, render_progress
-from coe_sweep.tracking.names import REJECTED_PREFIX
+from coe_sweep.tracking.names import REJECTED_PREFIX, TRIAL_STATUSES
 from runners.trainable import RUN_RESULT_KEY, objective_value, run_trial
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class TrialOutcome:
     config_hash: str
     budget_label: str
     params: dict[str, Any]
-    status: str  # ok | diverged | oom | failed
+    status: str  # ok | diverged | oom | failed | pruned
     reason: str | None
     objectives: dict[str, float | None]
     flops: float
@@ -434,7 +434,7 @@ class _DriverCallback(tune.Callback):
             self._interrupted(trial, f"interrupted at step {step}: the sweep was {self._sweep.stopped_reason}")
             return
         reason = f"pruned: ASHA stopped it at step {step} (val_loss {val})"
-        result = RunResult(status="failed", reason=reason, steps=int(step or 0), tokens=int(last.get("tokens") or 0),
+        result = RunResult(status="pruned", reason=reason, steps=int(step or 0), tokens=int(last.get("tokens") or 0),
                            val_curve=[(int(step), float(val))] if step is not None and val is not None else [],
                            simulated=self._sweep.simulated)
         plan = self._sweep.plans.get(trial.config["config_hash"])
@@ -512,7 +512,8 @@ def _trial_outcome(record: ResultRecord, objectives: list[tuple[str, str]], *, r
     return TrialOutcome(record.config_hash, record.budget_label, record.params, result.status, result.reason,
                         {n: objective_value(result, n) for n, _ in objectives} | {
                             "val_loss": objective_value(result, "val_loss")},
-                        result.flops, resumed=resumed, pruned=bool(record.extra.get("pruned")))
+                        result.flops, resumed=resumed,
+                        pruned=bool(record.extra.get("pruned")) or result.status == "pruned")
 
 
 # ------------------------------------------------------------------------------------------------- Ray
@@ -581,7 +582,7 @@ def _resume_state(spec: Any, store: SweepStore, tracker: Any, by_label: dict[str
             continue
         params = {k: tr.params.get(k, tr.params.get(f"model.{k}")) for k in space_names}
         metrics = tr.metrics
-        result = RunResult(status=tr.status if tr.status in ("ok", "diverged", "oom", "failed") else "failed",
+        result = RunResult(status=tr.status if tr.status in TRIAL_STATUSES else "failed",
                            reason=tr.reason, final_val_loss=metrics.get("final_val_loss"),
                            flops=float(metrics.get("train_flops", 0.0)),
                            peak_memory_bytes=_int_or_none(metrics.get("peak_memory_bytes")),
@@ -663,6 +664,7 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
                        outcome={b.label: BudgetOutcome(b.label, _budget_flops(b)) for b in budget_list},
                        finished=finished, simulate_trial_s=simulate_trial_s)
         sweep.progress.start_s = start_s
+        _prepare_progress(sweep, budget_list)
         live = _live(sweep) if progress else nullcontext()
         with live, ray_runtime(spec.cluster.address, _local_cpus(spec)), _sigterm_as_interrupt():
             _check_resources(spec)
@@ -769,24 +771,34 @@ def _progress_interval_s() -> float:
     return value if value > 0 else PLAIN_PROGRESS_S
 
 
+def _prepare_progress(sweep: _Sweep, budget_list: list[Any]) -> None:
+    """Every budget's plan and earlier results up front, so progress and ETA cover the whole sweep."""
+    trials = sweep.spec.search.trials_per_budget  # None: every feasible grid point / default_trials samples
+    for budget in budget_list:
+        label = budget.label
+        bp = sweep.progress.budget(label)
+        bp.budget_flops = _budget_flops(budget)
+        for rec in sweep.finished.values():
+            if rec.budget_label == label:
+                outcome = _trial_outcome(rec, sweep.objectives, resumed=True)
+                sweep.outcome[label].trials.append(outcome)
+                bp.add_finished(outcome.status, outcome.val_loss, outcome.flops, rec.params, pruned=outcome.pruned)
+                bp.resumed += 1
+        if sweep.spec.search.algorithm == "grid":
+            bp.planned_trials = _grid_searcher(sweep, budget, trials)[1]
+        else:
+            bp.planned_trials = sweep.spec.search.default_trials
+        bp.planned_flops = bp.planned_trials * (bp.budget_flops or 0.0)
+
+
 def _run_budget(sweep: _Sweep, budget: Any) -> None:
     spec, label = sweep.spec, budget.label
-    trials = spec.search.trials_per_budget  # None: every feasible grid point / default_trials samples
     bp = sweep.progress.budget(label)
-    bp.budget_flops = _budget_flops(budget)
-    for rec in sweep.finished.values():
-        if rec.budget_label == label:
-            outcome = _trial_outcome(rec, sweep.objectives, resumed=True)
-            sweep.outcome[label].trials.append(outcome)
-            bp.add_finished(outcome.status, outcome.val_loss, outcome.flops, rec.params, pruned=outcome.pruned)
-            bp.resumed += 1
+    planned = bp.planned_trials
     if spec.search.algorithm == "grid":
-        searcher, planned = _grid_searcher(sweep, budget, trials)
+        searcher, _ = _grid_searcher(sweep, budget, spec.search.trials_per_budget)
     else:
-        planned = spec.search.default_trials
         searcher = _optuna_searcher(sweep, budget, planned)
-    bp.planned_trials = planned
-    bp.planned_flops = planned * (bp.budget_flops or 0.0)
     remaining = planned - bp.resumed
     if remaining <= 0:
         log.info("budget %s: all %d trials already finished", label, planned)

@@ -66,5 +66,7 @@ def render_plan(plan: dict[str, Any], console: Console, limit: int = 40) -> None
     console.print(f"[bold]total[/]: {plan['total_trials']} trial(s), {plan['total_flops']:.3g} training FLOPs, "
                   f"estimated wall time {_duration(plan['estimated_wall_s'])} on {plan['concurrent_slots']} "
                   f"slot(s) (model: {model['cpu_train_flops_per_s_per_cpu']:.3g} FLOPs/s per CPU x "
-                  f"{model['cpus_per_trial']} CPU(s)/trial + {model['step_overhead_s'] * 1000:g} ms/step + "
+                  f"{model['cpus_per_trial']} CPU(s)/trial + ({model['step_overhead_s'] * 1000:g} + "
+                  f"{model['step_overhead_per_layer_s'] * 1000:g}/layer + "
+                  f"{model['step_overhead_per_layer_iteration_s'] * 1000:g}/layer/iteration) ms/step + "
                   f"{model['trial_overhead_s']} s/trial)")

@@ -185,7 +185,7 @@ def progress_from_frame(name: str, frame: Any, *, start_s: float | None = None,
             b.interrupted += 1
             continue
         b.add_finished(str(status), _num(row.get("final_val_loss")), _num(row.get("train_flops")) or 0.0,
-                       pruned=reason.startswith("pruned"))
+                       pruned=status == "pruned" or reason.startswith("pruned"))
     return progress
 
 

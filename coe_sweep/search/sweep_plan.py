@@ -5,7 +5,9 @@ sample when the grid is too large), feasible/rejected counts with reasons, the t
 there, their FLOPs and an estimated wall time; then the sweep totals.
 
 Wall-time model (a rough planning figure, not a promise):
-  trial_s = (train_flops + eval_flops) / rate + steps x STEP_OVERHEAD_S + TRIAL_OVERHEAD_S
+  trial_s = (train_flops + eval_flops) / rate + steps x step_overhead + TRIAL_OVERHEAD_S
+  step_overhead = STEP_OVERHEAD_S + n_layers x (STEP_OVERHEAD_PER_LAYER_S
+                                                + iterations x STEP_OVERHEAD_PER_LAYER_ITER_S)
   rate    = CPU_TRAIN_FLOPS_PER_S_PER_CPU x cpus_per_trial   (no GPU)
           = GPU_TRAIN_FLOPS_PER_S x gpus_per_trial           (with GPUs)
   eval_flops = evaluations x validation tokens x forward FLOPs/token, evaluations = steps /
@@ -14,9 +16,12 @@ Wall-time model (a rough planning figure, not a promise):
             / cpus_per_trial (at least 1)
 Constants measured with runners.train on this project's 2-core machine, one torch thread per trial:
 a 1.2M-parameter CoE trained at 9.7k tokens/s = 6.0e10 train FLOPs/s, a 0.29M-parameter MoE at
-4.3e10 FLOPs/s; 36k-parameter models ran 2.8k-4.3k steps in 22-25 s, i.e. ~4 ms of per-step
-overhead (Python, optimizer, data) on top of ~5e10 FLOPs/s. The model reproduces those four trials
-within ~15%. `calibrate_cpu_rate` (`coe-sweep plan --calibrate`) re-measures the compute rate here.
+4.3e10 FLOPs/s: rate ~5e10 FLOPs/s. Tiny models are bound by per-step overhead instead (Python and
+kernel dispatch per layer and per chain iteration, optimizer, data): a least-squares fit with the rate
+fixed at 5e10, over the 24 trials of `make run` (2 at once, 10k-140k active params, 1-2 layers, C 1-3),
+gives 3.2 ms + 8.0 ms per layer + 3.0 ms per layer-iteration per step; the model then gets each of
+those trials within 32% (median 17%) and their sum within 2%. `coe-sweep plan --calibrate`
+re-measures the compute rate on the machine at hand.
 A sampler (random/tpe/nsga2) runs trials_per_budget trials per level; its time is estimated with the
 mean trial time of the level's feasible candidates. Every trial at a FLOPs level spends the level.
 """
@@ -37,7 +42,9 @@ if TYPE_CHECKING:
 CPU_TRAIN_FLOPS_PER_S_PER_CPU = 5e10  # measured, see the module docstring
 GPU_TRAIN_FLOPS_PER_S = 5e12  # effective, for the small models of these sweeps (low MFU); rough
 TRIAL_OVERHEAD_S = 2.0  # data loading from cache, model build, Ray actor reuse, MLflow logging
-STEP_OVERHEAD_S = 0.004  # per optimizer step, beyond the FLOPs (measured on tiny models)
+STEP_OVERHEAD_S = 0.0032  # per optimizer step, beyond the FLOPs (fitted, see the module docstring)
+STEP_OVERHEAD_PER_LAYER_S = 0.008  # ... plus this per layer
+STEP_OVERHEAD_PER_LAYER_ITER_S = 0.003  # ... plus this per layer and chain iteration
 MAX_PLANNED_POINTS = 2_000  # points shown per level when the grid is larger (a seeded sample)
 
 
@@ -53,7 +60,10 @@ def trial_seconds(plan: TrialPlan, spec: SweepSpec, cpu_rate: float = CPU_TRAIN_
     evaluations = plan.steps // train.eval_interval + 1
     val_tokens = data.val_tokens if train.eval_batches is None else train.eval_batches * train.batch_size * train.seq_len
     eval_flops = evaluations * val_tokens * plan.flop_terms.get("total", 0.0)
-    return (plan.train_flops + eval_flops) / rate + plan.steps * STEP_OVERHEAD_S + TRIAL_OVERHEAD_S
+    model = plan.run_spec.model
+    step_s = STEP_OVERHEAD_S + model.n_layers * (STEP_OVERHEAD_PER_LAYER_S
+                                                 + model.iterations * STEP_OVERHEAD_PER_LAYER_ITER_S)
+    return (plan.train_flops + eval_flops) / rate + plan.steps * step_s + TRIAL_OVERHEAD_S
 
 
 def concurrent_slots(spec: SweepSpec) -> int:
@@ -124,7 +134,10 @@ def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU)
         "concurrent_slots": slots, "estimated_wall_s": round(total_trial_s / slots, 1),
         "throughput_model": {
             "cpu_train_flops_per_s_per_cpu": cpu_rate, "gpu_train_flops_per_s": GPU_TRAIN_FLOPS_PER_S,
-            "trial_overhead_s": TRIAL_OVERHEAD_S, "step_overhead_s": STEP_OVERHEAD_S, "cpus_per_trial": spec.cluster.cpus_per_trial,
+            "trial_overhead_s": TRIAL_OVERHEAD_S, "step_overhead_s": STEP_OVERHEAD_S,
+            "step_overhead_per_layer_s": STEP_OVERHEAD_PER_LAYER_S,
+            "step_overhead_per_layer_iteration_s": STEP_OVERHEAD_PER_LAYER_ITER_S,
+            "cpus_per_trial": spec.cluster.cpus_per_trial,
             "gpus_per_trial": spec.cluster.gpus_per_trial,
         },
     }

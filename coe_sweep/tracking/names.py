@@ -17,7 +17,7 @@ TAG_KIND = "coe_sweep.kind"  # sweep | trial
 TAG_CONFIG_HASH = "coe_sweep.config_hash"
 TAG_SPEC_HASH = "coe_sweep.spec_hash"
 TAG_SWEEP_NAME = "coe_sweep.sweep_name"
-TAG_STATUS = "coe_sweep.status"  # ok | diverged | oom | failed
+TAG_STATUS = "coe_sweep.status"  # ok | diverged | oom | failed | pruned
 TAG_REASON = "coe_sweep.reason"
 TAG_BUDGET_LABEL = "coe_sweep.budget_label"
 TAG_FAMILY = "coe_sweep.family"  # moe | coe | dense
@@ -63,7 +63,8 @@ MAX_PARAM_VALUE_CHARS = 6000  # MLflow 3 limit
 MAX_TAG_VALUE_CHARS = 5000  # below MLflow's 8000, leaves room for multi-byte text
 
 REJECTED_PREFIX = "rejected."  # parent-run metric per budget: candidates refused before training
-TRIAL_STATUSES = ("ok", "diverged", "oom", "failed")
+TRIAL_STATUSES = ("ok", "diverged", "oom", "failed", "pruned")
+RUN_STATUS_OF = {"ok": "FINISHED", "pruned": "KILLED"}  # MLflow run status by trial status; else FAILED
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 Scalar = str | int | float | bool | None

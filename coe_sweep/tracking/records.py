@@ -37,7 +37,7 @@ class TrialRecord:
 
     run_id: str
     config_hash: str
-    status: str  # ok | diverged | oom | failed
+    status: str  # ok | diverged | oom | failed | pruned
     reason: str | None
     run_status: str  # MLflow: FINISHED | FAILED
     metrics: dict[str, float]

@@ -43,6 +43,7 @@ from coe_sweep.tracking.names import (
     RESULT_ARTIFACT,
     RESULT_TO_METRIC,
     ROUTING_PREFIX,
+    RUN_STATUS_OF,
     RUN_STATUSES,
     SPEC_ARTIFACT,
     TAG_BUDGET_LABEL,
@@ -154,7 +155,8 @@ class SweepTracker:
 
     # ----- trials -----
     def finished_trials(self) -> dict[str, TrialRecord]:
-        """Child runs that ended with a result (FINISHED, or FAILED with a coe_sweep.status tag)."""
+        """Child runs that ended with a result: a coe_sweep.status tag on a FINISHED, FAILED or KILLED (pruned)
+        run. A KILLED run without it was interrupted by a sweep stop, and is not finished."""
         with self._lock:
             parent = self._require_started()
             experiment_id = self.experiment_id
@@ -168,7 +170,7 @@ class SweepTracker:
                     continue
                 self._children.setdefault(config, run.info.run_id)
                 status = run.data.tags.get(TAG_STATUS)
-                if run.info.status in ("FINISHED", "FAILED") and status and config not in records:
+                if run.info.status in RUN_STATUSES and status and config not in records:  # KILLED: pruned
                     params = parse_params(run.data.params)
                     records[config] = TrialRecord(
                         run_id=run.info.run_id, config_hash=config, status=status,
@@ -236,8 +238,7 @@ class SweepTracker:
             self._write({"op": "log_batch", "run": run_id, "metrics": points, "tags": tags})
             text = json.dumps(result.to_dict(), indent=1, default=str, allow_nan=True)
             self._write({"op": "log_text", "run": run_id, "text": text, "path": RESULT_ARTIFACT})
-            self._write({"op": "set_terminated", "run": run_id,
-                         "status": "FINISHED" if result.status == "ok" else "FAILED"})
+            self._write({"op": "set_terminated", "run": run_id, "status": RUN_STATUS_OF.get(result.status, "FAILED")})
 
     def log_sweep_metrics(self, metrics: Mapping[str, float]) -> None:
         """Sweep-level figures on the parent run, latest value wins (e.g. `rejected.<budget>`: candidates

@@ -152,4 +152,10 @@ def test_asha_prunes_or_completes_every_trial(tmp_path: Path, ray_head: RayNode)
     assert len(budget.ok) + len(budget.pruned) == 6 and not budget.failed
     for t in budget.pruned:
         record = json.loads((sweep_dir(spec) / "results" / f"{t.config_hash}.json").read_text())
-        assert record["result"]["reason"].startswith("pruned")
+        assert record["result"]["status"] == "pruned" and record["result"]["reason"].startswith("pruned")
+    statuses = {r.data.tags["coe_sweep.config_hash"]: (r.data.tags["coe_sweep.status"], r.info.status)
+                for r in mlflow_children(_uri(tmp_path), "asha")}
+    assert {statuses[t.config_hash] for t in budget.pruned} <= {("pruned", "KILLED")}
+    assert {statuses[t.config_hash] for t in budget.ok} == {("ok", "FINISHED")}
+    again = launch(spec, simulate=True, progress=False)  # pruned trials are finished: nothing reruns
+    assert all(t.resumed for t in again.budgets["8e10"].trials) and len(again.budgets["8e10"].pruned) == len(budget.pruned)

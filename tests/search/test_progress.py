@@ -48,7 +48,7 @@ def test_progress_from_trials_frame() -> None:
          "train_flops": 0.0},
         {"budget_label": "b", "budget_flops": 1e13, "status": "running", "reason": None, "final_val_loss": None,
          "train_flops": None},
-        {"budget_label": "b", "budget_flops": 1e13, "status": "failed", "reason": "pruned: ASHA stopped it",
+        {"budget_label": "b", "budget_flops": 1e13, "status": "pruned", "reason": "pruned: ASHA stopped it",
          "final_val_loss": None, "train_flops": 2e12},
         {"budget_label": "b", "budget_flops": 1e13, "status": "killed", "reason": "interrupted at step 40",
          "final_val_loss": None, "train_flops": None},
