@@ -105,7 +105,8 @@ class LossLaw:
 
     def interval(self, flops: float, ci: float) -> tuple[float, float] | None:
         E, lnA, alpha = self.boot_params.T
-        return _interval(E + np.exp(lnA - alpha * np.log(flops)), ci)
+        with np.errstate(over="ignore"):  # a bootstrap refit far from the data may blow up: inf, not a warning
+            return _interval(E + np.exp(lnA - alpha * np.log(flops)), ci)
 
     def to_dict(self) -> dict[str, Any]:
         return C.jsonable({"kind": self.kind, "E": self.E, "A": self.A, "alpha": self.alpha,

@@ -200,10 +200,20 @@ class RayNode:
 
 
 def launch_cli(spec: Path, *args: str, cwd: Path, log: Path) -> subprocess.Popen:
-    """`python -m coe_sweep.cli launch SPEC ...` as a subprocess in its own process group."""
+    """`python -m coe_sweep.cli launch SPEC ...` as a subprocess in its own process group.
+
+    SIGINT is reset to its default in the child: a test run started in the background by a
+    non-interactive shell (CI scripts) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt, as a nohup'd program should not.
+    """
     out = open(log, "w")  # noqa: SIM115 - closed with the process by the caller's reap/wait
     return subprocess.Popen([PYTHON, "-m", "coe_sweep.cli", "launch", str(spec), "--no-progress", *args],
-                            stdout=out, stderr=subprocess.STDOUT, env=test_env(), cwd=cwd, start_new_session=True)
+                            stdout=out, stderr=subprocess.STDOUT, env=test_env(), cwd=cwd, start_new_session=True,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def launch_to_end(spec: Path, *args: str, cwd: Path, log: Path, timeout_s: float = 400) -> int:
