@@ -212,6 +212,7 @@ class _Sweep:
     stopped_reason: str | None = None
     storage_error: str | None = None  # the sweep directory stopped taking writes (disk full, quota, ...)
     logged_rejected: dict[str, int] = field(default_factory=dict)  # budget label -> count sent to MLflow
+    grid: dict[str, tuple[Any, int]] = field(default_factory=dict)  # budget label -> (grid searcher, planned)
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         # Tune pickles the Tuner (for its own restore) and the searcher (experiment-state saves); the live
@@ -785,7 +786,8 @@ def _prepare_progress(sweep: _Sweep, budget_list: list[Any]) -> None:
                 bp.add_finished(outcome.status, outcome.val_loss, outcome.flops, rec.params, pruned=outcome.pruned)
                 bp.resumed += 1
         if sweep.spec.search.algorithm == "grid":
-            bp.planned_trials = _grid_searcher(sweep, budget, trials)[1]
+            sweep.grid[label] = _grid_searcher(sweep, budget, trials)
+            bp.planned_trials = sweep.grid[label][1]
         else:
             bp.planned_trials = sweep.spec.search.default_trials
         bp.planned_flops = bp.planned_trials * (bp.budget_flops or 0.0)
@@ -796,7 +798,7 @@ def _run_budget(sweep: _Sweep, budget: Any) -> None:
     bp = sweep.progress.budget(label)
     planned = bp.planned_trials
     if spec.search.algorithm == "grid":
-        searcher, _ = _grid_searcher(sweep, budget, spec.search.trials_per_budget)
+        searcher = sweep.grid[label][0]
     else:
         searcher = _optuna_searcher(sweep, budget, planned)
     remaining = planned - bp.resumed

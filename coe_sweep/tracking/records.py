@@ -39,7 +39,7 @@ class TrialRecord:
     config_hash: str
     status: str  # ok | diverged | oom | failed | pruned
     reason: str | None
-    run_status: str  # MLflow: FINISHED | FAILED
+    run_status: str  # MLflow: FINISHED | FAILED | KILLED (pruned)
     metrics: dict[str, float]
     params: dict[str, Scalar]
     budget_label: str | None

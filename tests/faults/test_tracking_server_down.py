@@ -12,6 +12,7 @@ tracking, not in training).
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,15 +64,24 @@ def server(tmp_path: Path):
         srv.stop()
 
 
-def test_server_restarted_mid_sweep_every_trial_reaches_mlflow_once(tmp_path: Path, server: MlflowServer) -> None:
-    spec = write_spec(tmp_path, "srv-restart", trials=TRIALS, flops=FLOPS, max_concurrent=1,
-                      extra={"tracking": {"uri": server.uri}})
-    log = tmp_path / "launch.log"
-    driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "2", cwd=tmp_path, log=log)
+def _launch_then_stop_server(tmp: Path, server: MlflowServer, name: str) -> tuple[Path, subprocess.Popen, Path]:
+    """A simulated sweep tracked by `server`, which is stopped once one trial is in MLflow."""
+    spec = write_spec(tmp, name, trials=TRIALS, flops=FLOPS, max_concurrent=1, extra={"tracking": {"uri": server.uri}})
+    log = tmp / "first.log"
+    driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "2", cwd=tmp, log=log)
     try:
-        wait_while_running(driver, log, lambda: _finished_in_mlflow(server.uri, "srv-restart") >= 1, 240,
+        wait_while_running(driver, log, lambda: _finished_in_mlflow(server.uri, name) >= 1, 240,
                            "a finished trial in MLflow")
-        server.stop()
+    except BaseException:
+        reap({driver.pid}, marker=f"coe-ray-{driver.pid}-")
+        raise
+    server.stop()
+    return spec, driver, log
+
+
+def test_server_restarted_mid_sweep_every_trial_reaches_mlflow_once(tmp_path: Path, server: MlflowServer) -> None:
+    spec, driver, log = _launch_then_stop_server(tmp_path, server, "srv-restart")
+    try:
         down_at = len(_records(tmp_path))
         wait_while_running(driver, log, lambda: len(_records(tmp_path)) >= down_at + 2, 240,
                            "two trials finished while MLflow is down")
@@ -91,14 +101,8 @@ def test_server_restarted_mid_sweep_every_trial_reaches_mlflow_once(tmp_path: Pa
 
 
 def test_server_down_at_the_end_relaunch_relogs_without_retraining(tmp_path: Path, server: MlflowServer) -> None:
-    spec = write_spec(tmp_path, "srv-down", trials=TRIALS, flops=FLOPS, max_concurrent=1,
-                      extra={"tracking": {"uri": server.uri}})
-    log = tmp_path / "first.log"
-    driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "2", cwd=tmp_path, log=log)
+    spec, driver, log = _launch_then_stop_server(tmp_path, server, "srv-down")
     try:
-        wait_while_running(driver, log, lambda: _finished_in_mlflow(server.uri, "srv-down") >= 1, 240,
-                           "a finished trial in MLflow")
-        server.stop()
         rc = driver.wait(timeout=400)  # the whole rest of the sweep runs with MLflow down
     finally:
         reap({driver.pid}, marker=f"coe-ray-{driver.pid}-")
