@@ -58,8 +58,8 @@ def main() -> int:
     parser.add_argument("--budget-flops", type=float, default=2.5e11, help="training FLOPs per trial")
     args = parser.parse_args()
 
-    from coe_sweep.search.orchestrate import launch
     from coe_sweep.spec import load_spec
+    from coe_sweep.sweep.driver import launch
 
     with tempfile.TemporaryDirectory(prefix="coe-sweep-overhead-") as tmp_name:
         tmp = Path(tmp_name)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from coe_sweep.run import RunResult  # noqa: E402
 from coe_sweep.tracking import SweepTracker, TrackingStore, ops  # noqa: E402
 from coe_sweep.tracking.store import frame_from_runs  # noqa: E402
+from coe_sweep.trial import RunResult  # noqa: E402
 
 log = logging.getLogger("tracking_load")
 

@@ -28,10 +28,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from coe_sweep.console import make_console
-    from coe_sweep.spec import SpecError, load_spec
+    from coe_sweep.search.feasibility import load_feasible_spec
+    from coe_sweep.spec import SpecError
 
     try:
-        spec = load_spec(args.spec, args.set)
+        spec = load_feasible_spec(args.spec, args.set)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -50,7 +51,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_launch(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep; summary and browse commands at the end. 2: bad input, nothing started."""
     from coe_sweep.console import make_console
-    from coe_sweep.spec import SpecError, load_spec
+    from coe_sweep.search.feasibility import load_feasible_spec
+    from coe_sweep.spec import SpecError
 
     err = make_console(stderr=True)
     overrides = list(args.set or [])
@@ -59,16 +61,17 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     if args.address:
         overrides.append(f"cluster.address={args.address}")
     try:
-        spec = load_spec(args.spec, overrides)
+        spec = load_feasible_spec(args.spec, overrides)
     except SpecError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     if args.max_failures is not None and args.max_failures < 0:
         err.print(f"error: --max-failures: found {args.max_failures}; expected an integer >= 0", soft_wrap=True)
         return EXIT_BAD_INPUT
-    from coe_sweep.search.lock import StorageError, SweepLocked
-    from coe_sweep.search.orchestrate import ResourceError, SweepExists, launch
-    from coe_sweep.search.progress import render_summary
+    from coe_sweep.sweep.driver import SweepExists, launch
+    from coe_sweep.sweep.outcome import render_summary
+    from coe_sweep.sweep.runtime import ResourceError
+    from coe_sweep.sweep.store import StorageError, SweepLocked
     from coe_sweep.tracking.connection import redact_uri
     from coe_sweep.tracking.records import TrackingError
 
@@ -106,23 +109,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from coe_sweep.console import make_console
-    from coe_sweep.search.progress import progress_from_frame, render_progress
+    from coe_sweep.sweep.progress import render_progress, status_progress
     from coe_sweep.tracking import TrackingStore
-    from coe_sweep.tracking.names import REJECTED_PREFIX
     from coe_sweep.tracking.records import NotFound, TrackingError
 
     out, err = make_console(), make_console(stderr=True)
     spec, name = None, args.sweep
     if name and (name.endswith((".yaml", ".yml")) or Path(name).is_file()):
-        from coe_sweep.spec import SpecError, load_spec
+        from coe_sweep.search.feasibility import load_feasible_spec
+        from coe_sweep.spec import SpecError
 
         try:
-            spec = load_spec(name)
+            spec = load_feasible_spec(name)
         except SpecError as exc:
             err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
             return EXIT_BAD_INPUT
         name = spec.name
-    uri = args.tracking_uri or (spec.tracking.uri if spec else f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    uri = args.tracking_uri or (spec.tracking.uri if spec else None) or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     try:
         store = TrackingStore(uri)
         sweeps = [s for s in store.list_sweeps() if name in (None, s.id, s.name)]
@@ -138,33 +141,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     except (TrackingError, NotFound) as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
-    progress = progress_from_frame(sweep.name, frame, start_s=(sweep.start_time or 0) / 1000 or None,
-                                   end_s=(sweep.end_time / 1000) if sweep.end_time else None)
-    progress.simulated = sweep.simulated
-    try:  # candidates refused before training have no child run; launch counts them on the parent run
-        for key, value in store.sweep_metrics(sweep.id).items():
-            if key.startswith(REJECTED_PREFIX):
-                progress.budget(key[len(REJECTED_PREFIX):]).rejected = int(value)
-    except (TrackingError, NotFound) as exc:
-        logging.getLogger(__name__).debug("no rejected counts: %s", exc)
-    if spec is None:  # the spec the sweep logged gives the planned trials and FLOPs
-        try:
-            import yaml
-
-            from coe_sweep.spec import validate_spec_data
-
-            spec = validate_spec_data(yaml.safe_load(store.spec_yaml(sweep.id)), file="spec.yaml (MLflow)",
-                                      check_feasibility=False)
-        except Exception as exc:  # noqa: BLE001 - planned figures are optional; progress is still shown
-            logging.getLogger(__name__).debug("no planned figures: %s", exc)
-    if spec is not None:
-        from coe_sweep.search.candidates import budgets
-
-        for b in budgets(spec):
-            bp = progress.budget(b.label)
-            bp.budget_flops = bp.budget_flops or getattr(b, "flops", None)
-            bp.planned_trials = spec.search.trials_per_budget or spec.search.default_trials
-            bp.planned_flops = bp.planned_trials * (bp.budget_flops or 0.0)
+    progress = status_progress(store, sweep, frame, spec)
     out.print(render_progress(progress, title=f"sweep {sweep.name} [{sweep.status}] ({sweep.id})"))
     return EXIT_OK
 
@@ -246,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a spec field, validated like the file (repeatable)")
     p.add_argument("--simulate", action="store_true",
-                   help="no training: losses from the documented law in coe_sweep/search/simulate.py")
+                   help="no training: losses from the documented law in runners/simulated.py")
     p.add_argument("--simulate-trial-s", type=float, default=0.0, metavar="S",
                    help="with --simulate: wall seconds each simulated trial takes (demos; default 0)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,

@@ -61,7 +61,7 @@ def profiles(frame: pd.DataFrame, x: str, family: str | None) -> list[IsoFlopPro
 
 def frontier(frame: pd.DataFrame, profs: list[IsoFlopProfile], *, sweep_id: str, version: int, x: str,
              family: str | None) -> FrontierOut:
-    out = FrontierOut(sweep_id=sweep_id, data_version=version, x=x, family=family,  # type: ignore[arg-type]
+    out = FrontierOut(sweep_id=sweep_id, data_version=version, x=x, family=family,
                       budgets=[serialize.frontier_budget(p) for p in profs])
     if not profs:
         out.message = no_finished_message(frame, family)
@@ -91,8 +91,9 @@ def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit
     points = [ScalingPoint(budget_label=p.budget_label, budget_flops=float(p.budget_flops), x_opt=float(p.x_opt),
                            x_opt_ci=serialize.finite_pair(p.x_opt_ci), loss_opt=serialize.finite(p.loss_opt),
                            tokens_opt=serialize.finite(p.tokens_opt))
-              for p in profs if p.ok and serialize.finite(p.budget_flops) and serialize.finite(p.x_opt)]
-    out = ScalingOut(sweep_id=sweep_id, data_version=version, x=x, family=family,  # type: ignore[arg-type]
+              for p in profs if p.ok and p.x_opt is not None and serialize.finite(p.budget_flops)
+              and serialize.finite(p.x_opt)]
+    out = ScalingOut(sweep_id=sweep_id, data_version=version, x=x, family=family,
                      points=points)
     if isinstance(result, str):
         out.message = no_finished_message(frame, family) if not profs else result
@@ -113,7 +114,7 @@ def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit
 
 def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, version: int, x: str,
             family: str | None, flops: float, max_memory_bytes: float | None) -> OptimalOut:
-    out = OptimalOut(sweep_id=sweep_id, data_version=version, x=x, family=family,  # type: ignore[arg-type]
+    out = OptimalOut(sweep_id=sweep_id, data_version=version, x=x, family=family,
                      flops=flops, max_memory_bytes=max_memory_bytes)
     if isinstance(result, str):
         out.message = no_finished_message(frame, family) if finished(frame, family).empty else result
@@ -192,7 +193,7 @@ def pareto(frame: pd.DataFrame, filtered: pd.DataFrame, objectives: list[tuple[s
            version: int, filters: dict[str, Any], include_dominated: bool) -> ParetoOut:
     """Pareto set of the ok trials of `filtered` (the frame after the caller's filters)."""
     out = ParetoOut(sweep_id=sweep_id, data_version=version,
-                    objectives=[Objective(column=c, direction=d) for c, d in objectives],  # type: ignore[arg-type]
+                    objectives=[Objective(column=c, direction=d) for c, d in objectives],
                     filters={k: serialize.scalar(v) for k, v in filters.items() if v is not None},
                     n_considered=0, front=[])
     rows = C.ok_rows(filtered) if not filtered.empty else filtered
@@ -232,7 +233,7 @@ def compare(frame: pd.DataFrame, filtered: pd.DataFrame, *, sweep_id: str, versi
     for cmp in coe_vs_moe(rows):
         out.rows.append(CompareRow(
             budget_label=cmp.budget_label, budget_flops=f(cmp.budget_flops), coe=_brief(cmp.coe, "coe"),
-            moe=_brief(cmp.moe, "moe"), n_coe=cmp.n_coe, n_moe=cmp.n_moe, winner=cmp.winner,  # type: ignore[arg-type]
+            moe=_brief(cmp.moe, "moe"), n_coe=cmp.n_coe, n_moe=cmp.n_moe, winner=cmp.winner,
             loss_diff=f(cmp.loss_diff), loss_rel_diff=f(cmp.loss_rel_diff),
             peak_memory_diff_bytes=f(cmp.peak_memory_diff_bytes), peak_memory_ratio=f(cmp.peak_memory_ratio),
             train_flops_diff=f(cmp.train_flops_diff), train_flops_ratio=f(cmp.train_flops_ratio),

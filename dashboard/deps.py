@@ -16,13 +16,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from coe_sweep.units import BYTES_ACCEPTED, parse_bytes
 from dashboard.answers import parse_objectives
 from dashboard.cache import SweepCache, SweepData, UnknownSweep
 from dashboard.schemas import ErrorMessage
 from dashboard.settings import Settings
-from dashboard.units import parse_bytes
 
-NOT_FOUND = {404: {"model": ErrorMessage, "description": "unknown sweep or trial (named in `detail`)"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorMessage, "description": "unknown sweep or trial (named in `detail`)"}}
 
 
 def get_cache(request: Request) -> SweepCache:
@@ -65,7 +65,7 @@ def _parser_message(parse: Callable[[str], Any]) -> Callable[[str], str | None]:
 # What a pattern-checked parameter accepts, in words (FastAPI's own message only quotes the regex);
 # where a parser exists its own message (naming the bad part and listing accepted values) is used.
 PARAM_EXPLAINERS: dict[str, Callable[[str], str | None]] = {
-    "max_memory": _parser_message(parse_bytes),
+    "max_memory": _parser_message(lambda value: parse_bytes(value, "max_memory")),
     "objectives": _parser_message(parse_objectives),
 }
 PARAM_HINTS = {
@@ -108,9 +108,7 @@ def max_memory_query(max_memory: str | None) -> float | None:
     """The optional `max_memory` query ('2GB', '512MiB', bytes) in bytes; 422 naming it when malformed."""
     if max_memory is None:
         return None
-    from dashboard.units import ACCEPTED, parse_bytes
-
     try:
-        return parse_bytes(max_memory)
+        return parse_bytes(max_memory, "max_memory")
     except ValueError:
-        invalid_query("max_memory", max_memory, ACCEPTED)
+        invalid_query("max_memory", max_memory, BYTES_ACCEPTED)

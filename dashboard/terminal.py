@@ -15,16 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 from coe_sweep.console import make_console
+from coe_sweep.trial import OBJECTIVES
+from coe_sweep.units import format_bytes, parse_bytes
 from dashboard import answers
 from dashboard.schemas import OptimalOut, ParetoOut
 from dashboard.settings import Settings
-from dashboard.units import format_bytes, parse_bytes
 
 log = logging.getLogger(__name__)
 
-# Short names the CLI accepts on top of the analysis names (issue #4: val_loss, peak_memory).
-CLI_OBJECTIVE_ALIASES = {"val_loss": "final_val_loss", "peak_memory": "peak_memory_bytes",
-                         "memory": "peak_memory_bytes", "loss": "final_val_loss"}
+# Short names the CLI accepts on top of the analysis names: the objective registry's, and two shorter ones.
+CLI_OBJECTIVE_ALIASES = {name: o.metric for name, o in OBJECTIVES.items()} | {
+    "memory": "peak_memory_bytes", "loss": "final_val_loss"}
 
 
 class BadInput(ValueError):
@@ -121,7 +122,7 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
     if not (math.isfinite(flops) and flops > 0):
         raise BadInput(f"--flops={flops!r} is invalid: expected a finite number of training FLOPs > 0, e.g. 1e15")
     try:
-        max_memory_bytes = None if max_memory is None else parse_bytes(max_memory)
+        max_memory_bytes = None if max_memory is None else parse_bytes(max_memory, "max_memory")
     except ValueError as exc:
         raise BadInput(f"--{exc}") from None
     frame, sweep_id = _frame(tracking_uri, sweep)
@@ -148,8 +149,8 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
                       + (f" (peak memory <= {format_bytes(max_memory_bytes)})" if max_memory_bytes else ""))
         table.add_column("field")
         table.add_column("value", justify="right")
-        for key, value in n.config.items():
-            table.add_row(key, _fmt(value))
+        for key, field_value in n.config.items():
+            table.add_row(key, _fmt(field_value))
         table.add_row(n.x_name, _fmt(n.x))
         table.add_row("tokens to train", _fmt(n.trainable.get("horizon", {}).get("tokens")))
         table.add_row("sampled at budget", n.budget_label or "-")

@@ -14,54 +14,63 @@ import argparse
 import json
 import math
 import sys
+import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from coe_sweep.fields import field_docs
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import DataConfig, Horizon, RunResult, RunSpec, TrainConfig, tokenizer_vocab_size
+from coe_sweep.trial import (
+    DataConfig,
+    Horizon,
+    RunResult,
+    RunSpec,
+    TrainConfig,
+    TrialStatus,
+    tokenizer_vocab_size,
+)
+from coe_sweep.units import format_bytes
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig, "horizon": Horizon}
 
-# flag -> (section, field, type); argparse dest is the flag without dashes, '-' -> '_'
-_FLAGS: list[tuple[str, str, str, Any, str]] = [
-    ("--d-model", "model", "d_model", int, "model width D"),
-    ("--n-layers", "model", "n_layers", int, "transformer blocks"),
-    ("--n-heads", "model", "n_heads", int, "attention heads"),
-    ("--n-kv-heads", "model", "n_kv_heads", int, "key/value heads (GQA)"),
-    ("--d-expert", "model", "d_expert", int, "hidden width of one SwiGLU expert"),
-    ("--n-experts", "model", "n_experts", int, "routed experts N"),
-    ("--n-shared", "model", "n_shared", int, "shared experts"),
-    ("--top-k", "model", "top_k", int, "experts per token per iteration K"),
-    ("--iterations", "model", "iterations", int, "chain iterations C (1 = MoE)"),
-    ("--router-mode", "model", "router_mode", str, "independent | shared"),
-    ("--aux-loss-alpha", "model", "aux_loss_alpha", float, "balance-loss weight"),
-    ("--dispatch", "model", "dispatch", str, "grouped | loop"),
-    ("--vocab-size", "model", "vocab_size", int, "default: the tokenizer's"),
-    ("--max-seq-len", "model", "max_seq_len", int, "default: max(256, seq_len)"),
-    ("--batch-size", "train", "batch_size", int, "sequences per step"),
-    ("--seq-len", "train", "seq_len", int, "tokens per sequence"),
-    ("--lr", "train", "lr", float, "peak learning rate"),
-    ("--min-lr-ratio", "train", "min_lr_ratio", float, "cosine/linear floor / lr"),
-    ("--warmup-steps", "train", "warmup_steps", int, "linear warmup steps"),
-    ("--schedule", "train", "schedule", str, "constant | cosine | linear"),
-    ("--weight-decay", "train", "weight_decay", float, "AdamW weight decay"),
-    ("--grad-clip", "train", "grad_clip", float, "max grad norm (0: off)"),
-    ("--seed", "train", "seed", int, "training seed (init, batch order)"),
-    ("--eval-interval", "train", "eval_interval", int, "steps between validation passes"),
-    ("--eval-batches", "train", "eval_batches", int, "validation batches (default: all)"),
-    ("--device", "train", "device", str, "auto | cpu | cuda"),
-    ("--dtype", "train", "dtype", str, "auto | fp32 | bf16"),
-    ("--threads", "train", "threads", int, "CPU threads (default: the CPUs given)"),
-    ("--source", "data", "source", str, "builtin:arithmetic | files:PATH_OR_GLOB | hf:NAME[:CONFIG][@SPLIT]"),
-    ("--text-template", "data", "text_template", str, "e.g. 'query : {question} response : {answer}'"),
-    ("--tokenizer", "data", "tokenizer", str, "byte | bpe:N"),
-    ("--val-tokens", "data", "val_tokens", int, "held-out validation tokens"),
-    ("--num-examples", "data", "num_examples", int, "builtin generator rows"),
-    ("--data-seed", "data", "seed", int, "seed of the builtin data and the validation split"),
-    ("--cache-dir", "data", "cache_dir", str, "token cache (default ~/.cache/coe-sweep)"),
+# Model flags: (flag, field, type, help). Train and data flags are generated from TrainConfig / DataConfig
+# (`--<field>` with dashes, help from the field's description; data.seed is --data-seed).
+_MODEL_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--d-model", "d_model", int, "model width D"),
+    ("--n-layers", "n_layers", int, "transformer blocks"),
+    ("--n-heads", "n_heads", int, "attention heads"),
+    ("--n-kv-heads", "n_kv_heads", int, "key/value heads (GQA)"),
+    ("--d-expert", "d_expert", int, "hidden width of one SwiGLU expert"),
+    ("--n-experts", "n_experts", int, "routed experts N"),
+    ("--n-shared", "n_shared", int, "shared experts"),
+    ("--top-k", "top_k", int, "experts per token per iteration K"),
+    ("--iterations", "iterations", int, "chain iterations C (1 = MoE)"),
+    ("--router-mode", "router_mode", str, "independent | shared"),
+    ("--aux-loss-alpha", "aux_loss_alpha", float, "balance-loss weight"),
+    ("--dispatch", "dispatch", str, "grouped | loop"),
+    ("--vocab-size", "vocab_size", int, "default: the tokenizer's"),
+    ("--max-seq-len", "max_seq_len", int, "default: max(256, seq_len)"),
 ]
+
+
+def _section_flags() -> list[tuple[str, str, str, Any, str]]:
+    """(flag, section, field, type, help) of every TrainConfig and DataConfig field."""
+    out: list[tuple[str, str, str, Any, str]] = []
+    for section, cls in (("train", TrainConfig), ("data", DataConfig)):
+        for name, (f, hint) in field_docs(cls).items():
+            args = typing.get_args(hint)
+            base = next(a for a in args if a is not type(None)) if type(None) in args else hint
+            kind = base if base in (int, float) else str
+            choices = typing.get_args(base) if typing.get_origin(base) is typing.Literal else ()
+            flag = "--data-seed" if (section, name) == ("data", "seed") else "--" + name.replace("_", "-")
+            help_text = str(f.metadata.get("doc", "")) + (f" ({' | '.join(choices)})" if choices else "")
+            out.append((flag, section, name, kind, help_text.replace("%", "%%")))
+    return out
+
+
+_FLAGS = [(flag, "model", name, kind, help_text) for flag, name, kind, help_text in _MODEL_FLAGS] + _section_flags()
 _BOOL_FLAGS = [("--dense", "dense"), ("--outer-residual", "outer_residual"),
                ("--inner-residual", "inner_residual"), ("--renormalize-topk", "renormalize_topk"),
                ("--tie-embeddings", "tie_embeddings")]
@@ -101,7 +110,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         print(json.dumps(_json_safe(result.to_dict()), indent=1))
     else:
         _print_result(console, result)
-    return EXIT_OK if result.status == "ok" else EXIT_FAILED
+    return EXIT_OK if result.status == TrialStatus.OK else EXIT_FAILED
 
 
 # ---------------------------------------------------------------- RunSpec from YAML and flags
@@ -189,7 +198,7 @@ def _print_plan(console: Any, spec: RunSpec) -> None:
     table.add_row(f"horizon (by {horizon.source})", f"{horizon.steps:,} steps x {horizon.tokens_per_step:,} tokens")
     table.add_row("tokens / train FLOPs", f"{horizon.tokens:,} / {horizon.flops:.3e}")
     for name, value in memory.as_dict().items():
-        table.add_row(f"estimated memory ({precision}): {name}", _bytes(value))
+        table.add_row(f"estimated memory ({precision}): {name}", format_bytes(value))
     console.print(table)
 
 
@@ -221,16 +230,16 @@ def _train_with_progress(console: Any, spec: RunSpec, show: bool) -> RunResult:
 def _print_result(console: Any, r: RunResult) -> None:
     from rich.table import Table
 
-    table = Table(title=f"result: {r.status}" + (f" ({r.reason})" if r.reason else ""), show_header=False)
+    table = Table(title=f"result: {r.status.value}" + (f" ({r.reason})" if r.reason else ""), show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [("steps / tokens", f"{r.steps:,} / {r.tokens:,}"), ("train FLOPs spent", f"{r.flops:.3e}"),
             ("final train loss", _num(r.final_train_loss)), ("final val loss", _num(r.final_val_loss)),
             ("val loss at start", _num(r.val_curve[0][1] if r.val_curve else None)),
             ("tokens/s", _num(r.tokens_per_s, "{:,.0f}")), ("wall", f"{r.wall_s:.1f} s"),
-            ("peak memory (measured)", _bytes(r.peak_memory_bytes)),
-            ("allocated after step (paper)", _bytes(r.allocated_after_step_bytes)),
-            ("estimated memory", _bytes(r.estimated_memory_bytes)),
+            ("peak memory (measured)", format_bytes(r.peak_memory_bytes)),
+            ("allocated after step (paper)", format_bytes(r.allocated_after_step_bytes)),
+            ("estimated memory", format_bytes(r.estimated_memory_bytes)),
             ("MFU", _num(r.mfu, "{:.1%}")), ("device", r.device)]
     for key in ("max_load", "mean_entropy", "mean_overlap_next", "dead_experts"):
         if key in r.routing:
@@ -242,10 +251,6 @@ def _print_result(console: Any, r: RunResult) -> None:
 
 def _num(value: float | None, fmt: str = "{:.4f}") -> str:
     return "-" if value is None else fmt.format(value)
-
-
-def _bytes(value: float | None) -> str:
-    return "-" if value is None else f"{value / 2**20:,.2f} MiB"
 
 
 def _json_safe(value: Any) -> Any:

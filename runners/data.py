@@ -37,13 +37,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from coe_sweep.run import DataConfig, config_hash, tokenizer_vocab_size
+from coe_sweep.trial import DataConfig, config_hash
 from runners.tokenizer import build_tokenizer
 
 log = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text"}
-SOURCE_FORMS = "builtin:arithmetic, files:PATH_OR_GLOB or hf:NAME[:CONFIG][@SPLIT]"
 _FORMAT_VERSION = 1  # bump when tokenization/packing/generation changes, to invalidate caches
 _TRUE = ("1", "true", "yes", "on")
 
@@ -94,21 +93,8 @@ def load_token_data(data_cfg: DataConfig, seq_len: int) -> TokenData:
 
 
 def validate_data_config(data_cfg: DataConfig, seq_len: int) -> None:
-    """Raise DataError naming the field when a value cannot work (before anything is loaded)."""
-    kind, _, arg = data_cfg.source.partition(":")
-    if kind not in ("builtin", "files", "hf") or not arg.strip():
-        raise DataError(f"DataConfig.source={data_cfg.source!r} is invalid: expected {SOURCE_FORMS}")
-    if kind == "builtin" and data_cfg.source != "builtin:arithmetic":
-        raise DataError(f"DataConfig.source={data_cfg.source!r} is invalid: the builtin sources are "
-                        "'builtin:arithmetic'")
-    try:
-        tokenizer_vocab_size(data_cfg.tokenizer)
-    except ValueError as e:
-        raise DataError(f"DataConfig.{e}") from None
-    for name, minimum in (("val_tokens", 1), ("num_examples", 2)):
-        value = getattr(data_cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise DataError(f"DataConfig.{name}={value!r} is invalid: expected an integer >= {minimum}")
+    """Raise DataError naming the field when a value cannot work with this sequence length or template
+    (DataConfig checked its own fields when it was built)."""
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise DataError(f"TrainConfig.seq_len={seq_len!r} is invalid: expected an integer >= 1")
     template_fields(data_cfg.text_template)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from coe_sweep.run import TrainConfig
+from coe_sweep.trial import TrainConfig
 
 # Dense bf16 peak FLOP/s by device-name substring; first match wins, so specific names come first.
 PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (

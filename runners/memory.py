@@ -35,6 +35,7 @@ to see the steady-state peak (weights + states + the larger of activations and g
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Callable, Iterable
@@ -184,16 +185,20 @@ class _LiveStorageTracker(TorchDispatchMode):
             if key in self._live or st.nbytes() == 0:
                 continue
             nbytes = st.nbytes()
-            self._live[key] = (weakref.ref(st, lambda _ref, k=key: self._forget(k)), nbytes)
+            self._live[key] = (weakref.ref(st, functools.partial(self._forget_ref, key)), nbytes)
             self.current_bytes += nbytes
         self.peak_bytes = max(self.peak_bytes, self.current_bytes)
+
+    def _forget_ref(self, key: int, _ref: object) -> None:
+        self._forget(key)
 
     def _forget(self, key: int) -> None:
         entry = self._live.pop(key, None)
         if entry is not None:
             self.current_bytes -= entry[1]
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tree_map_only(torch.Tensor, self.track, out)
         return out

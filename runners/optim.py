@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from coe_sweep.run import TrainConfig
+from coe_sweep.trial import TrainConfig
 
 
 def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.AdamW:

@@ -2,7 +2,7 @@
 
 Both turn a list of documents into one token stream of int32 ids in which every document is
 followed by EOS. Byte level: ids 0..255 are the UTF-8 bytes, 256 = BOS, 257 = EOS (vocab 258,
-`coe_sweep.run.BYTE_VOCAB_SIZE`). BPE `bpe:N`: a byte-level BPE with N ids trained on the
+`coe_sweep.trial.BYTE_VOCAB_SIZE`). BPE `bpe:N`: a byte-level BPE with N ids trained on the
 training documents only, with `<bos>`/`<eos>` as ids 0/1, saved as JSON in the data cache so that
 every trial of a data config uses the very same merges.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coe_sweep.run import BYTE_VOCAB_SIZE, tokenizer_vocab_size
+from coe_sweep.trial import BYTE_VOCAB_SIZE, tokenizer_vocab_size
 
 log = logging.getLogger(__name__)
 

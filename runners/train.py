@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from coe_sweep.run import RunResult, RunSpec
+from coe_sweep.trial import RunResult, RunSpec, TrialStatus
 from runners.data import TokenData, load_token_data
 from runners.device import DeviceChoice, cpu_threads, resolve_device
 from runners.optim import build_optimizer, build_schedule
@@ -87,24 +87,25 @@ def train(run_spec: RunSpec, report: Report | None = None) -> RunResult:
         try:
             _fit(trial)
         except _ReportError as e:
+            assert e.__cause__ is not None
             raise e.__cause__ from None
         except _Diverged as e:
-            trial.result.status, trial.result.reason = "diverged", str(e)
+            trial.result.status, trial.result.reason = TrialStatus.DIVERGED, str(e)
         except Exception as e:  # noqa: BLE001 - a trial reports its failure, it never crashes the caller
             trial.result.status, trial.result.reason = classify_failure(e)
             log.warning("trial %s: %s", trial.result.status, trial.result.reason,
-                        exc_info=trial.result.status == "failed")
+                        exc_info=trial.result.status == TrialStatus.FAILED)
     _finish(trial)
     return trial.result
 
 
-def classify_failure(exc: BaseException) -> tuple[str, str]:
+def classify_failure(exc: BaseException) -> tuple[TrialStatus, str]:
     """('oom', reason) for out-of-memory errors (torch, CUDA or host), else ('failed', reason)."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
             isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
-        return "oom", text
-    return "failed", text
+        return TrialStatus.OOM, text
+    return TrialStatus.FAILED, text
 
 
 def _initial_result(spec: RunSpec, horizon: HorizonPlan, device: DeviceChoice) -> RunResult:
@@ -113,7 +114,7 @@ def _initial_result(spec: RunSpec, horizon: HorizonPlan, device: DeviceChoice) -
     counts = param_counts(spec.model)
     estimate = memory_estimate(spec.model, spec.train.batch_size, spec.train.seq_len, dtype=device.precision,
                                device=device.device.type)
-    return RunResult(status="ok", train_flops_per_token=horizon.train_flops_per_token,
+    return RunResult(status=TrialStatus.OK, train_flops_per_token=horizon.train_flops_per_token,
                      params_total=counts.total, params_active=counts.active,
                      estimated_memory_bytes=int(estimate.total), device=device.name)
 
@@ -277,11 +278,11 @@ def _finish(trial: _Trial) -> None:
     r.flops = h.train_flops_per_token * r.tokens
     if r.train_curve:
         r.final_train_loss = r.train_curve[-1][1]
-    if r.val_curve and r.status == "ok":
+    if r.val_curve and r.status == TrialStatus.OK:
         r.final_val_loss = r.val_curve[-1][1]
     if trial.timed_steps:
         r.tokens_per_s = trial.timed_steps * h.tokens_per_step / trial.step_time_s
     if r.tokens_per_s is not None and trial.device.peak_flops:
         r.mfu = h.train_flops_per_token * r.tokens_per_s / trial.device.peak_flops
-    if trial.device.device.type == "cuda" and r.status == "oom":
+    if trial.device.device.type == "cuda" and r.status == TrialStatus.OOM:
         torch.cuda.empty_cache()

@@ -1,16 +1,16 @@
 """The Ray Tune trainable: one sweep trial, from its trial config to a final report.
 
-Ray-free on purpose: coe_sweep.search.orchestrate (the one module that imports ray) binds the constant
-context with `tune.with_parameters(run_trial, spec=..., report=ray.tune.report, ...)`, so the search
-space only carries what varies per trial:
+Ray-free on purpose: coe_sweep.sweep (the one package that imports ray) binds the constant context
+with `tune.with_parameters(run_trial, report=ray.tune.report, ...)`. The trial config is everything
+the trial is, decided by the driver (`trial_config`); the worker never plans:
 
-    config = {"params": {sampled field -> value}, "budget_label": str, "config_hash": str}
+    config = {"run_spec": RunSpec.to_dict(), "trial": TrialIdentity.to_dict()}
 
-The trial rebuilds its TrialPlan (and so its RunSpec) from the spec, checks the config hash, then
-trains (`runners.train.train`) or simulates (`coe_sweep.search.simulate`). Each evaluation becomes an
-intermediate report (`step`, `tokens`, `val_loss`, `train_loss`: what ASHA and the live display read);
-the last report carries the objectives and the whole `RunResult.to_dict()` under `run_result`.
-Exceptions are turned into a failed RunResult: a trial never kills the sweep.
+The trial trains its RunSpec (`runners.train.train`) or simulates it (`runners.simulated.simulate`).
+Evaluations become intermediate reports (`step`, `tokens`, `val_loss`, `train_loss`: what ASHA reads)
+only when `intermediate` is set; the last report carries the objectives and the whole
+`RunResult.to_dict()` under `run_result`. Exceptions are turned into a failed RunResult: a trial never
+kills the sweep.
 """
 
 from __future__ import annotations
@@ -19,33 +19,32 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from coe_sweep.run import RunResult
+from coe_sweep.trial import RunResult, RunSpec, TrialIdentity, TrialStatus, objective_value
 
 log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, Any]], None]
 RUN_RESULT_KEY = "run_result"
-# Objective aliases: what a spec's `search.objectives` may name -> RunResult attribute.
-OBJECTIVE_ATTRS = {"val_loss": "final_val_loss", "train_loss": "final_train_loss", "train_flops": "flops",
-                   "memory": "peak_memory_bytes", "peak_memory": "peak_memory_bytes"}
+RUN_SPEC_KEY, TRIAL_KEY = "run_spec", "trial"
 
 
-def objective_value(result: RunResult, name: str) -> float | None:
-    """The value of objective `name` for a finished trial (None when it has none, e.g. diverged)."""
-    value = getattr(result, OBJECTIVE_ATTRS.get(name, name), None)
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+def trial_config(run_spec: RunSpec, identity: TrialIdentity) -> dict[str, Any]:
+    """The Tune config of one trial: its whole run spec and its identity."""
+    return {RUN_SPEC_KEY: run_spec.to_dict(), TRIAL_KEY: identity.to_dict()}
 
 
-def final_metrics(result: RunResult, objectives: list[str] | tuple[str, ...] = ("val_loss",)) -> dict[str, Any]:
+def trial_identity(config: Mapping[str, Any]) -> TrialIdentity:
+    return TrialIdentity.from_dict(config[TRIAL_KEY])
+
+
+def final_metrics(result: RunResult, objectives: tuple[str, ...]) -> dict[str, Any]:
     """The last report: objectives (only when the trial produced them), counters and the whole result."""
-    metrics: dict[str, Any] = {"status": result.status, "step": result.steps, "tokens": result.tokens,
+    metrics: dict[str, Any] = {"status": result.status.value, "step": result.steps, "tokens": result.tokens,
                                RUN_RESULT_KEY: result.to_dict()}
-    if result.status == "ok":
+    if result.status == TrialStatus.OK:
         for name in objectives:
             value = objective_value(result, name)
             if value is not None:
@@ -64,35 +63,26 @@ def _forward_evals(report: Report, start_s: float) -> Report:
     return forward
 
 
-def _plan(spec: Any, config: dict[str, Any]) -> Any:
-    from coe_sweep.search.candidates import budgets, plan_trial
-
-    by_label = {b.label: b for b in budgets(spec)}
-    plan = plan_trial(spec, by_label[config["budget_label"]], dict(config["params"]))
-    if plan.config_hash != config["config_hash"]:
-        raise RuntimeError(f"trial config hash {config['config_hash']} != rebuilt plan's {plan.config_hash}: "
-                           "the driver and the worker see different code or spec")
-    return plan
-
-
-def run_trial(config: dict[str, Any], *, spec: Any, report: Report, simulate: bool = False,
-              simulate_trial_s: float = 0.0, objectives: tuple[str, ...] = ("val_loss",)) -> None:
+def run_trial(config: dict[str, Any], *, report: Report, simulate: bool = False, simulate_trial_s: float = 0.0,
+              objectives: tuple[str, ...] = ("val_loss",), intermediate: bool = True) -> None:
     """Ray Tune function trainable (see the module docstring). Returns nothing: it reports."""
     start_s = time.perf_counter()
-    forward = _forward_evals(report, start_s)
+    forward = _forward_evals(report, start_s) if intermediate else None
+    identity = trial_identity(config)
     try:
-        plan = _plan(spec, config)
+        run_spec = RunSpec.from_dict(config[RUN_SPEC_KEY])
         if simulate:
-            from coe_sweep.search.simulate import simulate as simulate_trial
+            from runners.simulated import simulate as simulate_trial
 
-            result = simulate_trial(plan, seed=plan.run_spec.train.seed, report=forward, trial_s=simulate_trial_s)
+            result = simulate_trial(run_spec, noise_key=identity.config_hash, seed=identity.seed, report=forward,
+                                    trial_s=simulate_trial_s)
         else:
             from runners.train import train
 
-            result = train(plan.run_spec, report=forward)
+            result = train(run_spec, report=forward)
     except Exception as exc:  # the runner raises only for a bad RunSpec; anything else is a bug, recorded
-        log.exception("trial %s raised", config.get("config_hash"))
+        log.exception("trial %s raised", identity.trial_id)
         tail = traceback.format_exc(limit=3).strip().splitlines()[-1]
-        result = RunResult(status="failed", reason=f"{type(exc).__name__}: {exc} ({tail})"[:2000],
+        result = RunResult(status=TrialStatus.FAILED, reason=f"{type(exc).__name__}: {exc} ({tail})"[:2000],
                            wall_s=time.perf_counter() - start_s, simulated=simulate)
     report(final_metrics(result, objectives))

@@ -87,7 +87,7 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str 
         weights=weights,
         grads=_FP32 * n_params,
         optimizer=optimizer_bytes,
-        activations=tokens * _activation_bytes_per_token(cfg, seq_len, batch_size, e) + _weight_copy_bytes(cfg, e),
+        activations=round(tokens * _activation_bytes_per_token(cfg, seq_len, batch_size, e)) + _weight_copy_bytes(cfg, e),
         logits=tokens * _logits_bytes_per_token(cfg, e),
         optimizer_temp=optimizer_temp,
     )
@@ -100,10 +100,10 @@ def _check_inputs(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str, o
             raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
     if seq_len > cfg.max_seq_len:
         raise ValueError(f"seq_len={seq_len!r} is invalid: expected <= model max_seq_len={cfg.max_seq_len}")
-    for name, value, accepted in (("dtype", dtype, tuple(_DTYPE_BYTES)), ("optimizer", optimizer, tuple(_OPTIMIZER_STATES)),
-                                  ("device", device, _DEVICES)):
-        if value not in accepted:
-            raise ValueError(f"{name}={value!r} is invalid: expected one of {', '.join(accepted)}")
+    for option, chosen, accepted in (("dtype", dtype, tuple(_DTYPE_BYTES)),
+                                     ("optimizer", optimizer, tuple(_OPTIMIZER_STATES)), ("device", device, _DEVICES)):
+        if chosen not in accepted:
+            raise ValueError(f"{option}={chosen!r} is invalid: expected one of {', '.join(accepted)}")
 
 
 def _buffer_bytes(cfg: ModelConfig) -> int:
@@ -140,6 +140,7 @@ def _attention_bytes(cfg: ModelConfig, seq_len: int, batch_size: int, e: int) ->
     q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
     # normed input cast to the compute dtype by autocast, once per projection (casts are not cached)
     casts = 3 * e * cfg.d_model if e != _FP32 else 0
+    saved: float
     if cfg.attention_impl == "sdpa":
         # CPU flash SDPA saves q, k, v (GQA natively), its output and the logsumexp (fp32, 1 per head)
         saved = e * (2 * q_width + 2 * kv_width) + _FP32 * cfg.n_heads

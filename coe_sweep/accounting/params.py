@@ -1,6 +1,6 @@
 """Parameter counts of a CoE/MoE LM as pure functions of its `ModelConfig` (no torch).
 
-The layout counted here is the one in CONTRACTS.md ("Model ... Parameter layout"); the test
+The layout counted here is the one in coe_sweep/model/lm.py's docstring ("Parameter layout"); the test
 `tests/accounting/test_params.py` holds `params_total(cfg)` equal to `sum(p.numel())` of the built
 `CoELM(cfg)` over a grid of configurations. Counting follows the config's structure (one small
 function per module), never parameter names, so that renaming an attribute cannot change a count

@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from coe_sweep.trial import OBJECTIVES as TRIAL_OBJECTIVES
+
 Direction = Literal["min", "max"]
 
 # --- identity and status ---
@@ -60,19 +62,10 @@ X_AXES: Mapping[str, str] = {
     "iterations": ITERATIONS,
 }
 
-# Objectives for Pareto sets: short name -> (column, default direction). Column names are accepted too.
-OBJECTIVES: Mapping[str, tuple[str, Direction]] = {
-    "val_loss": (FINAL_VAL_LOSS, "min"),
-    "peak_memory": (PEAK_MEMORY_BYTES, "min"),
-    "estimated_memory": (ESTIMATED_MEMORY_BYTES, "min"),
-    "params_total": (PARAMS_TOTAL, "min"),
-    "params_active": (PARAMS_ACTIVE, "min"),
-    "train_flops": (TRAIN_FLOPS, "min"),
-    "train_flops_per_token": (TRAIN_FLOPS_PER_TOKEN, "min"),
-    "tokens": (TOKENS, "min"),
-    "tokens_per_s": (TOKENS_PER_S, "max"),
-    "wall_s": (WALL_S, "min"),
-}
+# Objectives for Pareto sets: short name -> (column, default direction), from the one objective registry
+# (coe_sweep.trial.OBJECTIVES). Column names are accepted too.
+OBJECTIVES: Mapping[str, tuple[str, Direction]] = {name: (o.metric, o.direction)
+                                                   for name, o in TRIAL_OBJECTIVES.items()}
 DIRECTIONS: tuple[Direction, ...] = ("min", "max")
 
 
@@ -105,7 +98,7 @@ def resolve_objective(name: str) -> tuple[str, Direction]:
 def resolve_direction(name: str, direction: str) -> Direction:
     if direction not in DIRECTIONS:
         raise ValueError(f"direction={direction!r} for objective {name!r} is invalid: expected 'min' or 'max'")
-    return direction  # type: ignore[return-value]
+    return direction
 
 
 def resolve_x(name: str) -> str:
@@ -128,9 +121,9 @@ def numeric(df: pd.DataFrame, column: str) -> np.ndarray:
     if column not in df.columns:
         return np.full(len(df), np.nan)
     series = df[column]
-    if series.dtype == bool:
-        return series.to_numpy(dtype=float)
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    values: np.ndarray = (series if series.dtype == bool else pd.to_numeric(series, errors="coerce")).to_numpy(
+        dtype=float)
+    return values
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -188,5 +181,5 @@ def jsonable(value: object) -> object:
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
     if hasattr(value, "value") and isinstance(value.value, str):  # str enums
-        return value.value  # type: ignore[attr-defined]
+        return value.value
     return value

@@ -3,7 +3,7 @@
 MLflow stores the flattened run spec as string params (`model.top_k` = "2"); this rebuilds the
 nested `RunSpec.to_dict()` shape ({"model": {...}, "train": {...}, "data": {...}, "horizon": {...}})
 with values typed by the dataclass annotations, so `RunSpec.from_dict(trainable)` works.
-Only coe_sweep.run / coe_sweep.model.config (pure dataclasses) are imported: no torch.
+Only coe_sweep.trial / coe_sweep.model.config (pure dataclasses) are imported: no torch.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import DataConfig, TrainConfig
+from coe_sweep.trial import DataConfig, TrainConfig
 
 _SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 _INT = re.compile(r"^[+-]?\d+$")

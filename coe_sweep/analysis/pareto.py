@@ -43,7 +43,8 @@ def _as_minimisation(values_NM: np.ndarray, directions: Sequence[str]) -> np.nda
     if np.isnan(sign_M).any():
         bad = [d for d in directions if d not in ("min", "max")]
         raise ValueError(f"directions={bad} is invalid: expected 'min' or 'max' per objective")
-    return values_NM * sign_M
+    signed_NM: np.ndarray = values_NM * sign_M
+    return signed_NM
 
 
 def _first_front_2d(v_N2: np.ndarray) -> np.ndarray:
@@ -171,7 +172,7 @@ def resolve_objectives(objectives: Sequence[tuple[str, str] | str]) -> list[tupl
     """Names (short or column) and directions -> [(column, direction)]; a bare name takes its default."""
     if not 1 <= len(objectives) <= 8:
         raise ValueError(f"objectives={list(objectives)} is invalid: expected 1 to 8 (name, 'min'|'max') pairs")
-    resolved = []
+    resolved: list[tuple[str, str]] = []
     for item in objectives:
         name, direction = (item, None) if isinstance(item, str) else item
         column, default = C.resolve_objective(name)

@@ -15,6 +15,7 @@ Loss functions follow scipy.optimize.least_squares exactly (z = (r / f_scale)^2,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -61,10 +62,12 @@ def _weights_inplace(z_BN: np.ndarray, loss: str) -> np.ndarray:
     if loss == "soft_l1":
         z_BN += 1.0
         np.sqrt(z_BN, out=z_BN)
-        return np.reciprocal(z_BN, out=z_BN)
+        np.reciprocal(z_BN, out=z_BN)
+        return z_BN
     if loss == "cauchy":
         z_BN += 1.0
-        return np.reciprocal(z_BN, out=z_BN)
+        np.reciprocal(z_BN, out=z_BN)
+        return z_BN
     return _WEIGHTS[loss](z_BN)
 
 
@@ -103,7 +106,7 @@ def robust_scale(residuals_N: np.ndarray, n_params: int, floor: float) -> float:
     """MAD-based noise scale of residuals (df-corrected), never below `floor`."""
     n = residuals_N.size
     mad = float(np.median(np.abs(residuals_N - np.median(residuals_N)))) if n else 0.0
-    correction = np.sqrt(n / max(n - n_params, 1))
+    correction = math.sqrt(n / max(n - n_params, 1))
     return max(MAD_TO_SIGMA * mad * correction, floor)
 
 
@@ -113,7 +116,7 @@ def fit_robust(A_NP: np.ndarray, y_N: np.ndarray, *, loss: RobustLoss,
     ones_1N = np.ones((1, y_N.size))
     beta_P = weighted_lstsq(A_NP, y_N, ones_1N)[0]
     floor = 1e-9 * max(float(np.median(np.abs(y_N))), 1.0)
-    scale = f_scale
+    scale = 0.0 if f_scale is None else f_scale
     for _ in range(1 if f_scale is not None else 2):
         if f_scale is None:
             scale = robust_scale(A_NP @ np.nan_to_num(beta_P) - y_N, A_NP.shape[1], floor)

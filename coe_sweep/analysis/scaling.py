@@ -253,11 +253,11 @@ def scaling_fit(profiles: list[IsoFlopProfile], *, loss_law: str = "power", n_bo
     lc_K = log_c - log_mean
     rng = np.random.default_rng(seed)
     draws_BK = np.stack([_draw(p, rng, n_boot) for p in used], axis=1)  # (B, K, 3)
-    log_x_K = np.log([p.x_opt for p in used])
+    log_x_K = np.log(_floats([p.x_opt for p in used]))
     x_law = _power_law(lc_K, log_mean, log_x_K, draws_BK[:, :, 0], ci)
     tokens_law = None
     if all(p.tokens_opt is not None for p in used):
-        log_tok_K = np.log([p.tokens_opt for p in used])
+        log_tok_K = np.log(_floats([p.tokens_opt for p in used]))
         tokens_law = _power_law(lc_K, log_mean, log_tok_K, draws_BK[:, :, 2], ci)
     loss_K = np.array([p.loss_opt for p in used], dtype=float)
     law = _loss_law(kind, lc_K, log_mean, loss_K, draws_BK[:, :, 1], ci)
@@ -339,7 +339,8 @@ def nearest_config(df: pd.DataFrame, prediction: Prediction, *, x: str | None = 
     fams = [tuple(C.jsonable(parse_param(v)) for v in r) for r in rows[fam_cols].itertuples(index=False)]
     chosen = int(order[0])
     row = rows.iloc[chosen]
-    alternatives, seen = [], {fams[chosen]}
+    alternatives: list[dict[str, Any]] = []
+    seen = {fams[chosen]}
     for pos in order[1:]:
         if len(alternatives) >= n_alternatives:
             break
@@ -360,3 +361,8 @@ def nearest_config(df: pd.DataFrame, prediction: Prediction, *, x: str | None = 
         final_val_loss=float(loss) if np.isfinite(loss) else None, trainable=trainable,
         dropped_params=dropped, alternatives=alternatives, n_candidates=int(len(rows)),
         n_excluded_memory=n_excluded_memory, n_excluded_nan=n_excluded_nan)
+
+
+def _floats(values: list[float | None]) -> np.ndarray:
+    """An array of the values (None, which callers filter out first, as NaN)."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)

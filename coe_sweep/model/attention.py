@@ -46,7 +46,8 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=KV != H)
         else:
             y = _explicit_attention(q, k, v)
-        return self.wo(y.transpose(1, 2).reshape(B, T, H * hd))
+        out_BTD: torch.Tensor = self.wo(y.transpose(1, 2).reshape(B, T, H * hd))
+        return out_BTD
 
 
 def _explicit_attention(q_BHTd: torch.Tensor, k_BKTd: torch.Tensor, v_BKTd: torch.Tensor) -> torch.Tensor:

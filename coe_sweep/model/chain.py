@@ -45,7 +45,9 @@ class ChainOfExperts(nn.Module):
         init_weights(self, cfg.init_std)
 
     def router_for(self, t: int) -> nn.Linear:
-        return self.routers[t if self.cfg.router_mode == "independent" else 0]
+        router = self.routers[t if self.cfg.router_mode == "independent" else 0]
+        assert isinstance(router, nn.Linear)
+        return router
 
     def forward(self, u_BTD: torch.Tensor, return_stats: bool = False) -> ChainOutput:
         cfg = self.cfg

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -100,14 +101,14 @@ class RoutedExperts(nn.Module):
         Fw = w_down_T.shape[1]
         with torch.no_grad():
             slots = SlotMap.build(topk_idx_SK, w_down_T.shape[0])
-        x_AD = _GatherRows.apply(x_SD, slots)  # (A, D), rows sorted by expert
+        x_AD = _apply(_GatherRows, x_SD, slots)  # (A, D), rows sorted by expert
         gate_up_A2F = F.grouped_mm(x_AD, w_gate_up_T, offs=slots.offsets_E)
         # the gate weight scales the (narrower) hidden row instead of the output row: same function,
         # half the bytes, and the K-row combine below becomes an unweighted sum
         weight_A1 = weights_SK.reshape(-1).index_select(0, slots.order_A).unsqueeze(1)
-        h_AF = _WeightedSwiGLU.apply(gate_up_A2F, weight_A1, Fw)
+        h_AF = _apply(_WeightedSwiGLU, gate_up_A2F, weight_A1, Fw)
         y_AD = F.grouped_mm(h_AF, w_down_T, offs=slots.offsets_E)
-        return _SumRows.apply(y_AD, slots)  # (S, D)
+        return _apply(_SumRows, y_AD, slots)  # (S, D)
 
     # --- reference loop dispatch ------------------------------------------------------------
     def _expert(self, x_RD: torch.Tensor, e: int) -> torch.Tensor:
@@ -183,17 +184,23 @@ class SlotMap:
         return y_AD.index_select(0, self.inverse_A).view(-1, self.K, y_AD.shape[-1]).sum(dim=1)
 
 
+def _apply(fn: type[Function], *args: Any) -> torch.Tensor:
+    """`fn.apply(*args)`, typed: torch's Function.apply is untyped."""
+    out: torch.Tensor = fn.apply(*args)  # type: ignore[no-untyped-call]
+    return out
+
+
 class _GatherRows(Function):
     """x_SD -> x_SD[token_A]: each token repeated K times, in expert-sorted order.
     Backward: grad_x[s] = sum of the K rows of token s (SlotMap.sum_rows), no scatter."""
 
     @staticmethod
-    def forward(ctx, x_SD: torch.Tensor, slots: SlotMap) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, x_SD: torch.Tensor, slots: SlotMap) -> torch.Tensor:
         ctx.slots = slots
         return x_SD.index_select(0, slots.token_A)
 
     @staticmethod
-    def backward(ctx, grad_AD: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx: Any, grad_AD: torch.Tensor) -> tuple[torch.Tensor, None]:
         return ctx.slots.sum_rows(grad_AD.contiguous()), None
 
 
@@ -202,12 +209,12 @@ class _SumRows(Function):
     Backward: grad_y = grad_out[token_A] (a gather)."""
 
     @staticmethod
-    def forward(ctx, y_AD: torch.Tensor, slots: SlotMap) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, y_AD: torch.Tensor, slots: SlotMap) -> torch.Tensor:
         ctx.slots = slots
         return slots.sum_rows(y_AD)
 
     @staticmethod
-    def backward(ctx, grad_SD: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx: Any, grad_SD: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad_SD.index_select(0, ctx.slots.token_A), None
 
 
@@ -216,7 +223,7 @@ class _WeightedSwiGLU(Function):
     gradients straight into one (A, 2F) tensor (no split/cat) and recomputes silu(gate)."""
 
     @staticmethod
-    def forward(ctx, gate_up_A2F: torch.Tensor, weight_A1: torch.Tensor, Fw: int) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, gate_up_A2F: torch.Tensor, weight_A1: torch.Tensor, Fw: int) -> torch.Tensor:
         gate_AF, up_AF = gate_up_A2F[:, :Fw], gate_up_A2F[:, Fw:]
         h_AF = F.silu(gate_AF).mul_(up_AF).mul_(weight_A1)
         ctx.save_for_backward(gate_up_A2F, weight_A1)
@@ -224,7 +231,7 @@ class _WeightedSwiGLU(Function):
         return h_AF
 
     @staticmethod
-    def backward(ctx, grad_AF: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx: Any, grad_AF: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         gate_up_A2F, weight_A1 = ctx.saved_tensors
         Fw = ctx.Fw
         gate_AF, up_AF = gate_up_A2F[:, :Fw], gate_up_A2F[:, Fw:]

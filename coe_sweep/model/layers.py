@@ -1,6 +1,6 @@
 """Small building blocks of the LM: RMSNorm, rotary position embeddings, a dense SwiGLU FFN.
 
-Parameters (see CONTRACTS.md, accounting counts exactly these): RMSNorm has a weight and no bias;
+Parameters (coe_sweep/accounting/params.py counts exactly these): RMSNorm has a weight and no bias;
 rotary embeddings have none (cos/sin tables are non-persistent buffers); SwiGLU has three
 bias-free linear maps `w_gate`, `w_up` (D -> F) and `w_down` (F -> D).
 """
@@ -26,6 +26,9 @@ class RMSNorm(nn.Module):
 
 
 class Rotary(nn.Module):
+    cos_TH: torch.Tensor
+    sin_TH: torch.Tensor
+
     """Rotary position embedding (half-split layout, as in LLaMA/NeoX); no parameters."""
 
     def __init__(self, head_dim: int, max_seq_len: int, theta: float) -> None:
@@ -53,7 +56,8 @@ class SwiGLU(nn.Module):
         self.w_down = nn.Linear(d_hidden, d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+        y: torch.Tensor = self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+        return y
 
 
 def init_weights(module: nn.Module, std: float) -> None:

@@ -7,7 +7,7 @@ attention output (outer_residual=false), for MoE and CoE alike". With the defaul
 the residual stream therefore flows through u_0 = ffn_norm(h) (u_C = u_0 + sum_t f_t); turning
 `outer_residual` on adds h back (ModelConfig: "layer output u_C + h_attn").
 
-Parameter layout (CONTRACTS.md; accounting counts exactly this): tok_emb (V, D); layers[i].{attn_norm,
+Parameter layout (coe_sweep/accounting/params.py counts exactly this): tok_emb (V, D); layers[i].{attn_norm,
 attn.{wq,wk,wv,wo}, ffn_norm, ffn.{routers, experts, shared}}; norm; lm_head (absent when tied).
 """
 
@@ -46,7 +46,7 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = ChainOfExperts(cfg)
 
-    def forward(self, x_BTD: torch.Tensor, return_stats: bool = False) -> tuple[torch.Tensor, list, list]:
+    def forward(self, x_BTD: torch.Tensor, return_stats: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], list[dict[str, Any]]]:
         h_BTD = x_BTD + self.attn(self.attn_norm(x_BTD))
         chain = self.ffn(self.ffn_norm(h_BTD), return_stats=return_stats)
         out_BTD = chain.u_BTD + h_BTD if self.outer_residual else chain.u_BTD

@@ -3,7 +3,7 @@ optional renormalisation, routed scaling, and the DeepSeek-V2 sequence-level bal
 
 Legend: B batch, T sequence positions, S = B*T tokens, N routed experts, K experts per token.
 The router's only parameter is a bias-free `nn.Linear(D, N)` weight (owned by ChainOfExperts so
-the parameter layout in CONTRACTS.md holds); this module holds the math, as functions.
+the parameter layout of coe_sweep/model/lm.py holds); this module holds the math, as functions.
 """
 
 from __future__ import annotations

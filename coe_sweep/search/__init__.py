@@ -1,5 +1,4 @@
-"""Sweep search: budgets, candidate configs and feasibility (candidates.py, space.py, constraints.py),
-and the Ray Tune orchestration (orchestrate.py, the one module that imports ray).
-
-Nothing is imported here so that `import coe_sweep.search.candidates` stays light (no ray).
+"""Pure planning of a sweep: its space (space.py), budgets and trial plans (candidates.py), load-time
+feasibility (feasibility.py), how many trials it runs (planned.py), and the `coe-sweep plan` table and
+time model (sweep_plan.py, plan_table.py). No ray, no MLflow: coe_sweep.sweep runs what this plans.
 """

@@ -20,7 +20,6 @@ Rejected candidates are listed with their reason and never trained.
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,18 +32,15 @@ from coe_sweep.accounting import (
     train_flops_per_token,
 )
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import DataConfig, Horizon, RunSpec, TrainConfig, tokenizer_vocab_size
-from coe_sweep.run import config_hash as _hash
-from coe_sweep.search.space import candidate_points, expand_point, grid_points, grid_size, sample_point
+from coe_sweep.search.space import candidate_points, expand_point
+from coe_sweep.trial import DataConfig, Horizon, RunSpec, TrainConfig, tokenizer_vocab_size
+from coe_sweep.trial import config_hash as _hash
+from coe_sweep.units import format_bytes, format_number
 
 if TYPE_CHECKING:
     from coe_sweep.spec.schema import SweepSpec
 
 CHECKS = ("model", "seq_len", "constraint", "band", "memory", "max_steps", "min_steps")
-# Fields that change how a trial is executed, not what it computes: left out of the config hash so
-# that resuming on other hardware (or with another dispatch kernel) finds the same trials.
-EXECUTION_ONLY_FIELDS = {"model": ("dispatch", "attention_impl"), "train": ("device", "threads"),
-                         "data": ("cache_dir",)}
 
 
 @dataclass(frozen=True)
@@ -55,17 +51,6 @@ class Budget:
     label: str  # "1e13" (FLOPs level) or "2e6tok" (token budget): the budget_label in MLflow
     flops: float | None = None
     tokens: int | None = None
-
-
-def format_number(value: float) -> str:
-    """1e13 -> '1e13', 3e13 -> '3e13', 2.5e12 -> '2.5e12', 300 -> '300'."""
-    if value == 0 or abs(value) < 1e4:
-        return f"{value:g}"
-    exponent = math.floor(math.log10(abs(value)))
-    mantissa = round(value / 10**exponent, 6)
-    if mantissa >= 10:
-        mantissa, exponent = mantissa / 10, exponent + 1
-    return f"{mantissa:g}e{exponent}"
 
 
 def budgets(spec: SweepSpec) -> list[Budget]:
@@ -127,17 +112,6 @@ def model_fields_for(spec: SweepSpec, model_sampled: dict[str, Any], data: DataC
     return fields_
 
 
-def run_spec_hash(run_spec: RunSpec) -> str:
-    """config_hash of the run spec without execution-only fields (see EXECUTION_ONLY_FIELDS)."""
-    # the four parts are flat dataclasses: vars() is asdict() without its deep copies (10x faster)
-    d = {name: dict(vars(getattr(run_spec, name))) for name in ("model", "train", "data", "horizon")}
-    for section, names in EXECUTION_ONLY_FIELDS.items():
-        for name in names:
-            d[section].pop(name, None)
-    d["horizon"] = {k: v for k, v in d["horizon"].items() if v is not None}
-    return _hash(d)
-
-
 def _memory_dtype(spec: SweepSpec, train: TrainConfig) -> str:
     if train.dtype != "auto":
         return train.dtype
@@ -157,6 +131,24 @@ def band_limits(spec: SweepSpec, seq_len: int) -> tuple[float | None, float | No
                                "max_seq_len": max(seq_len, spec.fixed_model_fields().get("max_seq_len", 0))})
     ref = train_flops_per_token(reference, seq_len)
     return (None if band.min is None else band.min * ref), (None if band.max is None else band.max * ref)
+
+
+def _constraint_failures(spec: SweepSpec, run_spec: RunSpec) -> list[tuple[str, str]]:
+    """The first spec constraint the run spec breaks, as a ("constraint", reason) failure."""
+    cfg, train, data = run_spec.model, run_spec.train, run_spec.data
+    failures: list[tuple[str, str]] = []
+    values = {**vars(cfg), **{f"train.{k}": v for k, v in train.__dict__.items()},
+              **{f"data.{k}": v for k, v in data.__dict__.items()}}
+    for constraint in spec.parsed_constraints():
+        try:
+            holds = constraint.evaluate(values)
+        except (ValueError, KeyError) as exc:  # refused at load time; here only for hand-built specs
+            failures.append(("constraint", f"constraint {constraint.text!r} cannot be evaluated: {exc}"))
+            break
+        if not holds:
+            failures.append(("constraint", f"constraint {constraint.text!r} is false"))
+            break
+    return failures
 
 
 def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> TrialPlan:
@@ -181,17 +173,7 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
         seq_len_for_accounting = cfg.max_seq_len
     else:
         seq_len_for_accounting = train.seq_len
-    values = {**vars(cfg), **{f"train.{k}": v for k, v in train.__dict__.items()},
-              **{f"data.{k}": v for k, v in data.__dict__.items()}}
-    for constraint in spec.parsed_constraints():
-        try:
-            holds = constraint.evaluate(values)
-        except (ValueError, KeyError) as exc:  # refused at load time; here only for hand-built specs
-            failures.append(("constraint", f"constraint {constraint.text!r} cannot be evaluated: {exc}"))
-            break
-        if not holds:
-            failures.append(("constraint", f"constraint {constraint.text!r} is false"))
-            break
+    failures += _constraint_failures(spec, run_spec)
     terms = forward_flops_per_token(cfg, seq_len_for_accounting)
     tfpt = train_flops_per_token(cfg, seq_len_for_accounting)
     lo, hi = band_limits(spec, seq_len_for_accounting)
@@ -216,7 +198,7 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
                                       "tokens/step)"))
     return TrialPlan(
         budget_label=budget.label, budget_flops=budget.flops if budget.flops is not None else tokens * tfpt,
-        sampled=dict(sampled), run_spec=run_spec, config_hash=run_spec_hash(run_spec),
+        sampled=dict(sampled), run_spec=run_spec, config_hash=run_spec.config_hash(),
         params_total=params_total(cfg), params_active=params_active(cfg), flop_terms=terms.as_dict(),
         train_flops_per_token=tfpt, tokens=tokens, steps=steps, memory_bytes=memory.total,
         memory_terms=memory.as_dict(), feasible=not failures, reason=failures[0][1] if failures else None,
@@ -225,65 +207,6 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
     )
 
 
-def format_bytes(n: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{int(n)} B"
-
-
-def enumerate_candidates(spec: SweepSpec, max_points: int | None = None) -> list[TrialPlan]:
-    """Plans of every grid point at every budget level (floats at their representative value).
-
-    Raises ValueError when the grid has more than `max_points` (default MAX_GRID_POINTS) points."""
-    from coe_sweep.search.space import MAX_GRID_POINTS
-
-    limit = MAX_GRID_POINTS if max_points is None else max_points
-    size = grid_size(spec)
-    if size > limit:
-        raise ValueError(f"the grid has {size} points per budget, more than {limit}: use choice lists "
-                         "or steps, or plan a sample")
-    points = list(grid_points(spec))
-    return [plan_trial(spec, budget, point) for budget in budgets(spec) for point in points]
-
-
-def feasible_grid(spec: SweepSpec, budget: Budget) -> list[TrialPlan]:
-    """Feasible grid points at one level, in grid order, capped by search.trials_per_budget (grid)."""
-    plans = [p for p in (plan_trial(spec, budget, point) for point in grid_points(spec)) if p.feasible]
-    cap = spec.search.trials_per_budget
-    return plans if cap is None else plans[:cap]
-
-
-def trials_per_budget(spec: SweepSpec, budget: Budget) -> int:
-    """Trials the sweep runs at this level (grid: the feasible grid, capped; samplers: the setting)."""
-    if spec.search.algorithm == "grid":
-        return len(feasible_grid(spec, budget))
-    return spec.search.default_trials
-
-
-def sample_feasible(spec: SweepSpec, budget: Budget, rng: random.Random, max_attempts: int = 1_000) -> TrialPlan:
-    """A random feasible plan (re-sampling up to `max_attempts`); ValueError when none was found."""
-    for _ in range(max_attempts):
-        plan = plan_trial(spec, budget, sample_point(spec, rng))
-        if plan.feasible:
-            return plan
-    raise ValueError(f"no feasible candidate at budget {budget.label} in {max_attempts} random draws")
-
-
 def feasibility_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], bool]:
     """Points the load-time check plans (see space.candidate_points)."""
     return candidate_points(spec, seed=spec.search.seed)
-
-
-def flat_params(run_spec: RunSpec) -> dict[str, str | int | float]:
-    """MLflow params: `model.<f>`, `train.<f>`, `data.<f>`, `horizon.<f>` (None -> 'None', bools as str)."""
-    out: dict[str, str | int | float] = {}
-    for section, values in run_spec.to_dict().items():
-        for name, value in values.items():
-            if value is None or isinstance(value, bool):
-                out[f"{section}.{name}"] = str(value)
-            elif isinstance(value, (int, float, str)):
-                out[f"{section}.{name}"] = value
-            else:
-                out[f"{section}.{name}"] = str(value)
-    return out

@@ -5,22 +5,25 @@ with the analytic accounting and, when a level has no feasible candidate, names 
 excludes everything, with the field to change: an invalid model in every combination (the field
 ModelConfig complains about), constraints, the FLOPs/token band, the memory cap, max_steps, or a
 budget too small for min_steps optimizer steps. Returns issues as (field path, found, expected);
-`coe_sweep.spec.load` turns them into a SpecError with line numbers.
+`load_feasible_spec` hands the check to coe_sweep.spec.load_spec, which reports them with line numbers.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from coe_sweep.search.candidates import CHECKS, budgets, feasibility_points, format_bytes, plan_trial
+from coe_sweep.search.candidates import CHECKS, budgets, feasibility_points, plan_trial
+from coe_sweep.spec.load import Issue, load_spec
+from coe_sweep.units import format_bytes
 
 if TYPE_CHECKING:
     from coe_sweep.search.candidates import Budget, TrialPlan
     from coe_sweep.spec.schema import SweepSpec
 
-Issue = tuple[tuple[Any, ...], str, str]
 
 
 def _describe(plan: TrialPlan) -> str:
@@ -83,7 +86,7 @@ def _check_issue(spec: SweepSpec, budget: Budget, check: str, valid: list[TrialP
     if check == "band":
         lo = min(valid, key=lambda p: p.train_flops_per_token)
         hi = max(valid, key=lambda p: p.train_flops_per_token)
-        return (("budget", "flops_per_token"), repr(b.flops_per_token.model_dump(exclude_none=True)  # type: ignore[union-attr]
+        return (("budget", "flops_per_token"), repr(b.flops_per_token.model_dump(exclude_none=True)
                                                     if b.flops_per_token else None),
                 f"a band that admits some candidate: train FLOPs/token range from {lo.train_flops_per_token:.4g} "
                 f"({_describe(lo)}) to {hi.train_flops_per_token:.4g} ({_describe(hi)})")
@@ -139,3 +142,8 @@ def feasibility_issues(spec: SweepSpec) -> list[Issue]:
             seen.add(issue)
             issues.append(issue)
     return issues
+
+
+def load_feasible_spec(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> SweepSpec:
+    """coe_sweep.spec.load_spec plus the feasibility check: what `plan`, `launch` and `status` load."""
+    return load_spec(path, overrides, checks=(feasibility_issues,))

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coe_sweep.search.candidates import format_bytes, format_number
+from coe_sweep.units import format_bytes, format_count
 
 _TERMS = ("attention_proj", "attention_scores", "routers", "routed_experts", "shared_experts", "lm_head")
 _TERM_HEADS = ("attn", "scores", "router", "routed", "shared", "head")
@@ -21,17 +21,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _short(value: float) -> str:
-    """3 significant digits, exponent without '+': 189504 -> '1.9e5', 0.00316 -> '0.00316'."""
-    if float(value).is_integer() and abs(value) < 1e4:
-        return str(int(value))
-    if 1e-3 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    return format_number(float(f"{value:.3g}"))
-
-
 def _config(config: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_short(v) if isinstance(v, float) else v}" for k, v in config.items())
+    return " ".join(f"{k}={format_count(v) if isinstance(v, float) else v}" for k, v in config.items())
 
 
 def render_plan(plan: dict[str, Any], console: Console, limit: int = 40) -> None:
@@ -53,9 +44,9 @@ def render_plan(plan: dict[str, Any], console: Console, limit: int = 40) -> None
         for c in shown:
             terms = c["forward_flops_per_token"]
             table.add_row(
-                _config(c["config"]), c["family"], _short(c["params_total"]),
-                _short(c["params_active"]), *(_short(terms.get(t, 0.0)) for t in _TERMS),
-                _short(c["train_flops_per_token"]), _short(c["tokens"]), str(c["steps"]),
+                _config(c["config"]), c["family"], format_count(c["params_total"]),
+                format_count(c["params_active"]), *(format_count(terms.get(t, 0.0)) for t in _TERMS),
+                format_count(c["train_flops_per_token"]), format_count(c["tokens"]), str(c["steps"]),
                 format_bytes(c["memory_bytes"]), f"{c['estimated_trial_s']:.0f}",
                 "[green]yes[/]" if c["feasible"] else f"[red]{c['reason']}[/]",
             )

@@ -126,20 +126,6 @@ def optuna_space(spec: SweepSpec) -> dict[str, optuna.distributions.BaseDistribu
     return out
 
 
-def suggest(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
-    """Define-by-run sampling of one point with an Optuna trial (same names and ranges as optuna_space)."""
-    point: dict[str, Any] = {}
-    for key, dist in optuna_space(spec).items():
-        if isinstance(dist, optuna.distributions.CategoricalDistribution):
-            point[key] = trial.suggest_categorical(key, dist.choices)
-        elif isinstance(dist, optuna.distributions.IntDistribution):
-            point[key] = trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
-        else:
-            assert isinstance(dist, optuna.distributions.FloatDistribution)
-            point[key] = trial.suggest_float(key, dist.low, dist.high, log=dist.log)
-    return point
-
-
 def expand_point(spec: SweepSpec, point: dict[str, Any]) -> dict[str, Any]:
     """Field values of a point: bundle indices replaced by the fields their choice sets.
 

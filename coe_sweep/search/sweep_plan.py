@@ -22,8 +22,9 @@ fixed at 5e10, over the 24 trials of `make run` (2 at once, 10k-140k active para
 gives 3.2 ms + 8.0 ms per layer + 3.0 ms per layer-iteration per step; the model then gets each of
 those trials within 32% (median 17%) and their sum within 2%. `coe-sweep plan --calibrate`
 re-measures the compute rate on the machine at hand.
-A sampler (random/tpe/nsga2) runs trials_per_budget trials per level; its time is estimated with the
-mean trial time of the level's feasible candidates. Every trial at a FLOPs level spends the level.
+Trials per level follow coe_sweep.search.planned.planned_trials (what `launch` runs). A sampler's time is
+estimated with the mean trial time of the level's feasible candidates. Every trial at a FLOPs level
+spends the level.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
-from coe_sweep.search.candidates import TrialPlan, budgets, plan_trial
+from coe_sweep.search.candidates import TrialPlan, plan_trial
+from coe_sweep.search.planned import planned_trials
 from coe_sweep.search.space import MAX_GRID_POINTS, grid_points, grid_size, is_enumerable, sample_point
 
 if TYPE_CHECKING:
@@ -98,25 +100,22 @@ def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU)
     points, exhaustive = planned_points(spec)
     slots = concurrent_slots(spec)
     levels: list[dict[str, Any]] = []
-    for budget in budgets(spec):
+    for planned in planned_trials(spec):
+        budget = planned.budget
         plans = [plan_trial(spec, budget, point) for point in points]
         feasible = [p for p in plans if p.feasible]
         rejected_by: dict[str, int] = {}
         for p in plans:
             if not p.feasible:
                 rejected_by[p.failed_checks[0]] = rejected_by.get(p.failed_checks[0], 0) + 1
-        if spec.search.algorithm == "grid":
-            cap = spec.search.trials_per_budget
-            chosen = feasible if cap is None else feasible[:cap]
-            trials = len(chosen)
-            trial_s = sum(trial_seconds(p, spec, cpu_rate) for p in chosen)
-            level_flops = sum(p.train_flops for p in chosen) if budget.flops is None else trials * budget.flops
-        else:
-            trials = spec.search.default_trials if feasible else 0
+        trials, level_flops = planned.trials, planned.planned_flops
+        if planned.grid is not None:
+            trial_s = sum(trial_seconds(p, spec, cpu_rate) for p in planned.grid)
+        else:  # a sampler: the mean trial of the level's feasible candidates
             mean_s = sum(trial_seconds(p, spec, cpu_rate) for p in feasible) / len(feasible) if feasible else 0.0
             trial_s = trials * mean_s
-            mean_flops = sum(p.train_flops for p in feasible) / len(feasible) if feasible else 0.0
-            level_flops = trials * (budget.flops if budget.flops is not None else mean_flops)
+            if budget.flops is None and feasible:
+                level_flops = trials * sum(p.train_flops for p in feasible) / len(feasible)
         levels.append({
             "label": budget.label, "flops": budget.flops, "tokens": budget.tokens,
             "candidates": [candidate_row(p, spec, cpu_rate) for p in plans],

@@ -1,11 +1,12 @@
-"""The sweep-spec schema: pydantic models for every section of `search_spaces/*.yaml`.
+"""The sweep-spec schema: pydantic models for every section of `search_spaces/*.yaml` (the generated
+`model`, `train` and `data` sections and the shared building blocks are in sections.py).
 
 Every model forbids unknown keys and validates strictly (a string is not a number, `true` is not
 an integer); the only coercions are integral floats to integers (`tokens: 2e6`) and, for FLOPs and
 memory sizes, numeric strings (`"1e13"`, `"2GB"`). NaN and infinity are refused everywhere. Sizes
 are capped (see `MODEL_BOUNDS` and the `le=` limits) so that a typo cannot ask for absurd memory.
 
-Field names of `data` and `train` mirror `coe_sweep.run.DataConfig` / `TrainConfig` exactly, and
+Field names of `data` and `train` mirror `coe_sweep.trial.DataConfig` / `TrainConfig` exactly, and
 `model` takes `coe_sweep.model.config.ModelConfig` fields (tests hold these in sync). Checks that
 need more than one section, the spec file's location or the accounting live in `load.py`.
 
@@ -22,113 +23,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import types
 import typing
-from dataclasses import MISSING, fields
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    create_model,
-    field_validator,
-    model_validator,
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from coe_sweep.spec.constraints import Constraint, ConstraintSyntaxError, parse_constraint
+from coe_sweep.spec.sections import (
+    MAX_BUDGET_LEVELS,
+    MAX_CHOICES,
+    MAX_TOKENS,
+    MAX_TRIALS_PER_BUDGET,
+    DataSection,
+    Flops,
+    Int,
+    MemoryBytes,
+    ModelSection,
+    Real,
+    SearchObjective,
+    Section,
+    TrainSection,
+    at,
 )
-
-from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import tokenizer_vocab_size
-from coe_sweep.search.constraints import Constraint, ConstraintSyntaxError, parse_constraint
-
-STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
-
-MAX_FLOPS = 1e27  # beyond any training run this tool could schedule
-MAX_TOKENS = 10**13
-MAX_MEMORY_BYTES = 2**50  # 1 PiB
-MAX_TRIALS_PER_BUDGET = 10_000
-MAX_BUDGET_LEVELS = 50
-MAX_CHOICES = 1_000
-
-ALGORITHMS = ("grid", "random", "tpe", "nsga2")
-SINGLE_OBJECTIVE = "val_loss"
-MULTI_OBJECTIVES = ("val_loss", "peak_memory_bytes", "params_total", "params_active", "train_flops")
-BUILTIN_SOURCES = ("arithmetic",)  # runners/arithmetic.py
-EXECUTION_ONLY_MODEL_FIELDS = ("dispatch", "attention_impl")  # same math: never sampled, never hashed
-
-# Inclusive bounds for ModelConfig's integer sizes: generous for real runs, fatal for typos.
-MODEL_BOUNDS: dict[str, tuple[int, int]] = {
-    "vocab_size": (1, 1_000_000), "max_seq_len": (1, 1_048_576), "d_model": (1, 65_536),
-    "n_layers": (1, 1_024), "n_heads": (1, 1_024), "n_kv_heads": (1, 1_024), "d_expert": (1, 262_144),
-    "n_experts": (1, 4_096), "n_shared": (0, 64), "top_k": (1, 4_096), "iterations": (1, 64),
-}
-
-
-def at(path: str, expected: str) -> str:
-    """Message of a section-level check that is about one field below it: `@path@expected`.
-
-    Model validators cannot set the error location; load.py reads this prefix back and reports the
-    issue at `<section>.<path>` with the value found there."""
-    return f"@{path}@{expected}"
-
-
-def _integral(value: Any) -> Any:
-    """Integral floats (`2e6` in YAML) become ints; everything else goes on to strict validation."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _numeric_string(value: Any) -> Any:
-    """`"1e13"` (a quoted number) becomes a float; booleans are refused, not read as 0/1."""
-    if isinstance(value, str):
-        try:
-            return float(value.replace("_", ""))
-        except ValueError:
-            return value
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_integral)]
-Real = Annotated[float, Field()]  # a plain float, named so that Dimension's `float` field can use it
-Flops = Annotated[float, BeforeValidator(_numeric_string), Field(gt=0, le=MAX_FLOPS)]
-
-_MEMORY_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-_MEMORY_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
-MEMORY_ACCEPTED = "bytes as an integer, or a size such as '2GB', '512MiB', '1.5GiB' (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-
-
-def parse_memory(value: Any) -> Any:
-    """`2GB` -> 2e9 bytes, `512MiB` -> 512 * 2**20; ints are bytes. Anything else raises ValueError."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(MEMORY_ACCEPTED)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"a positive size: {MEMORY_ACCEPTED}")
-        return value
-    if isinstance(value, str):
-        match = _MEMORY_RE.match(value)
-        if match and match.group(2).lower() in _MEMORY_UNITS:
-            size = float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
-            if size >= 1:
-                return int(size)
-            raise ValueError(f"a positive size: {MEMORY_ACCEPTED}")
-    raise ValueError(MEMORY_ACCEPTED)
-
-
-MemoryBytes = Annotated[int, BeforeValidator(parse_memory), Field(ge=1, le=MAX_MEMORY_BYTES)]
-
-
-class Section(BaseModel):
-    model_config = STRICT
+from coe_sweep.trial import OBJECTIVES, PRIMARY_OBJECTIVE, SEARCH_OBJECTIVES
+from coe_sweep.units import BYTES_ACCEPTED
 
 
 class TrackingSection(Section):
@@ -168,92 +89,6 @@ class ClusterSection(Section):
                 r"^(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$", address):
             raise ValueError("null (local Ray), 'auto', 'ray://host:10001' or 'host:6379'")
         return address
-
-
-class DataSection(Section):
-    """The dataset every trial trains on: mirrors `coe_sweep.run.DataConfig`."""
-
-    source: str = Field("builtin:arithmetic", description="builtin:arithmetic | files:PATH_OR_GLOB "
-                        "(.parquet/.jsonl/.txt; relative to the spec file, may not leave its directory) | "
-                        "hf:NAME[:CONFIG][@SPLIT]")
-    text_template: str = Field("query : {question} response : {answer}", min_length=1, max_length=10_000,
-                               description="Python format string applied to each example's columns.")
-    tokenizer: str = Field("byte", description="byte (vocab 258) | bpe:N (BPE trained on the train split, "
-                           "vocab N, 260 <= N <= 1000000). Sets the model's vocab_size.")
-    val_tokens: Int = Field(16_384, ge=1, le=10**9, description="Held-out validation tokens (same for every trial).")
-    num_examples: Int = Field(20_000, ge=1, le=10**8, description="Examples the builtin generator makes.")
-    seed: Int = Field(0, ge=0, le=2**32 - 1, description="Data split / generator seed.")
-    cache_dir: str | None = Field(None, min_length=1, description="Tokenized-data cache. None: ~/.cache/coe-sweep.")
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, source: str) -> str:
-        scheme, _, rest = source.partition(":")
-        if scheme == "builtin" and rest in BUILTIN_SOURCES:
-            return source
-        if scheme == "files" and rest.strip():
-            return source
-        if scheme == "hf" and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-/]*(:[A-Za-z0-9_.\-]+)?(@[A-Za-z0-9_.\-\[\]:%]+)?",
-                                           rest):
-            return source
-        raise ValueError(f"{', '.join('builtin:' + s for s in BUILTIN_SOURCES)} | files:PATH_OR_GLOB | "
-                         "hf:NAME[:CONFIG][@SPLIT]")
-
-    @field_validator("tokenizer")
-    @classmethod
-    def _tokenizer(cls, tokenizer: str) -> str:
-        try:
-            tokenizer_vocab_size(tokenizer)
-        except ValueError:
-            raise ValueError("'byte' or 'bpe:N' with 260 <= N <= 1000000") from None
-        return tokenizer
-
-
-class TrainSection(Section):
-    """Optimisation of every trial: mirrors `coe_sweep.run.TrainConfig` (the horizon comes from budget)."""
-
-    batch_size: Int = Field(16, ge=1, le=65_536, description="Sequences per optimizer step.")
-    seq_len: Int = Field(128, ge=2, le=1_048_576, description="Tokens per sequence (<= model.max_seq_len).")
-    lr: float = Field(3e-3, gt=0, le=10, description="Peak AdamW learning rate.")
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine/linear floor as a fraction of lr.")
-    warmup_steps: Int = Field(10, ge=0, le=10**7, description="Linear warmup steps.")
-    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="LR after warmup.")
-    beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
-    beta2: float = Field(0.95, ge=0, lt=1, description="AdamW beta2.")
-    weight_decay: float = Field(0.01, ge=0, le=10, description="AdamW decoupled weight decay.")
-    grad_clip: float = Field(1.0, ge=0, le=1e6, description="Global grad-norm clip (0: off).")
-    seed: Int = Field(0, ge=0, le=2**32 - 1, description="Init and batch-order seed.")
-    eval_interval: Int = Field(50, ge=1, le=10**7, description="Steps between validation passes (and one at the end).")
-    eval_batches: Int | None = Field(None, ge=1, le=10**6, description="Validation batches per pass; None: all.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when the trial has a GPU.")
-    dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU.")
-    threads: Int | None = Field(None, ge=1, le=1024, description="CPU threads; None: the CPUs the trial was given.")
-
-
-def _model_field_type(name: str, hint: Any) -> Any:
-    """Type of a `model:` field: ModelConfig's annotation with integral-float coercion and bounds."""
-    optional = type(None) in typing.get_args(hint)
-    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
-    if base is int:
-        lo, hi = MODEL_BOUNDS.get(name, (None, None))
-        base = Annotated[int, BeforeValidator(_integral), Field(ge=lo, le=hi)]
-    elif base is float:
-        base = Annotated[float, Field(ge=0, le=1e9)]
-    return base | None if optional else base
-
-
-_MODEL_HINTS = typing.get_type_hints(ModelConfig)
-_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
-ModelSection: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "ModelSection",
-    __config__=STRICT,
-    __doc__="Fixed ModelConfig fields for every trial (see coe_sweep/model/config.py for their meaning). "
-            "Only the fields written here are fixed; the rest take ModelConfig's defaults unless sampled. "
-            "vocab_size comes from data.tokenizer; max_seq_len defaults to train.seq_len.",
-    **{name: (_model_field_type(name, _MODEL_HINTS[name]), Field(_MODEL_DEFAULTS[name],
-              description=f"ModelConfig.{name} (default {_MODEL_DEFAULTS[name]!r})"))
-       for name in _MODEL_DEFAULTS},
-)
 
 
 class Dimension(Section):
@@ -339,7 +174,7 @@ class BudgetSection(Section):
                                       description="Training-FLOPs levels (1e13 or '1e13' both read as 1e13).")
     tokens: Int | None = Field(None, ge=1, le=MAX_TOKENS, description="Fixed training tokens per trial.")
     flops_per_token: FlopsPerTokenBand | None = Field(None, description="Iso-compute band (see FlopsPerTokenBand).")
-    max_memory: MemoryBytes | None = Field(None, description=f"Estimated training memory cap: {MEMORY_ACCEPTED}.")
+    max_memory: MemoryBytes | None = Field(None, description=f"Estimated training memory cap: {BYTES_ACCEPTED}.")
     min_steps: Int = Field(1, ge=1, le=10**8, description="Candidates with fewer optimizer steps are rejected.")
     max_steps: Int | None = Field(None, ge=1, le=10**8, description="Candidates with more steps are rejected.")
 
@@ -367,10 +202,10 @@ class SearchSection(Section):
 
     algorithm: Literal["grid", "random", "tpe", "nsga2"] = Field("tpe", description="grid runs every feasible "
                                                               "grid point; the others sample with Optuna.")
-    objectives: list[Literal["val_loss", "peak_memory_bytes", "params_total", "params_active", "train_flops"]] = Field(
-        default_factory=lambda: ["val_loss"], min_length=1,
-        description="Metrics to minimise. val_loss only, except nsga2 (val_loss plus any of "
-                    "peak_memory_bytes, params_total, params_active, train_flops).")
+    objectives: list[SearchObjective] = Field(
+        default_factory=lambda: [PRIMARY_OBJECTIVE], min_length=1,
+        description=f"Objectives (coe_sweep.trial.OBJECTIVES). {PRIMARY_OBJECTIVE} only, except nsga2 "
+                    f"({PRIMARY_OBJECTIVE} plus any of {', '.join(SEARCH_OBJECTIVES[1:])}).")
     trials_per_budget: Int | None = Field(None, ge=1, le=MAX_TRIALS_PER_BUDGET, description="Trials per level. "
                                           "None: every feasible point for grid, 8 for the samplers; "
                                           "for grid a number caps the points taken in grid order.")
@@ -383,19 +218,19 @@ class SearchSection(Section):
     def _objectives(self) -> SearchSection:
         if len(set(self.objectives)) != len(self.objectives):
             raise ValueError(at("objectives", "distinct objectives (one is repeated)"))
-        if self.algorithm != "nsga2" and self.objectives != ["val_loss"]:
-            raise ValueError(at("objectives", f"[val_loss] for algorithm {self.algorithm} "
+        if self.algorithm != "nsga2" and self.objectives != [PRIMARY_OBJECTIVE]:
+            raise ValueError(at("objectives", f"[{PRIMARY_OBJECTIVE}] for algorithm {self.algorithm} "
                                               "(more objectives need algorithm nsga2)"))
-        if "val_loss" not in self.objectives:
-            raise ValueError(at("objectives", "a list that includes val_loss"))
+        if PRIMARY_OBJECTIVE not in self.objectives:
+            raise ValueError(at("objectives", f"a list that includes {PRIMARY_OBJECTIVE}"))
         if self.asha.enabled and len(self.objectives) > 1:
             raise ValueError(at("asha.enabled", "false with more than one objective (ASHA is single-objective)"))
         return self
 
     @property
     def objective_modes(self) -> list[tuple[str, str]]:
-        """(metric, 'min') pairs: every objective is minimised."""
-        return [(name, "min") for name in self.objectives]
+        """(objective name, direction) pairs, directions from the objective registry."""
+        return [(name, OBJECTIVES[name].direction) for name in self.objectives]
 
     @property
     def default_trials(self) -> int:
@@ -411,7 +246,7 @@ class SweepSpec(Section):
     tracking: TrackingSection = Field(default_factory=TrackingSection, description="MLflow destination.")
     cluster: ClusterSection = Field(default_factory=ClusterSection, description="Ray and trial resources.")
     data: DataSection = Field(default_factory=DataSection, description="Dataset (DataConfig).")
-    model: ModelSection = Field(default_factory=ModelSection, description="Fixed ModelConfig fields.")  # type: ignore[valid-type]
+    model: ModelSection = Field(default_factory=ModelSection, description="Fixed ModelConfig fields.")
     space: dict[str, Dimension] = Field(..., min_length=1, max_length=64,
                                         description="Sampled fields: `top_k`, `train.lr`, `data.seed` -> dimension.")
     constraints: list[str] = Field(default_factory=list, max_length=100,
@@ -499,8 +334,3 @@ def _unwrap(annotation: Any) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return annotation
-
-
-def section_fields(section: str) -> list[str]:
-    """Field names of the `data` or `train` section (to check `data.<f>` / `train.<f>` space keys)."""
-    return list({"data": DataSection, "train": TrainSection}[section].model_fields)

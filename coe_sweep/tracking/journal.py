@@ -2,7 +2,7 @@
 
 Every write of the SweepTracker is an *op*: a small JSON-able dict (`create_trial`, `log_batch`,
 `set_terminated`, `log_text`). An op is applied with bounded exponential backoff; if the store stays
-unreachable it is appended to `<directory>/journal.jsonl` (fsync'd) and later replayed in order.
+unreachable it is appended to `<directory>/journal.jsonl` (a coe_sweep.jsonl file, fsync'd) and later replayed in order.
 Ops are idempotent by construction (metrics carry explicit steps and timestamps, which MLflow
 dedupes; trial runs are found-or-created by config hash; params/tags/status rewrite the same
 values), so a replay interrupted half-way can simply run again. `journal.applied` holds how many
@@ -13,7 +13,6 @@ with the error: never silently dropped.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from coe_sweep.jsonl import JsonLines
 from coe_sweep.tracking.connection import is_transient
 
 log = logging.getLogger(__name__)
@@ -71,37 +71,22 @@ def call_with_retries(fn: Callable[[], T], policy: RetryPolicy, what: str,
 
 
 class Journal:
-    """Append-only JSONL of ops not yet in the store, with an applied-prefix watermark."""
+    """The tracking journal: ops not yet in the store (a coe_sweep.jsonl file), an applied-prefix watermark,
+    and the ops the store refused for good."""
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         self.path = self.directory / JOURNAL_FILE
         self.applied_path = self.directory / APPLIED_FILE
         self.rejected_path = self.directory / REJECTED_FILE
+        self._lines = JsonLines(self.path)
 
     def append(self, op: Op) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(op, separators=(",", ":"), allow_nan=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self._lines.append(op)
 
     def entries(self) -> list[tuple[int, Op]]:
         """(index, op) of every entry not yet applied, in order; a torn last line is skipped."""
-        if not self.path.exists():
-            return []
-        applied = self._applied()
-        out: list[tuple[int, Op]] = []
-        with open(self.path, encoding="utf-8") as fh:
-            for index, line in enumerate(fh):
-                if index < applied or not line.strip():
-                    continue
-                try:
-                    out.append((index, json.loads(line)))
-                except json.JSONDecodeError:
-                    log.warning("tracking journal %s: skipping unreadable line %d (torn write?)", self.path, index + 1)
-        return out
+        return self._lines.read(start=self._applied())
 
     def __len__(self) -> int:
         return len(self.entries())
@@ -115,14 +100,12 @@ class Journal:
     def clear(self) -> None:
         """Forget a fully applied journal. The watermark goes first: a crash in between replays, never skips."""
         self.applied_path.unlink(missing_ok=True)
-        self.path.unlink(missing_ok=True)
+        self._lines.clear()
 
     def reject(self, op: Op, error: BaseException) -> None:
         log.error("tracking: the store refused a journaled %s for good (%s); kept in %s",
                   op.get("op"), error, self.rejected_path)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.rejected_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"op": op, "error": str(error)[:2000]}, allow_nan=True) + "\n")
+        JsonLines(self.rejected_path).append({"op": op, "error": str(error)[:2000]})
 
     def _applied(self) -> int:
         try:

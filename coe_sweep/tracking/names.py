@@ -1,7 +1,8 @@
 """Names in MLflow (tags, metrics, params) and the (de)serialisation of param values.
 
 The one place that spells the MLflow layout of DESIGN.md: the writer and the reader both import
-these names, so a renamed tag cannot split them. Torch-free and mlflow-free.
+these names, so a renamed tag cannot split them. Torch-free and mlflow-free. Statuses and objectives are
+coe_sweep.trial's (TrialStatus, OBJECTIVES).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from coe_sweep.trial import OBJECTIVES, TrialStatus
+
 # --- tags ---
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
@@ -17,7 +20,7 @@ TAG_KIND = "coe_sweep.kind"  # sweep | trial
 TAG_CONFIG_HASH = "coe_sweep.config_hash"
 TAG_SPEC_HASH = "coe_sweep.spec_hash"
 TAG_SWEEP_NAME = "coe_sweep.sweep_name"
-TAG_STATUS = "coe_sweep.status"  # ok | diverged | oom | failed | pruned
+TAG_STATUS = "coe_sweep.status"  # a coe_sweep.trial.TrialStatus result value
 TAG_REASON = "coe_sweep.reason"
 TAG_BUDGET_LABEL = "coe_sweep.budget_label"
 TAG_FAMILY = "coe_sweep.family"  # moe | coe | dense
@@ -45,9 +48,10 @@ FINAL_METRICS = (
     "wall_s",
     "mfu",
 )
-# RunResult attribute -> final metric name (only train_flops differs).
-RESULT_TO_METRIC = {name: name for name in FINAL_METRICS} | {"flops": "train_flops"}
-RESULT_TO_METRIC.pop("train_flops")
+# RunResult attribute -> final metric name: the same name, except where the objective registry says otherwise
+# (RunResult.flops is logged as train_flops).
+_RENAMED = {o.attr: o.metric for o in OBJECTIVES.values() if o.attr != o.metric}
+RESULT_TO_METRIC = {next((a for a, m in _RENAMED.items() if m == name), name): name for name in FINAL_METRICS}
 ROUTING_PREFIX = "routing."
 
 # --- params ---
@@ -63,8 +67,7 @@ MAX_PARAM_VALUE_CHARS = 6000  # MLflow 3 limit
 MAX_TAG_VALUE_CHARS = 5000  # below MLflow's 8000, leaves room for multi-byte text
 
 REJECTED_PREFIX = "rejected."  # parent-run metric per budget: candidates refused before training
-TRIAL_STATUSES = ("ok", "diverged", "oom", "failed", "pruned")
-RUN_STATUS_OF = {"ok": "FINISHED", "pruned": "KILLED"}  # MLflow run status by trial status; else FAILED
+RUN_STATUS_OF = {TrialStatus.OK: "FINISHED", TrialStatus.PRUNED: "KILLED"}  # MLflow run status by result; else FAILED
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 Scalar = str | int | float | bool | None

@@ -5,10 +5,13 @@ Plain dataclasses (no mlflow types leak out of coe_sweep.tracking). Times are ep
 
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from coe_sweep.tracking.names import Scalar
+from coe_sweep.tracking.names import RESULT_TO_METRIC, Scalar
+from coe_sweep.trial import RunResult, TrialStatus, parse_status
 
 
 class TrackingError(RuntimeError):
@@ -37,7 +40,7 @@ class TrialRecord:
 
     run_id: str
     config_hash: str
-    status: str  # ok | diverged | oom | failed | pruned
+    status: str  # a coe_sweep.trial.TrialStatus result value
     reason: str | None
     run_status: str  # MLflow: FINISHED | FAILED | KILLED (pruned)
     metrics: dict[str, float]
@@ -46,6 +49,21 @@ class TrialRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def result(self) -> RunResult:
+        """The RunResult its tags and final metrics hold (curves are not read back: they stay in MLflow)."""
+        try:
+            status = parse_status(self.status)
+        except ValueError:
+            status = TrialStatus.FAILED
+        values: dict[str, Any] = {}
+        hints = typing.get_type_hints(RunResult)
+        for attr, metric in RESULT_TO_METRIC.items():
+            value = self.metrics.get(metric)
+            if value is None or math.isnan(value):
+                continue
+            values[attr] = int(value) if "int" in str(hints[attr]) else float(value)
+        return RunResult(status=status if status.is_result else TrialStatus.FAILED, reason=self.reason, **values)
 
 
 @dataclass(frozen=True)

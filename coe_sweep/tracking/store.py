@@ -7,6 +7,7 @@ bools, and supports incremental refresh (`updated_after_ms`) for caches of 10,00
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -149,9 +150,9 @@ class TrackingStore:
         runs: list[Run] = []
         for i in range(0, len(ids), 100):
             chunk = ids[i:i + 100]
-            runs += self._call(lambda chunk=chunk: ops.search_all(
-                self._client, chunk, f"tags.`{TAG_KIND}` = '{KIND_SWEEP}'", ["attributes.start_time DESC"]),
-                "list sweeps")
+            runs += self._call(functools.partial(ops.search_all, self._client, chunk,
+                                                 f"tags.`{TAG_KIND}` = '{KIND_SWEEP}'", ["attributes.start_time DESC"]),
+                               "list sweeps")
         runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
         return runs
 
@@ -189,7 +190,7 @@ class TrackingStore:
         by_id: dict[str, Run] = {}
         for extra in (f"attributes.start_time > {updated_after_ms}", f"attributes.end_time > {updated_after_ms}",
                       "attributes.status = 'RUNNING'"):
-            for run in self._call(lambda extra=extra: ops.search_all(self._client, experiment, f"{base} and {extra}"),
+            for run in self._call(functools.partial(ops.search_all, self._client, experiment, f"{base} and {extra}"),
                                   "list updated trials"):
                 by_id[run.info.run_id] = run
         return list(by_id.values())

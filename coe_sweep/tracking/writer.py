@@ -12,6 +12,7 @@ start()). While the store is down, start_trial returns a pending ref that every 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -23,7 +24,6 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 
-from coe_sweep.run import RunResult
 from coe_sweep.tracking import ops
 from coe_sweep.tracking.connection import (
     check_reachable,
@@ -57,7 +57,6 @@ from coe_sweep.tracking.names import (
     TAG_SPEC_HASH,
     TAG_STATUS,
     TAG_SWEEP_NAME,
-    TRIAL_STATUSES,
     Scalar,
     bool_tag,
     family_of,
@@ -66,6 +65,7 @@ from coe_sweep.tracking.names import (
     parse_params,
 )
 from coe_sweep.tracking.records import TrackingError, TrialRecord
+from coe_sweep.trial import RESULT_STATUSES, RunResult, TrialStatus
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +220,10 @@ class SweepTracker:
 
     def log_result(self, run_id: str, result: RunResult) -> None:
         """Curves by step (points not logged yet), final metrics, status tags, result.json, run status."""
-        if getattr(result, "status", None) not in TRIAL_STATUSES:
-            raise ValueError(f"result.status={getattr(result, 'status', None)!r} is invalid: expected one of "
-                             f"{', '.join(TRIAL_STATUSES)}")
+        status = getattr(result, "status", None)
+        if not isinstance(status, TrialStatus) or not status.is_result:
+            raise ValueError(f"result.status={status!r} is invalid: expected one of "
+                             f"{', '.join(s.value for s in RESULT_STATUSES)}")
         with self._lock:
             ts = _now_ms()
             points: list[list[Any]] = []
@@ -233,12 +234,12 @@ class SweepTracker:
                 if value is not None:
                     points.append([key, metric_value(key, value), ts, 0])
             points += [[k, v, ts, 0] for k, v in _routing_metrics(result.routing).items()]
-            tags = {TAG_STATUS: result.status, TAG_SIMULATED: bool_tag(result.simulated), TAG_DEVICE: result.device,
+            tags = {TAG_STATUS: status.value, TAG_SIMULATED: bool_tag(result.simulated), TAG_DEVICE: result.device,
                     TAG_REASON: (result.reason or "")[:MAX_TAG_VALUE_CHARS]}
             self._write({"op": "log_batch", "run": run_id, "metrics": points, "tags": tags})
             text = json.dumps(result.to_dict(), indent=1, default=str, allow_nan=True)
             self._write({"op": "log_text", "run": run_id, "text": text, "path": RESULT_ARTIFACT})
-            self._write({"op": "set_terminated", "run": run_id, "status": RUN_STATUS_OF.get(result.status, "FAILED")})
+            self._write({"op": "set_terminated", "run": run_id, "status": RUN_STATUS_OF.get(status, "FAILED")})
 
     def log_sweep_metrics(self, metrics: Mapping[str, float]) -> None:
         """Sweep-level figures on the parent run, latest value wins (e.g. `rejected.<budget>`: candidates
@@ -372,7 +373,7 @@ class SweepTracker:
             return 0
         for position, (index, op) in enumerate(entries):
             try:
-                call_with_retries(lambda op=op: self._apply(op), policy, f"replay {op.get('op')}")
+                call_with_retries(functools.partial(self._apply, op), policy, f"replay {op.get('op')}")
             except Exception as exc:
                 if is_transient(exc):
                     self._next_drain_s = time.monotonic() + policy.reconnect_interval_s

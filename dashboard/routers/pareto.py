@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from coe_sweep.analysis import columns as C
+from coe_sweep.units import BYTES_PATTERN
 from dashboard import answers, serialize
 from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query, max_memory_query
 from dashboard.filters import BudgetQ, FamilyQ, apply_filters
 from dashboard.schemas import ParetoOut
-from dashboard.units import BYTES_PATTERN
 
 router = APIRouter(tags=["pareto"])
 

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from coe_sweep.analysis.scaling import ScalingFit
+from coe_sweep.units import BYTES_PATTERN
 from dashboard import answers, serialize
 from dashboard.cache import SweepCache, SweepData
 from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, max_memory_query
 from dashboard.filters import FamilyQ
 from dashboard.routers.frontier import XQ, cached_profiles
 from dashboard.schemas import OptimalOut, ScalingOut
-from dashboard.units import BYTES_PATTERN
 
 router = APIRouter(tags=["scaling"])
 

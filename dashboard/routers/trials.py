@@ -48,7 +48,7 @@ def _page(data_frame: pd.DataFrame, *, sweep_id: str, version: int, status: list
           columns: str | None) -> TrialPage:
     if data_frame.empty:
         return TrialPage(sweep_id=sweep_id, data_version=version, total=0, offset=offset, limit=limit,
-                         sort=sort, order=order, columns=[], rows=[],  # type: ignore[arg-type]
+                         sort=sort, order=order, columns=[], rows=[],
                          message="this sweep has no trials yet")
     if sort not in data_frame.columns:
         invalid_query("sort", sort, f"a column of the trials frame: {', '.join(map(str, data_frame.columns))}")
@@ -58,7 +58,7 @@ def _page(data_frame: pd.DataFrame, *, sweep_id: str, version: int, status: list
     page = frame.iloc[offset:offset + limit]
     message = None if len(frame) else f"no trials match ({describe(status, budget, family)})"
     return TrialPage(sweep_id=sweep_id, data_version=version, total=len(frame), offset=offset, limit=limit,
-                     sort=sort, order=order, columns=selected,  # type: ignore[arg-type]
+                     sort=sort, order=order, columns=selected,
                      rows=serialize.rows(page, selected), message=message)
 
 
@@ -69,8 +69,8 @@ def list_trials(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget:
                 limit: LimitQ = 50, offset: OffsetQ = 0, columns: ColumnsQ = None) -> serialize.JSONBytes:
     params = (tuple(status or ()), budget, family, sort, order, limit, offset, columns)
     body = cache.memo(data, "trials", params, lambda: serialize.render(_page(
-        data.frame, sweep_id=data.sweep_id, version=data.version, status=status, budget=budget, family=family,
-        sort=sort, order=order, limit=limit, offset=offset, columns=columns)))
+        data.frame, sweep_id=data.sweep_id, version=data.version, status=None if status is None else list(status),
+        budget=budget, family=family, sort=sort, order=order, limit=limit, offset=offset, columns=columns)))
     return serialize.respond(body)
 
 

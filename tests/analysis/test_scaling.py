@@ -12,7 +12,7 @@ import pytest
 from coe_sweep.analysis import NotEnoughData, isoflop_profiles, nearest_config, scaling_fit
 from coe_sweep.analysis.scaling import Prediction
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import DataConfig, RunSpec, TrainConfig
+from coe_sweep.trial import DataConfig, RunSpec, TrainConfig
 
 from .synthetic import scaling_frame
 

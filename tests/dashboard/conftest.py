@@ -1,7 +1,7 @@
 """Fixtures: a real MLflow sqlite store filled by a real simulated sweep, and the dashboard app over it.
 
 The sweep is `coe-sweep launch <spec> --simulate` (Ray Tune + the orchestrator + the tracking writer;
-losses from coe_sweep.search.simulate), 3 budgets x 7 widths x {MoE, CoE} = 42 trials, plus a
+losses from runners.simulated), 3 budgets x 7 widths x {MoE, CoE} = 42 trials, plus a
 diverged, a failed and a still-running trial appended through the same writer, and a second sweep
 whose only trial is running. Building it takes a few minutes here (Ray start-up, 2 shared cores), so
 the database is kept in pytest's cache directory under a key hashing every source file that shapes

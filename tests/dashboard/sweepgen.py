@@ -2,7 +2,7 @@
 
 Trial plans are real `RunSpec`s with the analytic numbers of `coe_sweep.accounting` (params,
 train FLOPs per token, tokens = budget / FLOPs per token) and results from the orchestrator's
-simulated-loss law (`coe_sweep.search.simulate.simulate`), written through the real tracking
+simulated-loss law (`runners.simulated.simulate`), written through the real tracking
 writer (`SweepTracker`) into a real MLflow store. Only the Ray/Optuna driver is skipped.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 from coe_sweep.accounting import params_active, params_total, train_flops_per_token
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import DataConfig, Horizon, RunResult, RunSpec, TrainConfig, config_hash
-from coe_sweep.search.simulate import simulate
+from coe_sweep.trial import DataConfig, Horizon, RunResult, RunSpec, TrainConfig, config_hash
+from runners.simulated import simulate
 
 SEQ_LEN, BATCH = 64, 8
 
@@ -69,7 +69,7 @@ def grid(budgets: Sequence[tuple[str, float]] = (("1e12", 1e12), ("3e12", 3e12),
 
 
 def result_for(p: Plan, seed: int = 0) -> RunResult:
-    return simulate(p, seed=seed)
+    return simulate(p.run_spec, noise_key=p.config_hash, seed=seed)
 
 
 def append_extras(tracker: Any, base: Plan, *, running: int = 1) -> dict[str, str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from coe_sweep.units import parse_bytes
 from dashboard.settings import DEFAULT_HOST, SettingsError, get_settings, settings_from
-from dashboard.units import parse_bytes
 
 
 def test_defaults_are_local_only() -> None:
@@ -50,10 +50,10 @@ def test_get_settings_is_cached_and_clearable(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize("text,expected", [("2GB", 2e9), ("1GiB", 2**30), ("512MiB", 2**29), ("3e9", 3e9),
                                            ("1.5 G", 1.5e9), ("100", 100.0)])
 def test_parse_bytes(text: str, expected: float) -> None:
-    assert parse_bytes(text) == expected
+    assert parse_bytes(text, "max_memory") == expected
 
 
 @pytest.mark.parametrize("text", ["lots", "0", "-1GB", "1XB", "", "1e999"])
 def test_parse_bytes_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="max_memory=.* is invalid: expected a positive size"):
-        parse_bytes(text)
+        parse_bytes(text, "max_memory")

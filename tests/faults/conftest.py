@@ -1,8 +1,8 @@
-"""Fault tests reuse the orchestration test helpers (tests/search/sweep_helpers.py)."""
+"""Fault tests reuse the orchestration test helpers (tests/sweep/sweep_helpers.py)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "search"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweep"))

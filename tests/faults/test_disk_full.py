@@ -2,7 +2,7 @@
 
 The disk is real: a 16 MiB tmpfs mounted for the test and filled to the last byte while trials run.
 Mounting needs root with CAP_SYS_ADMIN (CI and these machines have it); elsewhere the test is skipped
-and says why. The unwritable-path case (nothing started, exit 2) is in tests/search/test_cli_launch.py.
+and says why. The unwritable-path case (nothing started, exit 2) is in tests/sweep/test_cli_launch.py.
 """
 
 from __future__ import annotations

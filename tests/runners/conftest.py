@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import DataConfig, Horizon, RunSpec, TrainConfig
+from coe_sweep.trial import DataConfig, Horizon, RunSpec, TrainConfig
 
 TINY_MODEL = dict(d_model=32, n_layers=1, n_heads=2, d_expert=16, n_experts=4, top_k=2, iterations=2,
                   max_seq_len=32)

@@ -79,7 +79,7 @@ def test_yaml_unknown_keys_exit_2_naming_them(tmp_path: Path, capsys: pytest.Cap
 
 @pytest.mark.parametrize("argv, message", [
     (["--top-k", "9"], "ModelConfig.top_k=9 is invalid: expected <= n_experts=4"),
-    (["--lr", "-1"], "TrainConfig.lr=-1.0 is invalid: expected a number > 0"),
+    (["--lr", "-1"], "TrainConfig.lr=-1.0 is invalid: expected a number in (0, 10000]"),
     (["--vocab-size", "300"], "ModelConfig.vocab_size=300 is invalid for DataConfig.tokenizer='byte'"),
     (["--steps", "0"], "Horizon.steps=0 is invalid"),
     (["--source", "files:/nonexistent/*.parquet"], "no file matches"),

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from coe_sweep.run import BYTE_VOCAB_SIZE, DataConfig
+from coe_sweep.trial import BYTE_VOCAB_SIZE, DataConfig
 from runners.arithmetic import arithmetic_example
 from runners.data import (
     DataError,
@@ -168,13 +168,13 @@ def test_no_matching_file_is_a_clear_error(tmp_path: Path, cache_dir: Path) -> N
 @pytest.mark.parametrize("source, field", [("nope", "source"), ("builtin:poetry", "source"),
                                            ("files:", "source")])
 def test_bad_source_names_the_field(source: str, field: str, cache_dir: Path) -> None:
-    with pytest.raises(DataError, match=rf"DataConfig\.{field}="):
-        load_token_data(DataConfig(source=source, cache_dir=str(cache_dir)), seq_len=8)
+    with pytest.raises(ValueError, match=rf"DataConfig\.{field}="):  # refused when built, nothing loaded
+        DataConfig(source=source, cache_dir=str(cache_dir))
 
 
 def test_bad_tokenizer_and_template_name_the_field(cache_dir: Path) -> None:
-    with pytest.raises(DataError, match=r"tokenizer='words'.*'byte' or 'bpe:N'"):
-        load_token_data(DataConfig(tokenizer="words", cache_dir=str(cache_dir)), seq_len=8)
+    with pytest.raises(ValueError, match=r"tokenizer='words'.*'byte' or 'bpe:N'"):
+        DataConfig(tokenizer="words", cache_dir=str(cache_dir))
     with pytest.raises(DataError, match=r"text_template='no fields'"):
         load_token_data(DataConfig(text_template="no fields", cache_dir=str(cache_dir)), seq_len=8)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from coe_sweep.run import Horizon, RunSpec
+from coe_sweep.trial import Horizon, RunSpec
 from runners.train import train
 
 GOLDEN = Path(__file__).parent / "golden" / "tiny_coe_curve.json"

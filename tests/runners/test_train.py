@@ -11,7 +11,7 @@ import torch
 
 from coe_sweep.accounting import memory_estimate, param_counts, train_flops_per_token
 from coe_sweep.model.lm import CoELM
-from coe_sweep.run import Horizon, RunResult, RunSpec
+from coe_sweep.trial import Horizon, RunResult, RunSpec
 from runners.train import classify_failure, train
 
 SpecFactory = Callable[..., RunSpec]
@@ -220,7 +220,7 @@ def test_two_trials_with_different_training_seeds_score_the_same_validation_wind
 def test_default_threads_follow_the_trial_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from coe_sweep.run import TrainConfig
+    from coe_sweep.trial import TrainConfig
     from runners.device import available_cpus, resolve_device
 
     usable = len(os.sched_getaffinity(0))

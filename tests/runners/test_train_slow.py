@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.run import DataConfig, Horizon, RunSpec, TrainConfig
+from coe_sweep.trial import DataConfig, Horizon, RunSpec, TrainConfig
 from runners.train import train
 
 MODEL = ModelConfig(d_model=128, n_layers=2, n_heads=4, d_expert=64, n_experts=16, n_shared=1, top_k=2,

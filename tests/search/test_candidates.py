@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 
 import optuna
@@ -14,16 +13,20 @@ import pytest
 from coe_sweep import accounting
 from coe_sweep.cli import main
 from coe_sweep.search.candidates import (
+    TrialPlan,
     budgets,
-    enumerate_candidates,
-    feasible_grid,
-    flat_params,
     plan_trial,
-    sample_feasible,
 )
-from coe_sweep.search.space import dimension_values, expand_point, grid_size, optuna_space, suggest
+from coe_sweep.search.planned import planned_trials
+from coe_sweep.search.space import dimension_values, expand_point, grid_points, grid_size, optuna_space
 from coe_sweep.spec import SweepSpec, load_spec
 from runners.plan import plan_horizon
+
+
+def _all_plans(spec: SweepSpec) -> list[TrialPlan]:
+    """Plans of every grid point at every budget level."""
+    return [plan_trial(spec, budget, point) for budget in budgets(spec) for point in grid_points(spec)]
+
 
 BASE = """\
 name: cands
@@ -46,7 +49,7 @@ def _spec(tmp_path: Path, text: str = BASE, overrides: tuple[str, ...] = ()) -> 
 
 def test_plan_numbers_equal_accounting_and_runner(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
-    plans = [p for p in enumerate_candidates(spec) if p.run_spec is not None]
+    plans = [p for p in _all_plans(spec) if p.run_spec is not None]
     assert len(plans) == 3 * 3 * 3 * 2
     for plan in plans:
         rs = plan.run_spec
@@ -79,7 +82,7 @@ def test_token_budget(tmp_path: Path) -> None:
 
 def test_invalid_model_combinations_are_rejected_with_reason(tmp_path: Path) -> None:
     spec = _spec(tmp_path, BASE.replace("[1, 2, 4]", "[1, 2, 8]"))  # top_k 8 > n_experts 4
-    plans = enumerate_candidates(spec)
+    plans = _all_plans(spec)
     bad = [p for p in plans if p.sampled["top_k"] == 8]
     assert bad and all(not p.feasible and p.failed_checks == ("model",) and p.run_spec is None for p in bad)
     assert all("top_k=8" in (p.reason or "") and "n_experts=4" in (p.reason or "") for p in bad)
@@ -94,7 +97,7 @@ def test_invalid_model_combinations_are_rejected_with_reason(tmp_path: Path) -> 
 ])
 def test_budget_checks_reject_some_with_reasons(tmp_path: Path, extra: str, check: str, fragment: str) -> None:
     spec = _spec(tmp_path, BASE.replace("  flops: [2e11, 1e12]\n", "  flops: [2e11, 1e12]\n" + extra))
-    plans = enumerate_candidates(spec)
+    plans = _all_plans(spec)
     rejected = [p for p in plans if not p.feasible]
     assert rejected and any(p.feasible for p in plans)
     assert all(p.failed_checks[0] == check and fragment in (p.reason or "") for p in rejected)
@@ -112,7 +115,7 @@ def test_constraint_and_relative_band(tmp_path: Path) -> None:
     text = text.replace("  flops: [2e11, 1e12]\n", "  flops: [2e11, 1e12]\n  flops_per_token: "
                                                    "{min: 0.8, max: 1.25, relative_to: {iterations: 1, top_k: 2}}\n")
     spec = _spec(tmp_path, text.replace("n_layers: {int: [1, 3]}", "n_layers: {int: [2, 2]}"))
-    plans = {(p.sampled["iterations"], p.sampled["top_k"]): p for p in enumerate_candidates(spec)
+    plans = {(p.sampled["iterations"], p.sampled["top_k"]): p for p in _all_plans(spec)
              if p.budget_index == 0}
     assert plans[(3, 2)].failed_checks[0] == "constraint" and "top_k * iterations <= 4" in (plans[(3, 2)].reason or "")
     reference = plans[(1, 2)].train_flops_per_token
@@ -150,15 +153,26 @@ def test_enumeration_counts_and_values(tmp_path: Path) -> None:
     assert dimension_values(spec.space["train.lr"]) == [pytest.approx(1e-3)]
     assert dimension_values(spec.space["train.weight_decay"]) == [pytest.approx(0.05)]
     assert grid_size(spec) == 3 * 3 * 3 * 4 * 2
-    assert len(enumerate_candidates(spec)) == grid_size(spec) * 2
+    assert len(_all_plans(spec)) == grid_size(spec) * 2
 
 
-def test_feasible_grid_caps_in_grid_order(tmp_path: Path) -> None:
+def test_planned_grid_caps_in_grid_order(tmp_path: Path) -> None:
     spec = _spec(tmp_path, BASE + "search: {algorithm: grid, trials_per_budget: 5}\n")
-    budget = budgets(spec)[0]
-    chosen = feasible_grid(spec, budget)
-    assert len(chosen) == 5 and all(p.feasible for p in chosen)
-    assert [p.sampled for p in chosen] == [p.sampled for p in enumerate_candidates(spec)[:5]]
+    first = planned_trials(spec)[0]
+    assert first.grid is not None and first.trials == 5 and all(p.feasible for p in first.grid)
+    feasible = [p for p in _all_plans(spec) if p.feasible and p.budget_label == first.budget.label]
+    assert [p.sampled for p in first.grid] == [p.sampled for p in feasible[:5]]
+    assert first.planned_flops == 5 * 2e11
+    assert [pb.trials for pb in planned_trials(_spec(tmp_path, BASE))] == [8, 8]  # tpe: the default 8
+
+
+def test_planned_grid_counts_configs_equal_up_to_execution_fields_once(tmp_path: Path) -> None:
+    text = BASE.replace("  n_layers: {int: [1, 3]}\n", "  n_layers: {int: [1, 3]}\n  train.device: {choice: [cpu, auto]}\n")
+    spec = _spec(tmp_path, text + "search: {algorithm: grid}\n")
+    for pb in planned_trials(spec):
+        feasible = [p for p in pb.grid or () if p.feasible]
+        assert pb.trials == len(feasible) == len({p.config_hash for p in feasible})
+        assert pb.trials == sum(p.feasible for p in _all_plans(spec) if p.budget_label == pb.budget.label) // 2
 
 
 def test_optuna_space_and_suggest(tmp_path: Path) -> None:
@@ -173,7 +187,7 @@ def test_optuna_space_and_suggest(tmp_path: Path) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(10):
-        point = suggest(study.ask(), spec)
+        point = study.ask(dict(space)).params
         assert set(point) == set(spec.space)
         assert 1e-4 <= point["train.lr"] <= 1e-2
         fields = expand_point(spec, point)
@@ -184,17 +198,11 @@ def test_optuna_space_and_suggest(tmp_path: Path) -> None:
         expand_point(spec, {"variant": 2})
 
 
-def test_sample_feasible(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, BASE.replace("  flops: [2e11, 1e12]\n", "  flops: [2e11, 1e12]\n  max_memory: 8MB\n"))
-    plan = sample_feasible(spec, budgets(spec)[0], random.Random(0))
-    assert plan.feasible and plan.memory_bytes <= 8_000_000
-
-
 def test_flat_params(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     plan = plan_trial(spec, budgets(spec)[0], {"iterations": 2, "top_k": 2, "n_layers": 2})
     assert plan.run_spec is not None
-    params = flat_params(plan.run_spec)
+    params = plan.run_spec.flat_params()
     assert params["model.iterations"] == 2 and params["train.batch_size"] == 8
     assert params["horizon.flops"] == 2e11 and params["horizon.steps"] == "None"
     assert params["model.inner_residual"] == "True" and params["data.source"] == "builtin:arithmetic"

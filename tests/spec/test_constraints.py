@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coe_sweep.search.constraints import ConstraintSyntaxError, parse_constraint
+from coe_sweep.spec.constraints import ConstraintSyntaxError, parse_constraint
 
 
 @pytest.mark.parametrize(("text", "values", "holds"), [

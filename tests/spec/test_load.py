@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from coe_sweep.model.config import ModelConfig, model_field_names
-from coe_sweep.run import DataConfig, TrainConfig
+from coe_sweep.search.feasibility import load_feasible_spec
 from coe_sweep.spec import SpecError, load_spec
-from coe_sweep.spec.schema import DataSection, ModelSection, TrainSection, parse_memory
+from coe_sweep.spec.schema import DataSection, ModelSection, TrainSection
 from coe_sweep.spec.yaml_lines import load_located
+from coe_sweep.trial import DataConfig, TrainConfig
+from coe_sweep.units import parse_bytes as parse_memory
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
@@ -93,7 +95,7 @@ def test_set_overrides_apply(small: Path) -> None:
 ])
 def test_bad_overrides_refused(small: Path, override: str, fragments: list[str]) -> None:
     with pytest.raises(SpecError) as info:
-        load_spec(small, [override])
+        load_feasible_spec(small, [override])
     message = str(info.value)
     assert message.startswith(f"{small}: --set ")
     for fragment in fragments:

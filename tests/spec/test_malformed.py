@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from coe_sweep.cli import main
-from coe_sweep.spec import SpecError, load_spec
+from coe_sweep.search.feasibility import load_feasible_spec
+from coe_sweep.spec import SpecError
 
 CORPUS = Path(__file__).parent / "malformed"
 FILES = sorted(CORPUS.glob("*.yaml"))
@@ -34,7 +35,7 @@ def test_corpus_is_large_enough() -> None:
 def test_refused_with_file_line_field(path: Path) -> None:
     expects, line = _expectations(path)
     with pytest.raises(SpecError) as info:
-        load_spec(path)
+        load_feasible_spec(path)
     message = str(info.value)
     first = message.splitlines()[0]
     assert re.match(rf"^{re.escape(str(path))}:\d+: .*: found .*; expected .+", first), message

@@ -7,8 +7,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from coe_sweep.run import RunResult
 from coe_sweep.tracking import RetryPolicy, SweepTracker
+from coe_sweep.trial import RunResult
 
 SPEC_YAML = "name: unit-sweep\nbudget:\n  flops: [1.0e12, 1.0e13]\n"
 

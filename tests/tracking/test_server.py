@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from coe_sweep.run import RunResult
 from coe_sweep.tracking import TrackingStore
+from coe_sweep.trial import RunResult
 from tests.tracking.conftest import FAST_RETRY, MlflowServer
 from tests.tracking.helpers import SPEC_YAML, children, history, make_tracker, ok_result, trial_params
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coe_sweep.run import RunResult
 from coe_sweep.tracking import FINAL_METRICS, SweepNotFound, SweepTracker, TrackingStore, TrialNotFound
+from coe_sweep.trial import RunResult
 from tests.tracking.helpers import make_tracker, ok_result, trial_params
 
 

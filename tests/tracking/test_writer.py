@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from coe_sweep.run import RunResult
 from coe_sweep.tracking import SweepTracker, TrackingStore
+from coe_sweep.trial import RunResult
 from tests.tracking.helpers import SPEC_YAML, children, history, make_tracker, ok_result, trial_params
 
 
@@ -150,7 +150,7 @@ def test_finished_trials_are_those_with_a_result(sqlite_uri: str, tmp_path: Path
     (lambda t: t.start_trial("cfg1", {"model.layers": [1, 2]}, {}), "model.layers"),
     (lambda t: t.log_progress("run", -1, {"train_loss": 1.0}), "step=-1"),
     (lambda t: t.log_progress("run", 1, {"train_loss": "low"}), "train_loss"),
-    (lambda t: t.log_result("run", RunResult(status="weird")), "result.status='weird'"),  # type: ignore[arg-type]
+    (lambda t: t.log_result("run", RunResult(status="weird")), "status='weird'"),  # type: ignore[arg-type]
     (lambda t: t.finish("DONE"), "status='DONE'"),
 ])
 def test_bad_input_is_refused_naming_the_field(sqlite_uri: str, tmp_path: Path, call, message: str) -> None:

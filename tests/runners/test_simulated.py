@@ -7,18 +7,37 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sweep_helpers import write_spec
 
-from coe_sweep.search.candidates import budgets, plan_trial
-from coe_sweep.search.simulate import DIVERGE_LR, effective_params, law_loss, simulate
-from coe_sweep.spec import load_spec
+from coe_sweep.search.candidates import TrialPlan, budgets, plan_trial
+from coe_sweep.search.space import grid_points
+from coe_sweep.spec import SweepSpec, load_spec
+from coe_sweep.trial import RunResult
+from runners.simulated import DIVERGE_LR, effective_params, law_loss, simulate
 
 REPO = Path(__file__).resolve().parents[2]
+SPEC = """\
+name: t-sim
+model: {n_heads: 2, n_layers: 1, d_expert: 16, n_experts: 4, n_shared: 1}
+space: {iterations: {choice: [1, 2]}, top_k: {choice: [1, 2]}, d_model: {choice: [32, 64]}}
+budget: {flops: [2e10, 6e10]}
+train: {batch_size: 4, seq_len: 32, eval_interval: 100, warmup_steps: 2, threads: 1, lr: LR}
+"""
+
+
+def _spec(tmp_path: Path, lr: float = 3e-3) -> SweepSpec:
+    path = tmp_path / "sim.yaml"
+    path.write_text(SPEC.replace("LR", repr(lr)))
+    return load_spec(path)
+
+
+def _simulate(plan: TrialPlan, seed: int = 0, **kwargs: object) -> RunResult:
+    assert plan.run_spec is not None
+    return simulate(plan.run_spec, noise_key=plan.config_hash, seed=seed, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def spec(tmp_path: Path):  # noqa: ANN201
-    return load_spec(write_spec(tmp_path, train={"eval_interval": 100}))
+def spec(tmp_path: Path) -> SweepSpec:
+    return _spec(tmp_path)
 
 
 def test_law_isoflop_profile_has_interior_minimum() -> None:
@@ -45,9 +64,9 @@ def test_simulate_is_deterministic_and_reports_every_eval(spec) -> None:  # noqa
     budget = budgets(spec)[0]
     plan = plan_trial(spec, budget, {"iterations": 2, "top_k": 2, "d_model": 64})
     reports: list[dict] = []
-    a = simulate(plan, seed=0, report=reports.append)
-    b = simulate(plan, seed=0)
-    c = simulate(plan, seed=1)
+    a = _simulate(plan, seed=0, report=reports.append)
+    b = _simulate(plan, seed=0)
+    c = _simulate(plan, seed=1)
     assert a.status == "ok" and a.simulated
     assert a.final_val_loss == b.final_val_loss != c.final_val_loss
     assert a.steps == plan.steps and a.tokens == plan.steps * 4 * 32
@@ -60,9 +79,9 @@ def test_simulate_is_deterministic_and_reports_every_eval(spec) -> None:  # noqa
 
 
 def test_simulate_diverges_above_the_stability_limit(tmp_path: Path) -> None:
-    spec = load_spec(write_spec(tmp_path, train={"lr": DIVERGE_LR * 2}))
+    spec = _spec(tmp_path, lr=DIVERGE_LR * 2)
     plan = plan_trial(spec, budgets(spec)[0], {"iterations": 1, "top_k": 1, "d_model": 32})
-    result = simulate(plan)
+    result = _simulate(plan)
     assert result.status == "diverged" and "lr" in result.reason
     assert result.final_val_loss is None
 
@@ -73,10 +92,9 @@ def test_shipped_spaces_give_interior_isoflop_minima(name: str) -> None:
     path = REPO / "search_spaces" / name
     if not path.exists():
         pytest.skip(f"{path} not written yet")
-    from coe_sweep.search.candidates import enumerate_candidates
-
     spec = load_spec(path)
-    plans = [p for p in enumerate_candidates(spec) if p.feasible]
+    plans = [p for b in budgets(spec) for p in (plan_trial(spec, b, point) for point in grid_points(spec))
+             if p.feasible]
     by_budget: dict[str, list] = {}
     for p in plans:
         by_budget.setdefault(p.budget_label, []).append(p)
@@ -85,7 +103,7 @@ def test_shipped_spaces_give_interior_isoflop_minima(name: str) -> None:
         sizes = sorted({p.params_active for p in group})
         if len(sizes) < 3:
             continue
-        losses = {p.params_active: simulate(p).final_val_loss for p in group}
+        losses = {p.params_active: _simulate(p).final_val_loss for p in group}
         best_n = min(losses, key=lambda n: losses[n] if losses[n] is not None else math.inf)
         interior += sizes[0] < best_n < sizes[-1]
         assert losses[best_n] is not None, label

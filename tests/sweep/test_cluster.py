@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sweep_helpers import RayNode, mlflow_children, write_spec
 
-from coe_sweep.search.orchestrate import launch, sweep_dir
 from coe_sweep.spec import load_spec
+from coe_sweep.sweep.driver import launch, sweep_dir
 
 pytestmark = pytest.mark.slow
 

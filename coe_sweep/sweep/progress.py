@@ -2,22 +2,32 @@
 
 One model (`SweepProgress`) feeds both the live display of `coe-sweep launch` (updated by the driver's
 Tune callback) and `coe-sweep status` (rebuilt from MLflow by `progress_from_frame`), so the two print
-the same table. No Ray, no MLflow here.
+the same table. No Ray, and MLflow only through the TrackingStore `status_progress` is given.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+import pandas as pd
+import yaml
 from rich.table import Table
 
-OK_STATUS = "ok"
+from coe_sweep.trial import TrialStatus
+from coe_sweep.units import format_elapsed, format_flops
+
+if TYPE_CHECKING:
+    from coe_sweep.spec.schema import SweepSpec
+    from coe_sweep.tracking import SweepSummary, TrackingStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,11 +47,11 @@ class BudgetProgress:
     best_params: dict[str, Any] | None = None
     spent_flops: float = 0.0
 
-    def add_finished(self, status: str, val_loss: float | None, flops: float,
-                     params: dict[str, Any] | None = None, *, pruned: bool = False) -> None:
-        if pruned:
+    def add_finished(self, status: TrialStatus, val_loss: float | None, flops: float,
+                     params: dict[str, Any] | None = None) -> None:
+        if status == TrialStatus.PRUNED:
             self.pruned += 1
-        elif status == OK_STATUS:
+        elif status == TrialStatus.OK:
             self.done += 1
             if val_loss is not None and math.isfinite(val_loss) and (
                     self.best_val_loss is None or val_loss < self.best_val_loss):
@@ -87,21 +97,10 @@ class SweepProgress:
         return self.elapsed_s * remaining / fresh
 
 
-def _fmt_flops(x: float | None) -> str:
-    return "-" if not x else f"{x:.2e}"
-
-
-def _fmt_s(s: float | None) -> str:
-    if s is None:
-        return "?"
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 def render_progress(progress: SweepProgress, *, title: str | None = None) -> Table:
     table = Table(title=title or f"sweep {progress.name}" + (" (simulated)" if progress.simulated else ""),
-                  caption=(f"elapsed {_fmt_s(progress.elapsed_s)} · ETA {_fmt_s(progress.eta_s())} · "
-                           f"FLOPs {_fmt_flops(progress.spent_flops)} / {_fmt_flops(progress.planned_flops)}"))
+                  caption=(f"elapsed {format_elapsed(progress.elapsed_s)} · ETA {format_elapsed(progress.eta_s())} · "
+                           f"FLOPs {format_flops(progress.spent_flops)} / {format_flops(progress.planned_flops)}"))
     for col in ("budget", "done/planned", "running", "failed", "pruned", "rejected", "best val loss", "FLOPs spent"):
         table.add_column(col, justify="left" if col == "budget" else "right")
     for b in progress.budgets.values():
@@ -110,7 +109,7 @@ def render_progress(progress: SweepProgress, *, title: str | None = None) -> Tab
             b.label, f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else "")
             + (f" ({b.interrupted} interrupted)" if b.interrupted else ""),
             str(b.running), str(b.failed), str(b.pruned), str(b.rejected),
-            "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}", f"{_fmt_flops(b.spent_flops)}{frac}")
+            "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}", f"{format_flops(b.spent_flops)}{frac}")
     return table
 
 
@@ -126,8 +125,8 @@ def progress_line(progress: SweepProgress) -> str:
         parts.append(text + (f" ({', '.join(extras)})" if extras else ""))
     frac = f" ({progress.spent_flops / progress.planned_flops:.0%})" if progress.planned_flops else ""
     return (f"sweep {progress.name}: " + (" | ".join(parts) or "starting") +
-            f" · FLOPs {_fmt_flops(progress.spent_flops)} / {_fmt_flops(progress.planned_flops)}{frac}"
-            f" · elapsed {_fmt_s(progress.elapsed_s)} · ETA {_fmt_s(progress.eta_s())}")
+            f" · FLOPs {format_flops(progress.spent_flops)} / {format_flops(progress.planned_flops)}{frac}"
+            f" · elapsed {format_elapsed(progress.elapsed_s)} · ETA {format_elapsed(progress.eta_s())}")
 
 
 class PlainProgress:
@@ -162,7 +161,7 @@ class PlainProgress:
             self._thread.join(timeout=5)
 
 
-def progress_from_frame(name: str, frame: Any, *, start_s: float | None = None,
+def progress_from_frame(name: str, frame: pd.DataFrame | None, *, start_s: float | None = None,
                         end_s: float | None = None) -> SweepProgress:
     """Rebuild progress from a TrackingStore.trials_frame (one row per trial child run)."""
     progress = SweepProgress(name=name)
@@ -176,16 +175,45 @@ def progress_from_frame(name: str, frame: Any, *, start_s: float | None = None,
         b = progress.budget(label)
         if b.budget_flops is None and _num(row.get("budget_flops")):
             b.budget_flops = float(row["budget_flops"])
-        status = row.get("status")
-        reason = str(row.get("reason") or "")
-        if status in (None, "", "running") or (isinstance(status, float) and math.isnan(status)):
+        raw = row.get("status")
+        status = TrialStatus.RUNNING if raw in (None, "") or (isinstance(raw, float) and math.isnan(raw)) \
+            else next((s for s in TrialStatus if s.value == raw), TrialStatus.FAILED)
+        if status == TrialStatus.RUNNING:
             b.running += 1
-            continue
-        if status == "killed":  # stopped with the sweep (SweepTracker.mark_interrupted): not a result
+        elif status == TrialStatus.KILLED:  # stopped with the sweep (SweepTracker.mark_interrupted): no result
             b.interrupted += 1
-            continue
-        b.add_finished(str(status), _num(row.get("final_val_loss")), _num(row.get("train_flops")) or 0.0,
-                       pruned=status == "pruned" or reason.startswith("pruned"))
+        else:
+            b.add_finished(status, _num(row.get("final_val_loss")), _num(row.get("train_flops")) or 0.0)
+    return progress
+
+
+def status_progress(store: TrackingStore, sweep: SweepSummary, frame: pd.DataFrame,
+                    spec: SweepSpec | None) -> SweepProgress:
+    """What `coe-sweep status` shows: the trials MLflow holds, the rejected counts launch logged on the parent
+    run, and the planned trials of `spec` (None: the spec the sweep logged, read back)."""
+    from coe_sweep.search.planned import planned_trials
+    from coe_sweep.spec import validate_spec_data
+    from coe_sweep.tracking import NotFound, TrackingError
+    from coe_sweep.tracking.names import REJECTED_PREFIX
+
+    progress = progress_from_frame(sweep.name, frame, start_s=(sweep.start_time or 0) / 1000 or None,
+                                   end_s=(sweep.end_time / 1000) if sweep.end_time else None)
+    progress.simulated = sweep.simulated
+    try:  # candidates refused before training have no child run; launch counts them on the parent run
+        for key, value in store.sweep_metrics(sweep.id).items():
+            if key.startswith(REJECTED_PREFIX):
+                progress.budget(key[len(REJECTED_PREFIX):]).rejected = int(value)
+    except (TrackingError, NotFound) as exc:
+        log.debug("no rejected counts: %s", exc)
+    if spec is None:  # the spec the sweep logged gives the planned trials and FLOPs
+        try:
+            spec = validate_spec_data(yaml.safe_load(store.spec_yaml(sweep.id)), file="spec.yaml (MLflow)")
+        except Exception as exc:  # noqa: BLE001 - planned figures are optional; progress is still shown
+            log.debug("no planned figures: %s", exc)
+    for planned in planned_trials(spec) if spec is not None else []:
+        bp = progress.budget(planned.budget.label)
+        bp.budget_flops = bp.budget_flops or planned.budget.flops
+        bp.planned_trials, bp.planned_flops = planned.trials, planned.planned_flops
     return progress
 
 
@@ -195,57 +223,3 @@ def _num(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(v) else v
-
-
-def render_summary(outcome: Any) -> list[Table]:
-    """End-of-launch tables from a SweepOutcome: counts per budget, best (or Pareto) configs, rejections."""
-    counts = Table(title=f"sweep {outcome.name}" + (" (simulated)" if outcome.simulated else "")
-                   + f": {_fmt_s(outcome.wall_s)}")
-    for col in ("budget", "FLOPs", "ok", "failed", "pruned", "rejected", "resumed", "best val loss"):
-        counts.add_column(col, justify="left" if col == "budget" else "right")
-    best_table = Table(title="best config per budget")
-    for col in ("budget", "val loss", "config"):
-        best_table.add_column(col)
-    failures = Table(title="failed trials")
-    for col in ("budget", "config", "status", "reason"):
-        failures.add_column(col)
-    for b in outcome.budgets.values():
-        best = b.best()
-        counts.add_row(b.label, _fmt_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)), str(len(b.pruned)),
-                       str(len(b.rejected)), str(sum(t.resumed for t in b.trials)),
-                       "-" if best is None else f"{best.val_loss:.4f}")
-        if best is not None:
-            best_table.add_row(b.label, f"{best.val_loss:.4f}", _fmt_params(best.params))
-        for t in b.failed:
-            failures.add_row(b.label, t.config_hash[:10], t.status, (t.reason or "")[:120])
-    tables = [counts, best_table]
-    if len(outcome.objectives) > 1:
-        pareto = Table(title="Pareto set per budget (" + ", ".join(f"{n} {m}" for n, m in outcome.objectives) + ")")
-        for col in ("budget", *[n for n, _ in outcome.objectives], "config"):
-            pareto.add_column(col)
-        for label in outcome.budgets:
-            for t in outcome.pareto(label):
-                pareto.add_row(label, *[_fmt_num(t.objectives.get(n)) for n, _ in outcome.objectives],
-                               _fmt_params(t.params))
-        tables.append(pareto)
-    if failures.row_count:
-        tables.append(failures)
-    rejected = Table(title="rejected candidates (never trained)")
-    for col in ("budget", "config", "reason"):
-        rejected.add_column(col)
-    for b in outcome.budgets.values():
-        for h, reason in list(b.rejected.items())[:20]:
-            rejected.add_row(b.label, _fmt_params(b.rejected_params.get(h, {})) or h[:10], reason[:120])
-    if rejected.row_count:
-        tables.append(rejected)
-    return tables
-
-
-def _fmt_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
-
-
-def _fmt_num(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.4f}" if abs(x) < 1e4 else f"{x:.3e}"

@@ -1,4 +1,5 @@
-"""Simulated trials: a documented parametric loss law instead of training (`coe-sweep launch --simulate`).
+"""Simulated trials: a runner beside runners.train that evaluates a documented parametric loss law instead of
+training (`coe-sweep launch --simulate`).
 
 Torch-free. It lets the whole pipeline (Ray Tune, Optuna, MLflow, dashboard, analysis) run in
 seconds, for planning a sweep and for fast tests. Nothing here claims to predict real losses.
@@ -8,7 +9,7 @@ The law (Chinchilla form, Hoffmann et al. 2022, eq. 10, refitted to real CPU-sca
     L(N, D) = E + A / N_eff**alpha + B / D**beta + c_lr * ln(lr / lr_opt)**2 + penalties + noise
 
     N      = active non-embedding parameters (coe_sweep.accounting.param_counts: what one token touches)
-    D      = tokens trained (= budget / train_flops_per_token, from the TrialPlan)
+    D      = tokens trained (the RunSpec's horizon, resolved as runners.plan.plan_horizon trains it)
     N_eff  = N * (1 + c_iter * ln C) * (n_experts / K)**gamma
              - C (chain iterations): CoE's iterations act as extra effective capacity with diminishing
                returns (the paper's "more compositions per token"); shared routers (one router for all
@@ -38,7 +39,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from coe_sweep.run import RunResult
+from coe_sweep.accounting import memory_estimate, param_counts
+from coe_sweep.trial import RunResult, RunSpec, TrialStatus
+from runners.plan import plan_horizon
 
 # Constants of the law (see the module docstring). E is the irreducible loss in nats per token.
 # E, A, alpha, B, beta: least-squares fit (soft-L1) to 53 real CPU trials of two iso_flops sweeps on
@@ -83,41 +86,38 @@ def _eval_steps(total_steps: int, interval: int) -> list[int]:
     return [*steps, total_steps] if total_steps > 0 else []
 
 
-def simulate(trial_plan: Any, seed: int = 0, report: Report | None = None,
+def simulate(run_spec: RunSpec, *, noise_key: str, seed: int = 0, report: Report | None = None,
              trial_s: float = 0.0) -> RunResult:
-    """Simulate one trial of `trial_plan` (a coe_sweep.search.candidates.TrialPlan).
+    """Simulate one trial of `run_spec`; `noise_key` (the trial's config hash) and `seed` pick its noise.
 
-    `report` gets the same dicts the real runner sends at each evaluation
+    `report`, when given, gets the same dicts the real runner sends at each evaluation
     ({"step", "tokens", "train_loss", "val_loss", "elapsed_s"}); `trial_s` spreads that many seconds
     of wall time over the evaluations (0: as fast as possible), for demos and kill/resume tests.
     """
-    from coe_sweep.accounting import memory_estimate, param_counts
-
     start = time.perf_counter()
-    spec = trial_plan.run_spec
-    cfg, train = spec.model, spec.train
-    rng = _rng(trial_plan.config_hash, seed)
+    cfg, train = run_spec.model, run_spec.train
+    horizon = plan_horizon(run_spec)
+    rng = _rng(noise_key, seed)
     counts = param_counts(cfg)
     n_eff = effective_params(max(counts.active_non_embedding, 1), cfg.iterations, cfg.top_k, cfg.n_experts,
                              dense=cfg.dense, shared_router=cfg.router_mode == "shared")
-    tokens_per_step = train.batch_size * train.seq_len
-    steps = int(trial_plan.steps)
+    tokens_per_step = horizon.tokens_per_step
     noise = rng.gauss(0.0, NOISE_STD)
     cap = math.log(cfg.vocab_size) + 0.5  # a fresh LM sits near ln(V); the law never goes above it
     memory = memory_estimate(cfg, train.batch_size, train.seq_len)
     result = RunResult(
-        status="ok", train_flops_per_token=float(trial_plan.train_flops_per_token),
-        params_total=int(trial_plan.params_total), params_active=int(trial_plan.params_active),
+        status=TrialStatus.OK, train_flops_per_token=float(horizon.train_flops_per_token),
+        params_total=int(counts.total), params_active=int(counts.active),
         estimated_memory_bytes=int(memory.total), peak_memory_bytes=int(memory.total),
         allocated_after_step_bytes=int(memory.weights + memory.grads + memory.optimizer),
         device="simulated", simulated=True)
-    evals = _eval_steps(steps, train.eval_interval)
-    diverge_step = max(1, min(steps, 3)) if train.lr > DIVERGE_LR else None
+    evals = _eval_steps(horizon.steps, train.eval_interval)
+    diverge_step = max(1, min(horizon.steps, 3)) if train.lr > DIVERGE_LR else None
     for i, step in enumerate(evals):
         if trial_s > 0:
             time.sleep(max(0.0, start + trial_s * (i + 1) / len(evals) - time.perf_counter()))
         if diverge_step is not None and step >= diverge_step:
-            result.status = "diverged"
+            result.status = TrialStatus.DIVERGED
             result.reason = (f"simulated: loss is NaN at step {diverge_step} "
                              f"(train.lr={train.lr} > simulated stability limit {DIVERGE_LR})")
             result.steps = diverge_step
@@ -131,7 +131,7 @@ def simulate(trial_plan: Any, seed: int = 0, report: Report | None = None,
         if report is not None:
             report({"step": step, "tokens": seen_tokens, "train_loss": train_loss, "val_loss": val,
                     "elapsed_s": time.perf_counter() - start})
-    if result.status == "ok" and result.val_curve:
+    if result.status == TrialStatus.OK and result.val_curve:
         result.final_val_loss = result.val_curve[-1][1]
         result.final_train_loss = result.train_curve[-1][1]
     result.tokens = result.steps * tokens_per_step

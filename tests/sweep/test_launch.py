@@ -1,7 +1,7 @@
 """Simulated sweeps end to end on real Ray + Optuna + MLflow (sqlite), one Ray head for the module.
 
 Each sweep connects to the module's head through `cluster.address` (the existing-cluster path); the
-local-Ray path (started and stopped by `launch`) is exercised by tests/search/test_cli_launch.py.
+local-Ray path (started and stopped by `launch`) is exercised by tests/sweep/test_cli_launch.py.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from sweep_helpers import RayNode, mlflow_children, write_spec
 
-from coe_sweep.search.orchestrate import launch, sweep_dir
 from coe_sweep.spec import load_spec
+from coe_sweep.sweep.driver import launch, sweep_dir
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +49,12 @@ def test_simulated_tpe_sweep_end_to_end_then_resume_trains_nothing(tmp_path: Pat
     # best per budget is the minimum of what MLflow holds
     for label, b in out.budgets.items():
         logged = [r.data.metrics["final_val_loss"] for r in children if r.data.params["budget_label"] == label]
-        assert b.best().val_loss == pytest.approx(min(logged))
+        assert b.best().result.final_val_loss == pytest.approx(min(logged))
 
     # relaunch: every trial is already finished -> nothing trained, nothing duplicated
     starts_before = (sweep_dir(spec) / "journal.jsonl").read_text().count('"start"')
     again = launch(spec, simulate=True, progress=False)
-    assert all(t.resumed for t in again.trials) and len(again.trials) == 8
+    assert again.n_resumed == len(again.trials) == 8
     assert (sweep_dir(spec) / "journal.jsonl").read_text().count('"start"') == starts_before
     assert len(mlflow_children(_uri(tmp_path), "e2e")) == 8
 
@@ -77,11 +77,11 @@ def test_nsga2_multi_objective_returns_a_pareto_set(tmp_path: Path, ray_head: Ra
     from coe_sweep.analysis import pareto_front
 
     ok = out.budgets["4e10"].ok
-    frame = pd.DataFrame([{"status": "ok", "final_val_loss": t.objectives["val_loss"],
-                           "peak_memory_bytes": t.objectives["peak_memory_bytes"]} for t in ok])
-    expected = {ok[i].config_hash for i in pareto_front(frame, [("final_val_loss", "min"),
-                                                                ("peak_memory_bytes", "min")])}
-    assert {t.config_hash for t in front} == expected
+    frame = pd.DataFrame([{"status": "ok", "final_val_loss": t.result.final_val_loss,
+                           "peak_memory_bytes": t.result.peak_memory_bytes} for t in ok])
+    expected = {ok[i].identity.key for i in pareto_front(frame, [("final_val_loss", "min"),
+                                                                 ("peak_memory_bytes", "min")])}
+    assert {t.identity.key for t in front} == expected
 
 
 def test_infeasible_suggestions_are_rejected_never_trained(tmp_path: Path, ray_head: RayNode,
@@ -93,7 +93,7 @@ def test_infeasible_suggestions_are_rejected_never_trained(tmp_path: Path, ray_h
     out = launch(spec, simulate=True, progress=False)
     budget = out.budgets["4e10"]
     assert len(budget.ok) == 3
-    assert budget.rejected and all("constraint" in reason for reason in budget.rejected.values())
+    assert budget.rejected and all("constraint" in r.reason for r in budget.rejected.values())
     for run in mlflow_children(_uri(tmp_path), "feas"):
         assert int(run.data.params["model.top_k"]) * int(run.data.params["model.iterations"]) <= 2
     # `status` reads the same rejected count from MLflow (the parent run; rejected configs have no child run)
@@ -118,7 +118,7 @@ def test_grid_runs_every_feasible_point_once(tmp_path: Path, ray_head: RayNode) 
     budget = out.budgets["4e10"]
     # 2 x 2 x 2 distinct configs, top_k <= iterations drops (iterations=1, top_k=2) for both widths
     assert len(budget.ok) == 6 and len(budget.rejected) == 2
-    assert len({t.config_hash for t in budget.trials}) == 6
+    assert len({t.identity.config_hash for t in budget.trials}) == 6
 
 
 def test_failed_trials_are_recorded_and_max_failures_stops(tmp_path: Path, ray_head: RayNode) -> None:
@@ -151,11 +151,12 @@ def test_asha_prunes_or_completes_every_trial(tmp_path: Path, ray_head: RayNode)
     budget = out.budgets["8e10"]
     assert len(budget.ok) + len(budget.pruned) == 6 and not budget.failed
     for t in budget.pruned:
-        record = json.loads((sweep_dir(spec) / "results" / f"{t.config_hash}.json").read_text())
-        assert record["result"]["status"] == "pruned" and record["result"]["reason"].startswith("pruned")
+        record = json.loads((sweep_dir(spec) / "results" / f"{t.identity.config_hash}.json").read_text())
+        assert record["result"]["status"] == "pruned" and record["result"]["reason"].startswith("ASHA stopped it")
     statuses = {r.data.tags["coe_sweep.config_hash"]: (r.data.tags["coe_sweep.status"], r.info.status)
                 for r in mlflow_children(_uri(tmp_path), "asha")}
-    assert {statuses[t.config_hash] for t in budget.pruned} <= {("pruned", "KILLED")}
-    assert {statuses[t.config_hash] for t in budget.ok} == {("ok", "FINISHED")}
+    assert {statuses[t.identity.config_hash] for t in budget.pruned} <= {("pruned", "KILLED")}
+    assert {statuses[t.identity.config_hash] for t in budget.ok} == {("ok", "FINISHED")}
     again = launch(spec, simulate=True, progress=False)  # pruned trials are finished: nothing reruns
-    assert all(t.resumed for t in again.budgets["8e10"].trials) and len(again.budgets["8e10"].pruned) == len(budget.pruned)
+    resumed = again.budgets["8e10"]
+    assert len(resumed.resumed) == len(resumed.trials) == 6 and len(resumed.pruned) == len(budget.pruned)

@@ -3,10 +3,10 @@
 Two simulated sweeps (grid with a bundle, a constraint and diverging trials; random sampling) run on real
 Ray and a real sqlite MLflow store; everything they logged is read back, the values that depend on the
 clock or the machine are replaced by placeholders (wall_s, run ids, times), and the result must equal
-tests/search/golden/simulated_sweep_mlflow.json exactly. Regenerate it (only for an intended change,
+tests/sweep/golden/simulated_sweep_mlflow.json exactly. Regenerate it (only for an intended change,
 saying why in the commit) with:
 
-    COE_SWEEP_WRITE_GOLDEN=1 .venv/bin/python -m pytest -q tests/search/test_golden_mlflow.py
+    COE_SWEEP_WRITE_GOLDEN=1 .venv/bin/python -m pytest -q tests/sweep/test_golden_mlflow.py
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 import yaml
 from sweep_helpers import TINY_MODEL, RayNode, mlflow_children
 
-from coe_sweep.search.orchestrate import launch
 from coe_sweep.spec import load_spec
+from coe_sweep.sweep.driver import launch
 
 GOLDEN = Path(__file__).parent / "golden" / "simulated_sweep_mlflow.json"
 MEASURED = "<measured>"  # a value that depends on the clock (wall seconds)

@@ -1,4 +1,4 @@
-"""Helpers for the orchestration tests (tests/search, tests/faults): tiny specs, Ray processes, MLflow reads.
+"""Helpers for the orchestration tests (tests/sweep, tests/faults): tiny specs, Ray processes, MLflow reads.
 
 Ray processes started by a test (or left behind by a driver killed with -9) are found by their process
 group and by their private temp dir, and killed by PID: never `ray stop` (other people's clusters).

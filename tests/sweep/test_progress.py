@@ -11,13 +11,14 @@ import pandas as pd
 from rich.console import Console
 
 from coe_sweep.console import PIPE_WIDTH
-from coe_sweep.search.progress import (
+from coe_sweep.sweep.progress import (
     PlainProgress,
     SweepProgress,
     progress_from_frame,
     progress_line,
     render_progress,
 )
+from coe_sweep.trial import TrialStatus
 
 
 def _text(table) -> str:  # noqa: ANN001
@@ -30,9 +31,9 @@ def test_counts_best_and_eta() -> None:
     p = SweepProgress("s", start_s=0.0, end_s=10.0)
     b = p.budget("1e12")
     b.planned_trials, b.planned_flops = 4, 4e12
-    b.add_finished("ok", 3.2, 1e12, {"top_k": 2})
-    b.add_finished("ok", 3.0, 1e12, {"top_k": 4})
-    b.add_finished("diverged", None, 1e11)
+    b.add_finished(TrialStatus.OK, 3.2, 1e12, {"top_k": 2})
+    b.add_finished(TrialStatus.OK, 3.0, 1e12, {"top_k": 4})
+    b.add_finished(TrialStatus.DIVERGED, None, 1e11)
     assert (b.done, b.failed, b.best_val_loss, b.best_params) == (2, 1, 3.0, {"top_k": 4})
     # 2.1e12 of 4e12 FLOPs in 10 s: about 9 s left
     assert abs(p.eta_s() - 10 * 1.9e12 / 2.1e12) < 1e-6
@@ -64,8 +65,8 @@ def test_progress_line_says_what_the_table_says() -> None:
     p = SweepProgress("iso", start_s=0.0, end_s=10.0)
     a, b = p.budget("2e11"), p.budget("6e11")
     a.planned_trials, a.planned_flops, b.planned_trials, b.planned_flops = 2, 4e11, 2, 1.2e12
-    a.add_finished("ok", 0.4312, 2e11)
-    a.add_finished("oom", None, 0.0)
+    a.add_finished(TrialStatus.OK, 0.4312, 2e11)
+    a.add_finished(TrialStatus.OOM, None, 0.0)
     b.running = 1
     line = progress_line(p)
     assert line.startswith("sweep iso: ")

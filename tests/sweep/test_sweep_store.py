@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coe_sweep.search.lock import ResultRecord, StorageError, SweepStore
+from coe_sweep.sweep.store import StorageError, SweepStore
+from coe_sweep.trial import FinishedTrial, RunResult, TrialIdentity
 
 
 def test_unwritable_storage_is_a_clear_error(tmp_path: Path) -> None:
@@ -35,7 +36,7 @@ def test_read_only_storage_is_a_clear_error(tmp_path: Path) -> None:
 def test_second_holder_is_refused_across_processes(tmp_path: Path) -> None:
     store = SweepStore.open(tmp_path)
     store.acquire()
-    code = ("import sys; from coe_sweep.search.lock import SweepStore, SweepLocked\n"
+    code = ("import sys; from coe_sweep.sweep.store import SweepStore, SweepLocked\n"
             f"s = SweepStore.open({str(tmp_path)!r})\n"
             "try:\n    s.acquire()\nexcept SweepLocked as e:\n    print('LOCKED', e); sys.exit(3)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -48,16 +49,16 @@ def test_second_holder_is_refused_across_processes(tmp_path: Path) -> None:
 
 def test_result_records_round_trip_and_journal(tmp_path: Path) -> None:
     store = SweepStore.open(tmp_path)
-    rec = ResultRecord("abc123", "1e12", {"top_k": 2}, {"status": "ok", "final_val_loss": 1.5})
-    path = store.write_result(rec)
+    first = TrialIdentity("abc123", 0, "1e12", point={"top_k": 2})
+    trial = FinishedTrial(first, RunResult(status="ok", final_val_loss=1.5, val_curve=[(10, 1.5)]))
+    path = store.write_result(trial)
     assert path.name == "abc123.json"
-    assert store.read_results()["abc123"].result["final_val_loss"] == 1.5
+    assert store.read_results() == {("abc123", 0): trial}
     assert not list(store.results_dir.glob("*.tmp"))
-    store.journal("start", "abc123", budget_label="1e12", params={"top_k": 2})
-    store.journal("start", "def456", budget_label="1e12", params={"top_k": 4})
-    store.journal("finish", "abc123", status="ok")
+    second = TrialIdentity("def456", 0, "1e12", point={"top_k": 4})
+    store.journal("start", first)
+    store.journal("start", second)
+    store.journal("finish", first, status="ok")
     with open(store.journal_path, "a") as f:
         f.write('{"event": "sta')  # a line torn by kill -9
-    assert set(store.unfinished_starts()) == {"def456"}
-    assert store.unfinished_starts()["def456"]["params"] == {"top_k": 4}
-    assert store.start_counts() == {"abc123": 1, "def456": 1}
+    assert store.unfinished_starts() == {("def456", 0): second}

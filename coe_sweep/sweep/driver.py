@@ -1,0 +1,225 @@
+"""Run (or resume) a sweep on Ray Tune: `launch(spec)`.
+
+    SweepStore.open (probe-write) -> lock -> tracker reachable? -> tracker.start (parent run)
+    -> resume (result records + MLflow, keyed by (config hash, seed); re-log what MLflow missed)
+    -> Ray (local, started here, bound to 127.0.0.1; or an existing cluster by cluster.address)
+    -> per budget: Tuner(with_resources(with_parameters(run_trial)), FeasibleOptunaSearch | GridSearch,
+                         ConcurrencyLimiter, optional ASHA, reuse_actors=True); the driver-side callback
+                   writes the sweep store, MLflow and progress; the StopPolicy ends the sweep early
+    -> tracker.finish -> Ray shut down (when started here) -> lock released
+
+Each budget level is its own Tune experiment with its own searcher, so that the searcher learns per budget.
+The driver owns the ledger of trials and hands it to the searchers and the callback explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
+
+from coe_sweep.search.planned import PlannedBudget, planned_trials
+from coe_sweep.spec.schema import SweepSpec
+from coe_sweep.sweep.callback import STORAGE_ERRNOS, TRIAL_RETRIES, DriverCallback, FailureStopper
+from coe_sweep.sweep.ledger import Ledger, StopPolicy
+from coe_sweep.sweep.outcome import SweepOutcome
+from coe_sweep.sweep.progress import PlainProgress, SweepProgress, progress_line, render_progress
+from coe_sweep.sweep.resume import finished_trials
+from coe_sweep.sweep.runtime import (
+    check_resources,
+    local_cpus,
+    max_concurrent,
+    quiet_tune_logging,
+    ray_runtime,
+    sigterm_as_interrupt,
+)
+from coe_sweep.sweep.searchers import FeasibleOptunaSearch, GridSearch
+from coe_sweep.sweep.store import SweepStore
+from coe_sweep.tracking import SweepTracker
+from coe_sweep.trial import PRIMARY_OBJECTIVE, objective_value
+from runners.trainable import run_trial
+
+log = logging.getLogger(__name__)
+
+PLAIN_PROGRESS_S = 30.0  # seconds between progress lines when stderr is not a terminal
+
+
+class SweepExists(RuntimeError):
+    """--no-resume was asked for a sweep that already has finished trials."""
+
+
+def sweep_dir(spec: SweepSpec) -> Path:
+    """The per-sweep storage directory: <cluster.storage_path (default ./sweeps/<name>)>/<spec hash[:12]>.
+
+    Keyed by the spec hash too, so that an edited spec (a different sweep in MLflow) never resumes from
+    another spec's result records; `tracking` and `cluster` are not part of the hash.
+    """
+    root = Path(spec.cluster.storage_path or Path("sweeps") / spec.name).expanduser().absolute()
+    return root / spec.spec_hash()[:12]
+
+
+def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_failures: int | None = None,
+           progress: bool = True, simulate_trial_s: float = 0.0) -> SweepOutcome:
+    """Run (or resume) the sweep `spec`; see the module docstring.
+
+    Raises before anything runs: StorageError (storage path unwritable), SweepLocked (another launch
+    holds this sweep), TrackingUnavailable (MLflow unreachable), SweepExists (resume=False on a sweep
+    with finished trials), ResourceError (the cluster cannot fit one trial).
+    """
+    start_s = time.time()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_tune_logging()
+    store = SweepStore.open(sweep_dir(spec))
+    store.acquire()
+    tracker: SweepTracker | None = None
+    callback: DriverCallback | None = None
+    status, outcome = "FAILED", None
+    try:
+        tracker = SweepTracker(spec.tracking.uri or "", spec.name, spec.to_yaml(), spec.spec_hash(),
+                               journal_dir=store.root / "tracking-journal", experiment=spec.tracking.experiment,
+                               simulated=simulate)
+        tracker.check_reachable()
+        tracker.start()
+        ledger = Ledger.resumed_from(finished_trials(spec, store, tracker, simulated=simulate))
+        if ledger.finished and not resume:
+            raise SweepExists(f"sweep {spec.name!r} already has {len(ledger.finished)} finished trial(s) in "
+                              f"{store.root}; run with --resume to continue it, or change `name` for a new sweep")
+        stop = StopPolicy(max_failures if max_failures is not None else spec.search.max_failures)
+        planned = planned_trials(spec)
+        for pb in planned:  # grid points the planner refused: recorded before anything runs
+            for plan in pb.rejected:
+                ledger.reject(pb.budget.label, plan)
+        live = _progress(spec, planned, ledger, simulate, start_s)
+        callback = DriverCallback(ledger=ledger, store=store, tracker=tracker, progress=live, stop=stop,
+                                  simulated=simulate)
+        with _display(live) if progress else nullcontext(), \
+                ray_runtime(spec.cluster.address, local_cpus(spec)), sigterm_as_interrupt():
+            check_resources(spec)
+            trainable = tune.with_parameters(run_trial, report=tune.report, simulate=simulate,
+                                             simulate_trial_s=simulate_trial_s,
+                                             objectives=tuple(spec.search.objectives))
+            for budget in planned:
+                if stop.stop_requested():
+                    break
+                _run_budget(spec, budget, ledger, store, callback, stop, trainable)
+            status = "FAILED" if stop.stopped_reason else "FINISHED"
+        outcome = SweepOutcome.from_ledger(
+            ledger, {b.budget.label: b.budget.flops for b in planned}, name=spec.name, spec_hash=spec.spec_hash(),
+            tracking_uri=tracker.uri, storage_dir=store.root, objectives=spec.search.objective_modes,
+            simulated=simulate, wall_s=time.time() - start_s, stopped_reason=stop.stopped_reason)
+        return outcome
+    except KeyboardInterrupt:
+        status = "KILLED"
+        if callback is not None:
+            callback.mark_running_interrupted("interrupted: the driver was stopped (Ctrl-C or SIGTERM)")
+        raise
+    finally:
+        if tracker is not None:
+            _finish_tracking(tracker, status, outcome)
+        store.release()
+
+
+def _finish_tracking(tracker: SweepTracker, status: str, outcome: SweepOutcome | None) -> None:
+    try:
+        tracker.finish(status)
+    except Exception:
+        log.exception("tracking: finishing the parent run failed")
+    if outcome is not None:  # the store went away and has not come back: say so, keep the journal
+        outcome.tracking_pending = tracker.pending_writes
+        outcome.tracking_journal = tracker.journal.path
+
+
+def _progress(spec: SweepSpec, planned: list[PlannedBudget], ledger: Ledger, simulated: bool,
+              start_s: float) -> SweepProgress:
+    """Every budget's plan and earlier results up front, so progress and ETA cover the whole sweep."""
+    progress = SweepProgress(spec.name, simulated=simulated, start_s=start_s)
+    for pb in planned:
+        label = pb.budget.label
+        bp = progress.budget(label)
+        bp.budget_flops, bp.planned_trials, bp.planned_flops = pb.budget.flops, pb.trials, pb.planned_flops
+        bp.rejected = len(ledger.rejected.get(label, {}))
+        for trial in ledger.finished_in(label):
+            bp.add_finished(trial.result.status, objective_value(trial.result, PRIMARY_OBJECTIVE),
+                            trial.result.flops, dict(trial.identity.point))
+            bp.resumed += 1
+    return progress
+
+
+def _display(progress: SweepProgress) -> AbstractContextManager[Any]:
+    """The live table on an interactive terminal; elsewhere (logs, CI) one plain progress line on stderr
+    every COE_SWEEP_PROGRESS_S seconds (default 30), since a redrawn table would flood a log."""
+    from rich.live import Live
+
+    from coe_sweep.console import is_terminal, make_console
+
+    if not is_terminal(stderr=True):
+        return PlainProgress(lambda: progress_line(progress), _progress_interval_s())
+    return Live(get_renderable=lambda: render_progress(progress), console=make_console(stderr=True),
+                refresh_per_second=2, transient=False)
+
+
+def _progress_interval_s() -> float:
+    raw = os.environ.get("COE_SWEEP_PROGRESS_S", "")
+    try:
+        value = float(raw) if raw else PLAIN_PROGRESS_S
+    except ValueError:
+        value = PLAIN_PROGRESS_S
+    return value if value > 0 else PLAIN_PROGRESS_S
+
+
+def _asha(spec: SweepSpec) -> ASHAScheduler | None:
+    """ASHA over evaluations: each intermediate report is one evaluation (`training_iteration`)."""
+    asha = spec.search.asha
+    if not asha.enabled:
+        return None
+    interval = max(1, int(spec.train.eval_interval))
+    max_evals = (spec.budget.max_steps or 10**6) // interval + 2  # evals at 0?, every interval, the end
+    return ASHAScheduler(time_attr="training_iteration", metric="val_loss", mode="min", max_t=int(max_evals),
+                         grace_period=int(asha.grace_period), reduction_factor=float(asha.reduction_factor))
+
+
+def _searcher(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: SweepStore) -> Searcher:
+    objectives = spec.search.objective_modes
+    if planned.grid is not None:
+        return GridSearch(list(planned.grid), ledger, objectives)
+    label = planned.budget.label
+    searcher = FeasibleOptunaSearch(spec, planned.budget, ledger, objectives, planned.trials)
+    rerun = [dict(identity.point) for key, identity in store.unfinished_starts().items()
+             if identity.budget_label == label and key not in ledger.finished]
+    searcher.warm_start(ledger.finished_in(label), rerun)
+    return searcher
+
+
+def _run_budget(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: SweepStore,
+                callback: DriverCallback, stop: StopPolicy, trainable: Any) -> None:
+    label = planned.budget.label
+    remaining = planned.trials - len(ledger.finished_in(label))
+    if remaining <= 0:
+        log.info("budget %s: all %d trials already finished", label, planned.trials)
+        return
+    resources = {"cpu": float(spec.cluster.cpus_per_trial), "gpu": float(spec.cluster.gpus_per_trial or 0)}
+    attempt = len(list(store.tune_dir.glob(f"{label}-*")))
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(_searcher(spec, planned, ledger, store), max_concurrent=max_concurrent(spec)),
+            scheduler=_asha(spec), num_samples=remaining, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{label}-{attempt}", storage_path=str(store.tune_dir),
+                                  callbacks=[callback], stop=FailureStopper(stop),
+                                  failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES), verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
+    try:
+        tuner.fit()
+        callback.log_rejected(label)
+    except OSError as exc:  # Tune's own experiment state on a full (or vanished) sweep directory
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        callback.storage_failed("Ray Tune experiment state", exc)

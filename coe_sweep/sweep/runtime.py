@@ -1,0 +1,134 @@
+"""The Ray runtime of a sweep: start or join Ray, size the slots, signals, and Tune's logging.
+
+A local Ray is started bound to 127.0.0.1 in a private temp dir and shut down at the end; an existing
+cluster is joined by address (and left running). SIGTERM is turned into KeyboardInterrupt while the sweep
+runs, so `docker stop` stops it like Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import ray
+
+from coe_sweep.spec.schema import SweepSpec
+
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           # the driver writes its own records; Tune's CSV/JSON/TensorBoard loggers are pure overhead here
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+           # intermediate reports carry val_loss only; failed trials' final reports carry no objectives
+           "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+           # the legacy console engine honours verbose=0 (the new one still prints a config box per budget)
+           "RAY_AIR_NEW_OUTPUT": "0",
+           # Ctrl-C stops the whole sweep: Tune's own SIGINT handler would end only the running experiment
+           "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)  # a failed state save: the reason, no traceback
+QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",)  # warns for the result files we do not write
+
+
+class ResourceError(RuntimeError):
+    """The Ray cluster cannot fit one trial (nothing was trained)."""
+
+
+class _OneLine(logging.Filter):
+    """Folds a record's exception into one line: Tune logs a failed experiment-state save (disk full) with a
+    full traceback, while the sweep's own message already says what happened and what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg, record.args = f"{record.getMessage()}{record.exc_info[1]}", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_tune_logging() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ONE_LINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OneLine) for f in logger.filters):
+            logger.addFilter(_OneLine())
+
+
+@contextmanager
+def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None) -> Iterator[str | None]:
+    """Connect to `address`, or start a local Ray bound to 127.0.0.1 in a private temp dir; always shut down.
+
+    Yields the local temp dir (None on an existing cluster): /tmp/coe-ray-<driver pid>-XXXX (short: Ray's
+    socket paths must fit 107 bytes), so a test that kill -9s a driver can find and reap the Ray processes
+    that outlive it.
+    """
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    temp_dir = None
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:
+        temp_dir = tempfile.mkdtemp(prefix=f"coe-ray-{os.getpid()}-", dir="/tmp")
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _temp_dir=temp_dir,
+                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+    try:
+        yield temp_dir
+    finally:
+        ray.shutdown()
+        if temp_dir:  # logs of a clean run are not kept; a crashed run keeps nothing useful either
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`docker stop`, `kill`) stops the sweep like Ctrl-C. Installed after `ray.init`, whose own
+    handler would otherwise exit the driver on the spot, leaving trials RUNNING in MLflow."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def local_cpus(spec: SweepSpec) -> int:
+    """CPUs of a local Ray: cluster.num_cpus, else enough for max_concurrent trials, else every core."""
+    c = spec.cluster
+    if c.num_cpus:
+        return int(c.num_cpus)
+    if c.max_concurrent:
+        return max(1, math.ceil(c.max_concurrent * float(c.cpus_per_trial)))
+    return os.cpu_count() or 1
+
+
+def max_concurrent(spec: SweepSpec) -> int:
+    """cluster.max_concurrent, else as many trials as the Ray cluster's CPUs (and GPUs) fit."""
+    if spec.cluster.max_concurrent:
+        return int(spec.cluster.max_concurrent)
+    have = ray.cluster_resources()
+    fit = have.get("CPU", 1) / float(spec.cluster.cpus_per_trial)
+    if spec.cluster.gpus_per_trial:
+        fit = min(fit, have.get("GPU", 0) / float(spec.cluster.gpus_per_trial))
+    return max(1, int(fit))
+
+
+def check_resources(spec: SweepSpec) -> None:
+    have = ray.cluster_resources()
+    need_gpu = float(spec.cluster.gpus_per_trial or 0)
+    if need_gpu > have.get("GPU", 0):
+        raise ResourceError(f"cluster.gpus_per_trial: found {need_gpu}; the Ray cluster has "
+                            f"{have.get('GPU', 0)} GPU(s); expected <= that (or 0 for CPU trials)")
+    if float(spec.cluster.cpus_per_trial) > have.get("CPU", 0):
+        raise ResourceError(f"cluster.cpus_per_trial: found {spec.cluster.cpus_per_trial}; the Ray cluster "
+                            f"has {have.get('CPU', 0)} CPU(s); expected <= that")
