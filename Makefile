@@ -34,6 +34,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check coe_sweep runners dashboard tests benchmarks
+	$(BIN)/mypy
 
 bench: install
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
