@@ -83,9 +83,12 @@ def run_trial(config: dict[str, Any], *, spec: Any, report: Report, simulate: bo
     try:
         plan = _plan(spec, config)
         if simulate:
+            from coe_sweep.search.simulate import SimulationLaw
             from coe_sweep.search.simulate import simulate as simulate_trial
 
-            result = simulate_trial(plan, seed=plan.run_spec.train.seed, report=forward, trial_s=simulate_trial_s)
+            law = SimulationLaw.from_mapping(spec.simulate.law_values() if spec.simulate else None)
+            result = simulate_trial(plan, seed=plan.run_spec.train.seed, report=forward, trial_s=simulate_trial_s,
+                                    law=law)
         else:
             from runners.train import train
 

@@ -1,4 +1,5 @@
-"""The simulated loss law: deterministic per config, IsoFLOP parabolas with interior minima, failure path."""
+"""The simulated loss law: deterministic per config, IsoFLOP parabolas with interior minima, failure path,
+constants settable from the spec (`simulate:` / `--set simulate.x=v`) so that tests know the truth."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 from sweep_helpers import write_spec
 
 from coe_sweep.search.candidates import budgets, plan_trial
-from coe_sweep.search.simulate import DIVERGE_LR, effective_params, law_loss, simulate
-from coe_sweep.spec import load_spec
+from coe_sweep.search.simulate import DEFAULT_LAW, SimulationLaw, simulate, trial_noise
+from coe_sweep.spec import SpecError, load_spec
+from coe_sweep.spec.schema import SimulateSection
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +28,7 @@ def test_law_isoflop_profile_has_interior_minimum() -> None:
     n_grid = np.logspace(3, 8, 200)
     optima = []
     for budget_flops in (1e11, 1e12, 1e13):
-        losses = [law_loss(n, budget_flops / (6 * n), 3e-3) for n in n_grid]
+        losses = [DEFAULT_LAW.loss(n, budget_flops / (6 * n), 3e-3) for n in n_grid]
         best = int(np.argmin(losses))
         assert 0 < best < len(n_grid) - 1, budget_flops
         optima.append(n_grid[best])
@@ -34,11 +36,14 @@ def test_law_isoflop_profile_has_interior_minimum() -> None:
 
 
 def test_iterations_and_sparsity_raise_effective_params() -> None:
+    effective_params = DEFAULT_LAW.effective_params
     base = effective_params(1e5, 1, 2, 16)
     assert effective_params(1e5, 2, 2, 16) > base
     assert effective_params(1e5, 2, 2, 16, shared_router=True) < effective_params(1e5, 2, 2, 16)
     assert effective_params(1e5, 1, 2, 32) > base
     assert effective_params(1e5, 1, 16, 16, dense=True) == pytest.approx(1e5)
+    no_gain = SimulationLaw(c_iter=0.0, gamma_sparsity=0.0)
+    assert no_gain.effective_params(1e5, 3, 2, 16) == no_gain.effective_params(1e5, 1, 2, 16) == pytest.approx(1e5)
 
 
 def test_simulate_is_deterministic_and_reports_every_eval(spec) -> None:  # noqa: ANN001
@@ -57,10 +62,54 @@ def test_simulate_is_deterministic_and_reports_every_eval(spec) -> None:  # noqa
     vals = [v for _, v in a.val_curve]
     assert vals[-1] < vals[0]  # it learns
     assert a.estimated_memory_bytes == plan.memory_bytes == a.peak_memory_bytes
+    # the final loss is the noise-free law at the trained tokens plus this (config, seed)'s noise
+    assert a.final_val_loss == pytest.approx(DEFAULT_LAW.plan_loss(plan) + trial_noise(plan.config_hash, 0))
+
+
+def test_final_loss_noise_has_the_set_spread(spec) -> None:  # noqa: ANN001
+    """Over many seeds the final loss scatters around plan_loss with sd sqrt(noise_std^2 + seed_noise_std^2);
+    the seed-shared part is the same for two configs at one seed, so their difference has only the own part."""
+    law = SimulationLaw(noise_std=0.02, seed_noise_std=0.03)
+    budget = budgets(spec)[0]
+    moe = plan_trial(spec, budget, {"iterations": 1, "top_k": 2, "d_model": 64})
+    coe = plan_trial(spec, budget, {"iterations": 2, "top_k": 2, "d_model": 64})
+    seeds = range(400)
+    a = np.array([simulate(moe, seed=s, law=law).final_val_loss for s in seeds]) - law.plan_loss(moe)
+    b = np.array([simulate(coe, seed=s, law=law).final_val_loss for s in seeds]) - law.plan_loss(coe)
+    assert abs(a.mean()) < 3 * 0.036 / 20
+    assert np.std(a, ddof=1) == pytest.approx(math.hypot(0.02, 0.03), rel=0.12)
+    assert np.std(a - b, ddof=1) == pytest.approx(math.sqrt(2) * 0.02, rel=0.12)
+    assert SimulationLaw(c_iter=0.0).plan_loss(coe) > law.plan_loss(coe)  # CoE's capacity gain, set to zero
+    assert SimulationLaw(c_iter=0.0).plan_loss(moe) == law.plan_loss(moe)  # C = 1: ln C = 0, no gain to lose
+
+
+def test_law_constants_from_the_spec_and_set(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, extra={"simulate": {"c_iter": 0.0, "noise_std": 0.02}})
+    spec = load_spec(path)
+    law = SimulationLaw.from_mapping(spec.simulate.law_values())
+    assert law == SimulationLaw(c_iter=0.0, noise_std=0.02)
+    overridden = load_spec(path, ["simulate.c_iter=0.5", "simulate.seed_noise_std=0.01"])
+    assert SimulationLaw.from_mapping(overridden.simulate.law_values()) == SimulationLaw(
+        c_iter=0.5, noise_std=0.02, seed_noise_std=0.01)
+    assert load_spec(write_spec(tmp_path)).simulate is None  # no section: the law's defaults
+    assert spec.spec_hash() != load_spec(write_spec(tmp_path)).spec_hash()  # the truth is part of the identity
+    with pytest.raises(SpecError, match=r"simulate.noise_std.*-0.1.*greater than or equal to 0"):
+        load_spec(path, ["simulate.noise_std=-0.1"])
+    with pytest.raises(SpecError, match=r"unknown field 'c_iteration'.*c_iter"):
+        load_spec(path, ["simulate.c_iteration=0"])
+    with pytest.raises(ValueError, match="c_iteration"):
+        SimulationLaw.from_mapping({"c_iteration": 0.0})
+
+
+def test_simulate_section_mirrors_the_law() -> None:
+    import dataclasses
+
+    assert list(SimulateSection.model_fields) == [f.name for f in dataclasses.fields(SimulationLaw)]
+    assert SimulationLaw.from_mapping(SimulateSection().law_values()) == SimulationLaw()
 
 
 def test_simulate_diverges_above_the_stability_limit(tmp_path: Path) -> None:
-    spec = load_spec(write_spec(tmp_path, train={"lr": DIVERGE_LR * 2}))
+    spec = load_spec(write_spec(tmp_path, train={"lr": DEFAULT_LAW.diverge_lr * 2}))
     plan = plan_trial(spec, budgets(spec)[0], {"iterations": 1, "top_k": 1, "d_model": 32})
     result = simulate(plan)
     assert result.status == "diverged" and "lr" in result.reason
