@@ -6,7 +6,7 @@ its seeds' losses against the level's training FLOPs C, fitted as
     L(C) = E + k * (C / C_ref)**-beta        E >= 0 (irreducible), k > 0, beta in BETA_GRID
 
 by variable projection: for each beta of a log grid, E and k are a weighted linear least squares
-(weights: seeds per level); the best grid point is refined by a parabola in log beta. When the
+(weights: seeds per level); the best grid point is refined on a finer grid and a parabola in log beta. When the
 unconstrained floor would be negative the data do not support one and E sits at 0 (a pure power law);
 the frontier says so. With exactly 3 levels the three parameters pass through the level means.
 
@@ -39,6 +39,7 @@ from scipy import stats
 from coe_sweep.analysis.arms import Cell
 
 BETA_GRID = np.geomspace(0.01, 8.0, 240)
+FINE_POINTS = 25
 N_BOOT = 1000
 LEVEL = 0.95
 MIN_BUDGETS = 3
@@ -86,31 +87,45 @@ def _weighted_ls(w: float, sz: np.ndarray, szz: np.ndarray, sy: np.ndarray, syy:
     return e, k, np.where(k > 0, np.maximum(sse, 0.0), np.inf)
 
 
-def fit_frontiers(flops_N: np.ndarray, y_BN: np.ndarray, w_N: np.ndarray) -> FrontierFit:
-    """Fit every row of y_BN (losses at flops_N, weights w_N) by variable projection (module docstring)."""
-    c_ref = float(np.exp(np.mean(np.log(flops_N))))
-    x_N = np.log(flops_N / c_ref)
-    log_grid = np.log(BETA_GRID)
-    z_GN = np.exp(-BETA_GRID[:, None] * x_N[None, :])
+def _fit_at(log_beta_BK: np.ndarray, x_N: np.ndarray, y_BN: np.ndarray, w_N: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(E, k, SSE) per row b and exponent k of log_beta_BK ((1, K) shares one grid across rows)."""
+    z = np.exp(-np.exp(log_beta_BK)[..., None] * x_N) * w_N  # (B|1, K, N), weighted
     wy_BN = y_BN * w_N
-    _, _, sse_BG = _weighted_ls(float(w_N.sum()), (z_GN @ w_N)[None, :], (z_GN**2 @ w_N)[None, :],
-                                wy_BN.sum(axis=1)[:, None], (wy_BN * y_BN).sum(axis=1)[:, None], wy_BN @ z_GN.T)
-    best_B = np.argmin(sse_BG, axis=1)
-    inner = np.clip(best_B, 1, len(BETA_GRID) - 2)
+    return _weighted_ls(float(w_N.sum()), z.sum(-1), (z * z / w_N).sum(-1), wy_BN.sum(-1)[:, None],
+                        (wy_BN * y_BN).sum(-1)[:, None], (z * y_BN[:, None, :]).sum(-1))
+
+
+def _parabola_step(sse_BK: np.ndarray, best_B: np.ndarray) -> np.ndarray:
+    """Offset (in grid steps, within +-1) of the minimum of a parabola through the best point's neighbours."""
     rows = np.arange(len(best_B))
-    s0, s1, s2 = sse_BG[rows, inner - 1], sse_BG[rows, inner], sse_BG[rows, inner + 1]
+    inner = np.clip(best_B, 1, sse_BK.shape[1] - 2)
+    s0, s1, s2 = sse_BK[rows, inner - 1], sse_BK[rows, inner], sse_BK[rows, inner + 1]
     curvature = s0 - 2 * s1 + s2
     with np.errstate(invalid="ignore", divide="ignore"):
         step = np.where(np.isfinite(curvature) & (curvature > 0), 0.5 * (s0 - s2) / curvature, 0.0)
-    step = np.where(best_B == inner, np.clip(step, -1.0, 1.0), 0.0)
-    dlog = log_grid[1] - log_grid[0]
-    beta_B = np.exp(log_grid[best_B] + step * dlog)
-    z_BN = np.exp(-beta_B[:, None] * x_N[None, :])
-    e_B, k_B, _ = _weighted_ls(float(w_N.sum()), z_BN @ w_N, z_BN**2 @ w_N, wy_BN.sum(axis=1),
-                               (wy_BN * y_BN).sum(axis=1), (wy_BN * z_BN).sum(axis=1))
-    bad = ~np.isfinite(sse_BG[rows, best_B]) | ~(k_B > 0)
+    return np.where(best_B == inner, np.clip(step, -1.0, 1.0), 0.0)
+
+
+def fit_frontiers(flops_N: np.ndarray, y_BN: np.ndarray, w_N: np.ndarray) -> FrontierFit:
+    """Fit every row of y_BN (losses at flops_N, weights w_N) by variable projection (module docstring):
+    the shared log-beta grid, then a fine grid over +-1 coarse step around each row's best, then a parabola."""
+    c_ref = float(np.exp(np.mean(np.log(flops_N))))
+    x_N = np.log(flops_N / c_ref)
+    coarse = np.log(BETA_GRID)
+    _, _, sse_BG = _fit_at(coarse[None, :], x_N, y_BN, w_N)
+    best_B = np.argmin(sse_BG, axis=1)
+    rows = np.arange(len(best_B))
+    fine_K = np.linspace(-1.0, 1.0, FINE_POINTS) * (coarse[1] - coarse[0])
+    log_beta_BK = np.clip(coarse[best_B][:, None] + fine_K[None, :], coarse[0], coarse[-1])
+    _, _, sse_BK = _fit_at(log_beta_BK, x_N, y_BN, w_N)
+    fine_best = np.argmin(sse_BK, axis=1)
+    log_beta_B = log_beta_BK[rows, fine_best] + _parabola_step(sse_BK, fine_best) * (fine_K[1] - fine_K[0])
+    e_B, k_B, sse_B = (v[:, 0] for v in _fit_at(log_beta_B[:, None], x_N, y_BN, w_N))
+    drop_B = k_B * (np.exp(-np.exp(log_beta_B) * x_N.min()) - np.exp(-np.exp(log_beta_B) * x_N.max()))
+    flat = ~(drop_B > 1e-9 * np.abs(y_BN).mean(axis=1))  # no fall over the swept levels (k ~ 0 from rounding)
+    bad = ~np.isfinite(sse_BG[rows, best_B]) | ~np.isfinite(sse_B) | flat
     return FrontierFit(E=np.where(bad, np.nan, e_B), k=np.where(bad, np.nan, k_B),
-                       beta=np.where(bad, np.nan, beta_B), c_ref=c_ref)
+                       beta=np.where(bad, np.nan, np.exp(log_beta_B)), c_ref=c_ref)
 
 
 @dataclass(frozen=True)
