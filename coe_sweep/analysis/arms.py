@@ -42,7 +42,8 @@ def _config_keys(df: pd.DataFrame) -> pd.Series:
     params = sorted(c for c in df.columns if str(c).startswith(C.PARAM_PREFIXES) and c != C.TRAIN_SEED)
     if not params:
         return df[C.CONFIG_HASH].astype(str) if C.CONFIG_HASH in df.columns else df.index.to_series().astype(str)
-    return df[params].astype(str).agg("|".join, axis=1)
+    keys = ["|".join(map(str, row)) for row in df[params].itertuples(index=False, name=None)]
+    return pd.Series(keys, index=df.index, dtype=object)
 
 
 def trial_keys(df: pd.DataFrame) -> pd.DataFrame:

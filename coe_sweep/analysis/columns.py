@@ -29,6 +29,7 @@ FAMILIES = ("moe", "coe", "dense")
 ARM = "arm"  # the architecture a trial belongs to (a spec's bundle name, else derived: moe, coe-C2, ...)
 SEED = "seed"  # 0..search.seeds-1: train.seed of the trial
 TRIAL_ID = "trial_id"  # f"{config_hash[:8]}-s{seed}"
+SIMULATED = "simulated"  # True: the simulated law, not training (`launch --simulate`)
 
 # --- final metrics ---
 FINAL_VAL_LOSS = "final_val_loss"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from coe_sweep.analysis import columns as C
@@ -32,6 +33,7 @@ from coe_sweep.analysis.paired import LEVEL, MeanCI, PairedDifference, mean_ci, 
 SELECTION = ("each arm is represented by its best config (lowest mean final val loss over its seeds) at each "
              "budget or cap; differences pair seed i of the arm with seed i of the baseline")
 FLOPS_TOLERANCE = 0.05  # relative train-FLOPs difference beyond which a level is not iso-compute
+CAP_TOLERANCE = 0.01  # memory or time caps closer than this (relative) are one cap
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,9 @@ def _front(arm_cells: list[Cell], resource: str) -> list[Cell]:
 def _cap_comparisons(all_cells: list[Cell], baseline: str, order: list[str], resource: str,
                      level: float) -> list[CapComparison]:
     fronts = {arm: _front([c for c in all_cells if c.arm == arm], resource) for arm in order}
-    caps = sorted({getattr(c, resource) for front in fronts.values() for c in front})
+    values = sorted({getattr(c, resource) for front in fronts.values() for c in front})
+    # resources within CAP_TOLERANCE of the next one count as equal: the larger cap stands for both
+    caps = [v for v, nxt in zip(values, [*values[1:], np.inf], strict=False) if nxt > v * (1 + CAP_TOLERANCE)]
     out: list[CapComparison] = []
     previous: tuple[str, ...] | None = None
     for cap in caps:
@@ -171,8 +175,12 @@ def compare_arms(df: pd.DataFrame, baseline: str | None = None, *, level: float 
     notes = [] if len(order) > 1 else [f"only one arm ({baseline}) has finished trials: nothing to compare it with"]
     frontiers, multipliers, fit_notes = compute_multipliers(
         {arm: [c for c in all_cells if c.arm == arm] for arm in order}, baseline, n_boot=n_boot, level=level, seed=seed)
+    simulated = C.SIMULATED in df.columns and bool(df[C.SIMULATED].astype(bool).all())
+    if simulated:
+        notes.append("simulated trials: peak memory is the analytic estimate and wall time was not measured "
+                     "(no equal-wall comparison)")
     return Comparison(
         baseline=baseline, arms=order, level=level, budgets=_budget_comparisons(all_cells, baseline, order, level),
         equal_memory=_cap_comparisons(all_cells, baseline, order, C.PEAK_MEMORY_BYTES, level),
-        equal_wall=_cap_comparisons(all_cells, baseline, order, C.WALL_S, level),
+        equal_wall=[] if simulated else _cap_comparisons(all_cells, baseline, order, C.WALL_S, level),
         frontiers=frontiers, multipliers=multipliers, notes=notes + fit_notes)
