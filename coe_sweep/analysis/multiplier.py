@@ -298,10 +298,12 @@ def _arm_multipliers(data: _ArmData, frontier: Frontier, base: _ArmData, base_fr
 
 
 def compute_multipliers(cells_by_arm: dict[str, list[Cell]], baseline: str, *, n_boot: int = N_BOOT,
-                        level: float = LEVEL, seed: int = 0) -> tuple[list[Frontier], list[Multiplier], list[str]]:
+                        level: float = LEVEL, seed: int = 0,
+                        expand: bool = True) -> tuple[list[Frontier], list[Multiplier], list[str]]:
     """Frontiers of every arm with >= MIN_BUDGETS levels, and each arm's multipliers against `baseline`.
 
-    Returns (frontiers, multipliers, notes); notes say why a multiplier is missing.
+    Returns (frontiers, multipliers, notes); notes say why a multiplier is missing. `expand=False` drops
+    the small-sample widening (benchmarks/compare_calibration.py measures what it buys).
     """
     rng = np.random.default_rng(seed)
     data = {arm: _arm_data(arm, cs) for arm, cs in cells_by_arm.items() if cs}
@@ -320,7 +322,7 @@ def compute_multipliers(cells_by_arm: dict[str, list[Cell]], baseline: str, *, n
     base = data[baseline]
     base_draws = None
     if base.dof > 0:
-        base_B = base.select(base.draw(n_boot, rng, _expansion(base.dof, level)))
+        base_B = base.select(base.draw(n_boot, rng, _expansion(base.dof, level) if expand else 1.0))
         base_draws = fit_frontiers(base.flops_L, base_B, base.weights())
     out: list[Multiplier] = []
     for arm, frontier in frontiers.items():
@@ -329,7 +331,8 @@ def compute_multipliers(cells_by_arm: dict[str, list[Cell]], baseline: str, *, n
         d = data[arm]
         boot = None
         if base_draws is not None and d.dof > 0:
-            arm_draws = fit_frontiers(d.flops_L, d.select(d.draw(n_boot, rng, _expansion(d.dof, level))), d.weights())
+            widen = _expansion(d.dof, level) if expand else 1.0
+            arm_draws = fit_frontiers(d.flops_L, d.select(d.draw(n_boot, rng, widen)), d.weights())
             boot = (arm_draws.loss(d.flops_L), base_draws)
         out += _arm_multipliers(d, frontier, base, base_frontier, boot, level, n_boot)
     return list(frontiers.values()), out, notes

@@ -30,10 +30,14 @@ LEVELS = (1e12, 3e12, 1e13)
 WALL_FLOPS_PER_S = 2e9  # a simulated machine: wall time = train FLOPs / this x (1 + 0.2 (C - 1))
 
 
-def arm_spec(arms: dict[str, dict[str, Any]], levels: Sequence[float] = LEVELS, d_models: Sequence[int] = (64,)) -> Any:
+MODEL = {"n_heads": 4, "d_expert": 64, "n_experts": 16, "n_shared": 1}  # search_spaces/coe_vs_moe.yaml's
+
+
+def arm_spec(arms: dict[str, dict[str, Any]], levels: Sequence[float] = LEVELS, d_models: Sequence[int] = (64,),
+             model: dict[str, Any] | None = None) -> Any:
     """A coe_vs_moe-like spec whose `variant` bundle holds the arms (in the given order)."""
     data = {"name": "calibration", "data": {"source": "builtin:arithmetic", "val_tokens": 8192},
-            "model": {"n_heads": 4, "d_expert": 64, "n_experts": 16, "n_shared": 1},
+            "model": dict(model or MODEL),
             "space": {"variant": {"choice": list(arms.values())}, "d_model": {"choice": list(d_models)}},
             "budget": {"flops": list(levels), "min_steps": 1},
             "search": {"algorithm": "grid"},
@@ -59,10 +63,11 @@ class Design:
 
 
 def design(arms: dict[str, dict[str, Any]], law: SimulationLaw, levels: Sequence[float] = LEVELS,
-           d_models: Sequence[int] = (64,), copies: dict[str, str] | None = None) -> Design:
+           d_models: Sequence[int] = (64,), copies: dict[str, str] | None = None,
+           model: dict[str, Any] | None = None) -> Design:
     """Plans for every arm at every level; `copies` {new arm: existing arm} adds an arm with the very same
     configs (an A/A comparison: the true difference is exactly 0) whose noise is drawn independently."""
-    spec = arm_spec(arms, levels, d_models)
+    spec = arm_spec(arms, levels, d_models, model)
     plans: list[tuple[str, TrialPlan]] = []
     for budget in budgets(spec):
         for i, name in enumerate(arms):
