@@ -7,6 +7,7 @@ response model; "nothing to show" is a model with empty lists and a `message`, n
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from dashboard.schemas import (
     ScalingPoint,
 )
 
+log = logging.getLogger(__name__)
 N_BOOT = 1000  # bootstrap resamples per budget (vertex intervals) and per scaling fit
 
 
@@ -226,6 +228,16 @@ def spec_baseline(spec_yaml: str | None) -> str | None:
     analysis = data.get("analysis") if isinstance(data, dict) else None
     baseline = analysis.get("baseline") if isinstance(analysis, dict) else None
     return str(baseline) if baseline else None
+
+
+def stored_spec_baseline(reader: Any, sweep_id: str) -> str | None:
+    """`analysis.baseline` of the spec a sweep logged (reader: a TrackingStore); None when the sweep has no
+    spec artifact (older or hand-written sweeps) or the store cannot give it: the default rule applies."""
+    try:
+        return spec_baseline(reader.spec_yaml(sweep_id))
+    except Exception as exc:  # noqa: BLE001 - MLflow's, the store's or the filesystem's: all mean "no spec"
+        log.debug("no spec baseline for %s: %s", sweep_id, exc)
+        return None
 
 
 def compare(frame: pd.DataFrame, *, sweep_id: str, version: int, baseline: str | None,

@@ -201,12 +201,9 @@ def compare(tracking_uri: str, sweep: str, *, baseline: str | None = None, as_js
     frame, sweep_id = _frame(tracking_uri, sweep)
     spec_default = None
     if baseline is None:
-        from coe_sweep.tracking import TrackingError, TrackingStore
+        from coe_sweep.tracking import TrackingStore
 
-        try:
-            spec_default = answers.spec_baseline(TrackingStore(tracking_uri).spec_yaml(sweep_id))
-        except (TrackingError, OSError, ValueError) as exc:
-            log.debug("no spec baseline for %s: %s", sweep_id, exc)
+        spec_default = answers.stored_spec_baseline(TrackingStore(tracking_uri), sweep_id)
     try:
         out = answers.compare(frame, sweep_id=sweep_id, version=1, baseline=baseline, spec_default=spec_default)
     except ValueError as exc:

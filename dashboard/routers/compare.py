@@ -3,7 +3,6 @@ wall time, and compute multipliers (coe_sweep.analysis.compare)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,7 +12,6 @@ from dashboard.cache import SweepCache, SweepData
 from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
 from dashboard.schemas import CompareOut
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["compare"])
 
 BaselineQ = Annotated[str | None, Query(min_length=1, max_length=200,
@@ -22,14 +20,8 @@ BaselineQ = Annotated[str | None, Query(min_length=1, max_length=200,
 
 
 def spec_default(cache: SweepCache, data: SweepData) -> str | None:
-    """The sweep's `analysis.baseline` from its logged spec (None when there is none or it cannot be read)."""
-    def read() -> str | None:
-        try:
-            return answers.spec_baseline(cache.store.spec_yaml(data.sweep_id))
-        except Exception as exc:  # noqa: BLE001 - an old sweep or a store without artifacts: use the default
-            log.debug("no spec baseline for %s: %s", data.sweep_id, exc)
-            return None
-    return cache.memo(data, "spec-baseline", (), read)
+    """The sweep's `analysis.baseline` from its logged spec, read once per data version."""
+    return cache.memo(data, "spec-baseline", (), lambda: answers.stored_spec_baseline(cache.store, data.sweep_id))
 
 
 @router.get("/sweeps/{sweep}/compare", response_model=CompareOut, responses=NOT_FOUND,

@@ -101,14 +101,14 @@ def append_extras(tracker: Any, base: Plan, *, running: int = 1) -> dict[str, st
 
 
 def seed_sweep(uri: str, name: str, plans: Sequence[Plan], *, journal_dir: str, extra_failures: bool = True,
-               running: int = 1, finish: str | None = "FINISHED") -> dict[str, str]:
+               running: int = 1, finish: str | None = "FINISHED", spec_yaml: str | None = None) -> dict[str, str]:
     """Write `plans` (+ a diverged and a failed trial, + `running` unfinished ones) as one sweep.
 
     Returns {config_hash: run_id}. The parent run stays RUNNING when finish is None.
     """
     from coe_sweep.tracking import SweepTracker
 
-    tracker = SweepTracker(uri, name, f"name: {name}\n", f"spec-{name}", journal_dir=journal_dir)
+    tracker = SweepTracker(uri, name, spec_yaml or f"name: {name}\n", f"spec-{name}", journal_dir=journal_dir)
     tracker.start()
     ids: dict[str, str] = {}
     plans = list(plans)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import ARMS_SWEEP, SWEEP
@@ -55,6 +56,20 @@ def test_compare_json_and_table_equal_the_api(client: TestClient, tracking_uri: 
     for m in api["multipliers"]:
         assert m["text"] in out
     assert "every arm against moe" in out and "Compute multipliers" in out and "Equal measured peak memory" in out
+
+
+def test_compare_baseline_defaults_to_the_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep whose logged spec says `analysis: {baseline: coe-C2}` is compared against coe-C2 unless asked."""
+    import sweepgen
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    plans = list(sweepgen.seeded_arms(budgets=(("1e12", 1e12),), arms=((1, 4), (2, 2)), seeds=2))
+    sweepgen.seed_sweep(uri, "spec-baseline", plans, journal_dir=str(tmp_path / "journal"), extra_failures=False,
+                        running=0, spec_yaml="name: spec-baseline\nanalysis: {baseline: coe-C2}\n")
+    assert main(["compare", "spec-baseline", "--json", "--tracking-uri", uri]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline"] == "coe-C2"
+    assert main(["compare", "spec-baseline", "--json", "--baseline", "moe", "--tracking-uri", uri]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline"] == "moe"
 
 
 @pytest.mark.parametrize("argv,needle", [
