@@ -141,3 +141,18 @@ def test_shipped_spaces_give_interior_isoflop_minima(name: str) -> None:
         assert losses[best_n] is not None, label
     if name == "iso_flops.yaml":
         assert interior == len(by_budget) >= 3
+
+
+def test_a_sweep_trial_simulates_with_the_specs_law(tmp_path: Path) -> None:
+    """The Ray trainable (called directly here: the same function Tune runs) uses the spec's `simulate:`."""
+    from runners.trainable import RUN_RESULT_KEY, run_trial
+
+    spec = load_spec(write_spec(tmp_path, extra={"simulate": {"noise_std": 0.0, "c_iter": 1.0}}))
+    params = {"iterations": 2, "top_k": 2, "d_model": 64}
+    plan = plan_trial(spec, budgets(spec)[0], params)
+    reports: list[dict] = []
+    run_trial({"params": params, "budget_label": plan.budget_label, "config_hash": plan.config_hash},
+              spec=spec, report=reports.append, simulate=True)
+    final = reports[-1][RUN_RESULT_KEY]["final_val_loss"]
+    assert final == pytest.approx(SimulationLaw(noise_std=0.0, c_iter=1.0).plan_loss(plan))
+    assert final != pytest.approx(DEFAULT_LAW.plan_loss(plan))
