@@ -15,6 +15,16 @@ draws fresh seed noise per repetition; every repetition runs the full `compare_a
              small-sample widening of the multiplier bootstrap buys
 
 Rates are over (repetition x level) comparisons; +- is one binomial standard error.
+
+Measured (defaults: 500 repetitions, 1000 bootstrap draws, 3 seeds; 2 shared CPU cores, ~17 min):
+  default  A/A no detectable difference 94.5%, A/A multiplier CI holds 1 96.6%,
+           difference CI coverage 95.3%, multiplier CI coverage 96.5%          (n = 1500 each)
+  paired   A/A 95.5%, difference coverage 95.2%, multiplier coverage 99.9% (conservative: each arm's
+           bootstrap redraws the seed-shared noise that the real pairing cancels), effect above the
+           MDD detected 94.0% (n = 500; the t-test's power predicts 92.8%)
+  widths   A/A 95.9%, difference coverage 96.4% (best of 4 widths per arm and level)
+  methods  mean over n seeds: t interval 94.5-95.3% at n = 2..30; percentile bootstrap 50.9% (n=2),
+           74.7% (3), 83.7% (5), 89.1% (10), 94.0% (30). Multiplier: widened 96.6%, plain 91.6%.
 """
 
 from __future__ import annotations
