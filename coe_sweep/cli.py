@@ -163,7 +163,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _dashboard_query(args: argparse.Namespace, run: object) -> int:
-    """Shared by `pareto` and `optimal`: tracking URI from flag/env, BadInput -> 2, store down -> 1."""
+    """Shared by `pareto`, `optimal` and `compare`: tracking URI from flag/env, BadInput -> 2, store down -> 1."""
     import os
 
     from coe_sweep.tracking import TrackingError
@@ -194,6 +194,12 @@ def _cmd_optimal(args: argparse.Namespace) -> int:
 
     return _dashboard_query(args, lambda uri: optimal(uri, args.sweep, args.flops, max_memory=args.max_memory,
                                                       x=args.x, family=args.family, as_json=args.json))
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from dashboard.terminal import compare
+
+    return _dashboard_query(args, lambda uri: compare(uri, args.sweep, baseline=args.baseline, as_json=args.json))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
     p.set_defaults(func=_cmd_optimal)
+
+    p = sub.add_parser("compare", help="every arm against a baseline arm, with intervals over seeds")
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--baseline", default=None, metavar="ARM",
+                   help="arm to compare against (default: the spec's analysis.baseline, else moe, else the first arm)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

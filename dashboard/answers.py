@@ -1,26 +1,28 @@
-"""The dashboard's answers as pure functions of a trials frame: frontier, scaling, optimum, Pareto, CoE vs MoE.
+"""The dashboard's answers as pure functions of a trials frame: frontier, scaling, optimum, Pareto, arm comparisons.
 
-Routers memoise these per (sweep, data version, params); the CLI (`coe-sweep pareto/optimal`)
+Routers memoise these per (sweep, data version, params); the CLI (`coe-sweep pareto/optimal/compare`)
 calls them directly, so the terminal and the API give the same numbers. Every function returns a
 response model; "nothing to show" is a model with empty lists and a `message`, never an exception.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from coe_sweep.analysis import columns as C
-from coe_sweep.analysis.compare import coe_vs_moe
+from coe_sweep.analysis.arms import arm_order
+from coe_sweep.analysis.compare import SELECTION, compare_arms
 from coe_sweep.analysis.isoflop import IsoFlopProfile, isoflop_profiles
+from coe_sweep.analysis.paired import LEVEL
 from coe_sweep.analysis.pareto import pareto_set
 from coe_sweep.analysis.scaling import NotEnoughData, ScalingFit, nearest_config, scaling_fit
 from dashboard import serialize
 from dashboard.schemas import (
     CompareOut,
-    CompareRow,
     FrontierOut,
     NearestOut,
     Objective,
@@ -31,9 +33,9 @@ from dashboard.schemas import (
     PredictionOut,
     ScalingOut,
     ScalingPoint,
-    TrialBrief,
 )
 
+log = logging.getLogger(__name__)
 N_BOOT = 1000  # bootstrap resamples per budget (vertex intervals) and per scaling fit
 
 
@@ -213,32 +215,51 @@ def pareto(frame: pd.DataFrame, filtered: pd.DataFrame, objectives: list[tuple[s
     return out
 
 
-# --- CoE vs MoE ---------------------------------------------------------------------------------
-def _brief(summary: dict[str, Any] | None, family: str) -> TrialBrief | None:
-    if summary is None:
+# --- arm comparisons ---------------------------------------------------------------------------
+def spec_baseline(spec_yaml: str | None) -> str | None:
+    """`analysis.baseline` of a sweep's logged spec YAML (None when absent or unreadable)."""
+    if not spec_yaml:
         return None
-    return TrialBrief(run_id=_label(summary, C.RUN_ID), final_val_loss=serialize.finite(summary.get(C.FINAL_VAL_LOSS)),
-                      peak_memory_bytes=serialize.finite(summary.get(C.PEAK_MEMORY_BYTES)),
-                      train_flops=serialize.finite(summary.get(C.TRAIN_FLOPS)), family=family,
-                      config=serialize.config_of({**summary, C.FAMILY: family}))
+    import yaml
+
+    try:
+        data = yaml.safe_load(spec_yaml)
+    except yaml.YAMLError:
+        return None
+    analysis = data.get("analysis") if isinstance(data, dict) else None
+    baseline = analysis.get("baseline") if isinstance(analysis, dict) else None
+    return str(baseline) if baseline else None
 
 
-def compare(frame: pd.DataFrame, filtered: pd.DataFrame, *, sweep_id: str, version: int) -> CompareOut:
-    out = CompareOut(sweep_id=sweep_id, data_version=version, rows=[])
-    rows = finished(filtered)
+def stored_spec_baseline(reader: Any, sweep_id: str) -> str | None:
+    """`analysis.baseline` of the spec a sweep logged (reader: a TrackingStore); None when the sweep has no
+    spec artifact (older or hand-written sweeps) or the store cannot give it: the default rule applies."""
+    try:
+        return spec_baseline(reader.spec_yaml(sweep_id))
+    except Exception as exc:  # noqa: BLE001 - MLflow's, the store's or the filesystem's: all mean "no spec"
+        log.debug("no spec baseline for %s: %s", sweep_id, exc)
+        return None
+
+
+def compare(frame: pd.DataFrame, *, sweep_id: str, version: int, baseline: str | None,
+            spec_default: str | None = None) -> CompareOut:
+    """Every arm against the baseline (the query's, else the spec's analysis.baseline, else moe / the
+    first arm). ValueError naming the baseline when it is not an arm of the sweep."""
+    rows = finished(frame)
     if rows.empty:
-        out.message = no_finished_message(frame, None)
-        return out
-    f = serialize.finite
-    for cmp in coe_vs_moe(rows):
-        out.rows.append(CompareRow(
-            budget_label=cmp.budget_label, budget_flops=f(cmp.budget_flops), coe=_brief(cmp.coe, "coe"),
-            moe=_brief(cmp.moe, "moe"), n_coe=cmp.n_coe, n_moe=cmp.n_moe, winner=cmp.winner,
-            loss_diff=f(cmp.loss_diff), loss_rel_diff=f(cmp.loss_rel_diff),
-            peak_memory_diff_bytes=f(cmp.peak_memory_diff_bytes), peak_memory_ratio=f(cmp.peak_memory_ratio),
-            train_flops_diff=f(cmp.train_flops_diff), train_flops_ratio=f(cmp.train_flops_ratio),
-            params_total_diff=f(cmp.params_total_diff), params_active_diff=f(cmp.params_active_diff),
-            notes=list(cmp.notes)))
-    if not any(r.coe and r.moe for r in out.rows):
-        out.message = "no budget has both a finished CoE and a finished MoE trial yet"
+        return CompareOut(sweep_id=sweep_id, data_version=version, baseline=None, arms=[], level=LEVEL,
+                          selection=SELECTION, budgets=[], equal_memory=[], equal_wall=[], frontiers=[],
+                          multipliers=[], message=no_finished_message(frame, None))
+    arms = arm_order(rows)
+    chosen = baseline if baseline is not None else (spec_default if spec_default in arms else None)
+    result = compare_arms(rows, chosen, n_boot=N_BOOT)
+    out = CompareOut(
+        sweep_id=sweep_id, data_version=version, baseline=result.baseline, arms=result.arms, level=result.level,
+        selection=result.selection, budgets=[serialize.budget_compare(b) for b in result.budgets],
+        equal_memory=[serialize.cap_compare(c) for c in result.equal_memory],
+        equal_wall=[serialize.cap_compare(c) for c in result.equal_wall],
+        frontiers=[serialize.arm_frontier(f) for f in result.frontiers],
+        multipliers=[serialize.multiplier(m) for m in result.multipliers], notes=list(result.notes))
+    if len(result.arms) < 2:
+        out.message = result.notes[0] if result.notes else "only one arm has finished trials"
     return out

@@ -36,6 +36,8 @@ class TrackingReader(Protocol):
 
     def trial(self, run_id: str) -> Any: ...
 
+    def spec_yaml(self, sweep: str) -> str: ...
+
 
 class UnknownSweep(LookupError):
     """No sweep has this id or name; `.known` lists the names that exist."""

@@ -171,15 +171,6 @@ class NearestOut(BaseModel):
     n_excluded_memory: int
 
 
-class TrialBrief(BaseModel):
-    run_id: str | None
-    final_val_loss: float | None
-    peak_memory_bytes: float | None
-    train_flops: float | None
-    family: str | None
-    config: dict[str, Scalar] = Field(default_factory=dict)
-
-
 class OptimalOut(BaseModel):
     sweep_id: str
     data_version: int
@@ -219,29 +210,115 @@ class ParetoOut(BaseModel):
     message: str | None = None
 
 
-class CompareRow(BaseModel):
+class MeanCIOut(BaseModel):
+    n: int = Field(description="seeds")
+    mean: float
+    sd: float | None
+    ci: list[float] | None = Field(description="Student t interval over the seeds (None with one seed)")
+
+
+class PairedDifferenceOut(BaseModel):
+    """Arm minus baseline final val loss over the seeds both have (negative: the arm is better)."""
+
+    seeds: list[int]
+    n: int
+    mean: float
+    sd: float | None
+    ci: list[float] | None = Field(description="Student t interval of the mean paired difference")
+    p_value: float | None = Field(description="paired t-test, two-sided")
+    level: float
+    detectable: float | None = Field(description="minimum detectable |difference| (80% power) at this spread and n")
+    seeds_needed: int | None = Field(description="seeds to detect the observed difference with 80% power")
+    verdict: Literal["better", "worse", "no detectable difference", "not enough seeds"]
+    text: str = Field(description="the verdict in words with its interval")
+
+
+class CellOut(BaseModel):
+    """One config of one arm at one budget: its final val loss per seed."""
+
+    arm: str
+    config: str = Field(description="config hash (prefix) of the config")
     budget_label: str
     budget_flops: float | None
-    coe: TrialBrief | None = Field(description="best CoE trial (lowest val loss) at this budget")
-    moe: TrialBrief | None = Field(description="best MoE trial at this budget")
-    n_coe: int
-    n_moe: int
-    winner: Literal["coe", "moe", "tie"] | None
-    loss_diff: float | None = Field(description="CoE minus MoE val loss (negative: CoE better)")
-    loss_rel_diff: float | None
-    peak_memory_diff_bytes: float | None = Field(description="CoE minus MoE measured peak memory")
-    peak_memory_ratio: float | None
-    train_flops_diff: float | None = Field(description="CoE minus MoE train FLOPs")
+    seeds: list[int]
+    losses: list[float]
+    peak_memory_bytes: float | None
+    wall_s: float | None
+    train_flops: float | None
+    describe: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class ArmResultOut(BaseModel):
+    arm: str
+    cell: CellOut = Field(description="the arm's best config here (lowest mean loss over its seeds)")
+    n_configs: int
+    summary: MeanCIOut
+    diff: PairedDifferenceOut | None = Field(description="vs the baseline (None for the baseline itself)")
+    peak_memory_ratio: float | None = Field(description="arm / baseline measured peak memory")
+    wall_s_ratio: float | None = Field(description="arm / baseline measured wall seconds")
     train_flops_ratio: float | None
-    params_total_diff: float | None
-    params_active_diff: float | None
     notes: list[str]
+
+
+class BudgetCompareOut(BaseModel):
+    budget_label: str
+    budget_flops: float | None
+    arms: list[ArmResultOut] = Field(description="the baseline first")
+    notes: list[str]
+
+
+class CapCompareOut(BaseModel):
+    resource: Literal["peak_memory_bytes", "wall_s"]
+    cap: float
+    arms: list[ArmResultOut] = Field(description="each arm's best config within the cap, the baseline first")
+    missing: list[str] = Field(description="arms with no config within the cap")
+
+
+class ArmFrontierOut(BaseModel):
+    """loss = E + k (C / c_ref)^-beta over the arm's levels (its best config per level)."""
+
+    arm: str
+    budgets_flops: list[float]
+    losses: list[float]
+    seeds: list[int]
+    E: float | None
+    k: float | None
+    beta: float | None
+    c_ref: float
+    form: str
+    notes: list[str]
+    curve_flops: list[float]
+    curve_loss: list[float]
+
+
+class MultiplierOut(BaseModel):
+    arm: str
+    baseline: str
+    flops: float = Field(description="the arm's budget level C")
+    loss: float = Field(description="the arm's fitted loss at C")
+    baseline_flops: float | None = Field(description="compute at which the baseline's frontier reaches it")
+    multiplier: float | None = Field(description="baseline_flops / flops (> 1: the arm saves compute)")
+    ci: list[float | None] | None = Field(description="bootstrap interval; upper None: unbounded")
+    level: float
+    extrapolated: bool
+    n_boot: int
+    text: str
+    warnings: list[str]
 
 
 class CompareOut(BaseModel):
     sweep_id: str
     data_version: int
-    rows: list[CompareRow]
+    baseline: str | None
+    arms: list[str] = Field(description="the baseline first")
+    level: float
+    selection: str = Field(description="how an arm's config is chosen and how seeds pair")
+    budgets: list[BudgetCompareOut] = Field(description="equal training FLOPs: per budget level")
+    equal_memory: list[CapCompareOut] = Field(description="equal measured peak memory: per cap")
+    equal_wall: list[CapCompareOut] = Field(description="equal measured wall time: per cap")
+    frontiers: list[ArmFrontierOut]
+    multipliers: list[MultiplierOut]
+    notes: list[str] = Field(default_factory=list)
     message: str | None = None
 
 

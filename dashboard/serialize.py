@@ -19,9 +19,17 @@ from pydantic import BaseModel
 
 from coe_sweep.analysis import columns as C
 from dashboard.schemas import (
+    ArmFrontierOut,
+    ArmResultOut,
+    BudgetCompareOut,
     BudgetOut,
+    CapCompareOut,
+    CellOut,
     FrontierBudget,
     FrontierPoint,
+    MeanCIOut,
+    MultiplierOut,
+    PairedDifferenceOut,
     ParabolaFit,
     Scalar,
     SweepOut,
@@ -161,3 +169,55 @@ def frontier_budget(profile: Any) -> FrontierBudget:
                           best_x=finite(profile.best_x), best_loss=finite(profile.best_loss), points=points,
                           fit=fit, warnings=[str(getattr(w, "value", w)) for w in profile.warnings],
                           notes=[str(n) for n in profile.notes])
+
+
+# --- arm comparisons ----------------------------------------------------------------------------
+def _cell(cell: Any) -> CellOut:
+    return CellOut(arm=cell.arm, config=cell.config, budget_label=cell.budget_label, budget_flops=finite(cell.budget_flops),
+                   seeds=list(cell.seeds), losses=[float(v) for v in cell.losses],
+                   peak_memory_bytes=finite(cell.peak_memory_bytes), wall_s=finite(cell.wall_s),
+                   train_flops=finite(cell.train_flops), describe={k: scalar(v) for k, v in cell.describe.items()})
+
+
+def _paired(diff: Any) -> PairedDifferenceOut | None:
+    if diff is None:
+        return None
+    return PairedDifferenceOut(seeds=list(diff.seeds), n=diff.n, mean=float(diff.mean), sd=finite(diff.sd),
+                               ci=finite_pair(diff.ci), p_value=finite(diff.p_value), level=float(diff.level),
+                               detectable=finite(diff.detectable), seeds_needed=diff.seeds_needed,
+                               verdict=diff.verdict, text=diff.text)
+
+
+def arm_result(result: Any) -> ArmResultOut:
+    s = result.summary
+    return ArmResultOut(arm=result.arm, cell=_cell(result.cell), n_configs=result.n_configs,
+                        summary=MeanCIOut(n=s.n, mean=float(s.mean), sd=finite(s.sd), ci=finite_pair(s.ci)),
+                        diff=_paired(result.diff), peak_memory_ratio=finite(result.peak_memory_ratio),
+                        wall_s_ratio=finite(result.wall_s_ratio), train_flops_ratio=finite(result.train_flops_ratio),
+                        notes=list(result.notes))
+
+
+def budget_compare(budget: Any) -> BudgetCompareOut:
+    return BudgetCompareOut(budget_label=budget.budget_label, budget_flops=finite(budget.budget_flops),
+                            arms=[arm_result(a) for a in budget.arms], notes=list(budget.notes))
+
+
+def cap_compare(cap: Any) -> CapCompareOut:
+    return CapCompareOut(resource=cap.resource, cap=float(cap.cap), arms=[arm_result(a) for a in cap.arms],
+                         missing=list(cap.missing))
+
+
+def arm_frontier(frontier: Any) -> ArmFrontierOut:
+    curve_flops, curve_loss = frontier.curve()
+    return ArmFrontierOut(arm=frontier.arm, budgets_flops=list(frontier.budgets_flops), losses=list(frontier.losses),
+                          seeds=list(frontier.seeds), E=finite(frontier.E), k=finite(frontier.k),
+                          beta=finite(frontier.beta), c_ref=float(frontier.c_ref), form=frontier.form,
+                          notes=list(frontier.notes), curve_flops=curve_flops, curve_loss=curve_loss)
+
+
+def multiplier(m: Any) -> MultiplierOut:
+    ci = None if m.ci is None else [finite(m.ci[0]), finite(m.ci[1])]
+    return MultiplierOut(arm=m.arm, baseline=m.baseline, flops=float(m.flops), loss=float(m.loss),
+                         baseline_flops=finite(m.baseline_flops), multiplier=finite(m.multiplier), ci=ci,
+                         level=float(m.level), extrapolated=bool(m.extrapolated), n_boot=int(m.n_boot), text=m.text,
+                         warnings=list(m.warnings))

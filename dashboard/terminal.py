@@ -1,6 +1,6 @@
-"""The terminal side of the dashboard: `coe-sweep dashboard`, `coe-sweep pareto`, `coe-sweep optimal`.
+"""The terminal side of the dashboard: `coe-sweep dashboard`, `pareto`, `optimal` and `compare`.
 
-`pareto` and `optimal` compute exactly what the API answers (dashboard.answers over the tracking
+`pareto`, `optimal` and `compare` compute exactly what the API answers (dashboard.answers over the tracking
 store's trials frame) and render it as rich tables, or print the same JSON as the API with --json.
 Bad input (unknown sweep, objective, size) raises `BadInput`, which the CLI turns into exit 2.
 """
@@ -18,7 +18,7 @@ from coe_sweep.console import make_console
 from coe_sweep.trial import OBJECTIVES
 from coe_sweep.units import format_bytes, parse_bytes
 from dashboard import answers
-from dashboard.schemas import OptimalOut, ParetoOut
+from dashboard.schemas import CompareOut, OptimalOut, ParetoOut
 from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,4 +158,83 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
         console.print(table)
     if out.message:
         console.print(f"[yellow]{out.message}[/yellow]")
+    return out
+
+
+def _interval(ci: list[float] | None, digits: int = 3) -> str:
+    return "-" if ci is None else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
+
+
+def _describe(cell: Any) -> str:
+    d = cell.describe
+    parts = [f"{key}={d[name]}" for key, name in (("C", "iterations"), ("K", "top_k"), ("L", "n_layers"),
+                                                  ("d", "d_model")) if d.get(name) is not None]
+    return " ".join(parts) or cell.config
+
+
+def _arm_rows(table: Table, label: str, arms: list[Any], baseline: str | None) -> None:
+    for a in arms:
+        s, d = a.summary, a.diff
+        mean = f"{s.mean:.4f}" + ("" if s.ci is None else f" ± {(s.ci[1] - s.ci[0]) / 2:.4f}")
+        table.add_row(label, a.arm, _describe(a.cell), str(s.n), mean,
+                      "-" if d is None else f"{d.mean:+.4f}", "-" if d is None else _interval(d.ci),
+                      "-" if d is None or d.p_value is None else f"{d.p_value:.3g}",
+                      "baseline" if a.arm == baseline else (d.verdict if d else "-"),
+                      "-" if d is None or d.detectable is None else f"{d.detectable:.4f}",
+                      _fmt(a.peak_memory_ratio), _fmt(a.wall_s_ratio))
+
+
+def _compare_table(title: str, groups: list[tuple[str, list[Any]]], baseline: str | None) -> Table:
+    table = Table(title=title)
+    for name in ("budget/cap", "arm", "config", "seeds", "mean loss ± CI", "diff vs base", "diff CI", "p",
+                 "verdict", "MDD", "mem ratio", "wall ratio"):
+        table.add_column(name, justify="right", no_wrap=name not in ("verdict", "config"))
+    for label, arms in groups:
+        _arm_rows(table, label, arms, baseline)
+        table.add_section()
+    return table
+
+
+def compare(tracking_uri: str, sweep: str, *, baseline: str | None = None, as_json: bool = False,
+            console: Console | None = None) -> CompareOut:
+    """Print every arm against the baseline (per budget, equal memory, equal wall time, multipliers)."""
+    console = console or make_console()
+    frame, sweep_id = _frame(tracking_uri, sweep)
+    spec_default = None
+    if baseline is None:
+        from coe_sweep.tracking import TrackingStore
+
+        spec_default = answers.stored_spec_baseline(TrackingStore(tracking_uri), sweep_id)
+    try:
+        out = answers.compare(frame, sweep_id=sweep_id, version=1, baseline=baseline, spec_default=spec_default)
+    except ValueError as exc:
+        raise BadInput(f"--{exc}") from None
+    if as_json:
+        console.print_json(out.model_dump_json())
+        return out
+    pct = int(round(out.level * 100))
+    console.print(f"{sweep}: every arm against [bold]{out.baseline}[/bold]; {out.selection}", soft_wrap=True)
+    console.print(_compare_table(f"Equal training FLOPs ({pct}% CI over seeds; diff = arm - baseline, < 0 better)",
+                                 [(b.budget_label, b.arms) for b in out.budgets], out.baseline))
+    for a in (a for b in out.budgets for a in b.arms if a.diff is not None):
+        console.print(f"  {a.cell.budget_label} {a.arm}: {a.diff.text}"  # type: ignore[union-attr]
+                      + (f"; ~{a.diff.seeds_needed} seeds would detect {a.diff.mean:+.4f}"  # type: ignore[union-attr]
+                         if a.diff.seeds_needed else ""), highlight=False, soft_wrap=True)  # type: ignore[union-attr]
+    if out.multipliers:
+        table = Table(title=f"Compute multipliers (baseline {out.baseline}: compute it needs to match the arm)")
+        for name in ("arm", "at FLOPs", "baseline needs", "multiplier", f"{pct}% CI", "warnings"):
+            table.add_column(name, justify="right")
+        for m in out.multipliers:
+            ci = "-" if m.ci is None else f"{_fmt(m.ci[0])}-{'unbounded' if m.ci[1] is None else _fmt(m.ci[1])}"
+            table.add_row(m.arm, _fmt(m.flops), _fmt(m.baseline_flops), _fmt(m.multiplier), ci, "; ".join(m.warnings))
+        console.print(table)
+        for m in out.multipliers:
+            console.print(f"  {m.text}", highlight=False, soft_wrap=True)
+    for title, caps, fmt in (("Equal measured peak memory", out.equal_memory, format_bytes),
+                             ("Equal measured wall time", out.equal_wall, lambda v: f"{v:.4g} s")):
+        if caps:
+            console.print(_compare_table(f"{title}: each arm's best config within the cap",
+                                         [(f"<= {fmt(c.cap)}", c.arms) for c in caps], out.baseline))
+    for note in [*out.notes, *([out.message] if out.message else [])]:
+        console.print(f"[yellow]{note}[/yellow]", soft_wrap=True)
     return out

@@ -64,7 +64,8 @@ def _forward_evals(report: Report, start_s: float) -> Report:
 
 
 def run_trial(config: dict[str, Any], *, report: Report, simulate: bool = False, simulate_trial_s: float = 0.0,
-              objectives: tuple[str, ...] = ("val_loss",), intermediate: bool = True) -> None:
+              objectives: tuple[str, ...] = ("val_loss",), intermediate: bool = True,
+              simulate_law: Mapping[str, float] | None = None) -> None:
     """Ray Tune function trainable (see the module docstring). Returns nothing: it reports."""
     start_s = time.perf_counter()
     forward = _forward_evals(report, start_s) if intermediate else None
@@ -72,10 +73,11 @@ def run_trial(config: dict[str, Any], *, report: Report, simulate: bool = False,
     try:
         run_spec = RunSpec.from_dict(config[RUN_SPEC_KEY])
         if simulate:
+            from runners.simulated import SimulationLaw
             from runners.simulated import simulate as simulate_trial
 
             result = simulate_trial(run_spec, noise_key=identity.config_hash, seed=identity.seed, report=forward,
-                                    trial_s=simulate_trial_s)
+                                    trial_s=simulate_trial_s, law=SimulationLaw.from_mapping(simulate_law))
         else:
             from runners.train import train
 

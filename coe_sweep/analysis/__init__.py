@@ -1,9 +1,9 @@
-"""Fits and frontiers over a sweep's trials frame: IsoFLOP profiles, scaling laws, CoE-vs-MoE, Pareto sets.
+"""Fits and frontiers over a sweep's trials frame: IsoFLOP profiles, scaling laws, arm comparisons, Pareto sets.
 
 numpy/scipy/pandas only (no web, no MLflow, no torch). Column and objective names live in `columns`.
 """
 
-from coe_sweep.analysis.compare import BudgetComparison, coe_vs_moe, comparison_frame
+from coe_sweep.analysis.compare import BudgetComparison, Comparison, compare_arms
 from coe_sweep.analysis.isoflop import IsoFlopProfile, IsoFlopWarning, isoflop_profiles
 from coe_sweep.analysis.pareto import (
     ParetoSet,
@@ -25,8 +25,8 @@ from coe_sweep.analysis.scaling import (
 )
 
 __all__ = [
-    "BudgetComparison", "IsoFlopProfile", "IsoFlopWarning", "LossLaw", "NearestConfig", "NotEnoughData",
-    "ParetoSet", "PowerLaw", "Prediction", "ScalingFit", "coe_vs_moe", "comparison_frame", "first_front_mask",
+    "BudgetComparison", "Comparison", "IsoFlopProfile", "IsoFlopWarning", "LossLaw", "NearestConfig",
+    "NotEnoughData", "ParetoSet", "PowerLaw", "Prediction", "ScalingFit", "compare_arms", "first_front_mask",
     "isoflop_profiles", "nearest_config", "non_dominated_sort", "pareto_front", "pareto_set",
     "resolve_objectives", "scaling_fit",
 ]

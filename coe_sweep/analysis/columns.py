@@ -28,6 +28,10 @@ BUDGET_LABEL = "budget_label"
 BUDGET_FLOPS = "budget_flops"
 FAMILY = "family"
 FAMILIES = ("moe", "coe", "dense")
+ARM = "arm"  # the architecture a trial belongs to (a spec's bundle name, else derived: moe, coe-C2, ...)
+SEED = "seed"  # 0..search.seeds-1: train.seed of the trial
+TRIAL_ID = "trial_id"  # f"{config_hash[:8]}-s{seed}"
+SIMULATED = "simulated"  # True: the simulated law, not training (`launch --simulate`)
 
 # --- final metrics ---
 FINAL_VAL_LOSS = "final_val_loss"
@@ -49,6 +53,7 @@ N_LAYERS = "model.n_layers"
 D_MODEL = "model.d_model"
 D_EXPERT = "model.d_expert"
 DENSE = "model.dense"
+TRAIN_SEED = "train.seed"
 PARAM_PREFIXES = ("model.", "train.", "data.")
 
 # The "config family" a scaling answer names: what one changes to move along the frontier.

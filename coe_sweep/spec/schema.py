@@ -237,6 +237,32 @@ class SearchSection(Section):
         return 8 if self.trials_per_budget is None else self.trials_per_budget
 
 
+class SimulateSection(Section):
+    """Constants of the simulated loss law (`launch --simulate`): mirrors
+    `runners.simulated.SimulationLaw` (a test holds the two in sync). Unset fields keep the
+    law's defaults; tests set the arm effects and the noise so that they know the true answer."""
+
+    e_loss: float | None = Field(None, ge=0, le=100, description="Irreducible loss E (nats/token).")
+    a_params: float | None = Field(None, ge=0, le=1e30, description="Capacity coefficient A.")
+    alpha: float | None = Field(None, gt=0, le=10, description="Capacity exponent alpha.")
+    b_tokens: float | None = Field(None, ge=0, le=1e30, description="Data coefficient B.")
+    beta: float | None = Field(None, gt=0, le=10, description="Data exponent beta.")
+    c_iter: float | None = Field(None, ge=0, le=100, description="CoE effective-capacity gain per ln(iterations).")
+    shared_router_share: float | None = Field(None, ge=0, le=100, description="Share of c_iter a shared router keeps.")
+    gamma_sparsity: float | None = Field(None, ge=0, le=10, description="Exponent of n_experts / top_k.")
+    c_lr: float | None = Field(None, ge=0, le=100, description="Curvature of the loss in ln(lr / lr_opt).")
+    lr_opt: float | None = Field(None, gt=0, le=10, description="Learning rate of the lowest loss.")
+    no_inner_residual_penalty: float | None = Field(None, ge=-100, le=100, description="Loss added without the inner residual.")
+    outer_residual_penalty: float | None = Field(None, ge=-100, le=100, description="Loss added with the outer residual.")
+    noise_std: float | None = Field(None, ge=0, le=100, description="Std of each (config, seed)'s own final-loss noise.")
+    seed_noise_std: float | None = Field(None, ge=0, le=100, description="Std of the noise a seed shares across configs.")
+    diverge_lr: float | None = Field(None, gt=0, le=1e6, description="Trials with a larger lr diverge.")
+
+    def law_values(self) -> dict[str, float]:
+        """The constants this section sets (for `SimulationLaw.from_mapping`)."""
+        return self.model_dump(exclude_none=True)
+
+
 class SweepSpec(Section):
     """One sweep: a search space over model/training fields, trained under compute budgets."""
 
@@ -254,6 +280,7 @@ class SweepSpec(Section):
     budget: BudgetSection = Field(..., description="Compute per trial, iso-compute band, memory cap, step bounds.")
     search: SearchSection = Field(default_factory=SearchSection, description="Algorithm and objectives.")
     train: TrainSection = Field(default_factory=TrainSection, description="Optimisation (TrainConfig).")
+    simulate: SimulateSection | None = Field(None, description="Simulated-law constants for `launch --simulate`.")
 
     @field_validator("constraints")
     @classmethod
@@ -292,6 +319,10 @@ class SweepSpec(Section):
                 data[section].pop(name, None)
         data["space"] = {k: v.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
                          for k, v in self.space.items()}
+        if self.simulate is None:  # absent, it leaves the identity of every sweep written before it as it was
+            data.pop("simulate")
+        else:
+            data["simulate"] = self.simulate.law_values()
         return data
 
     def spec_hash(self, length: int = 16) -> str:

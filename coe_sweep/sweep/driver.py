@@ -105,6 +105,7 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
             check_resources(spec)
             trainable = tune.with_parameters(run_trial, report=tune.report, simulate=simulate,
                                              simulate_trial_s=simulate_trial_s,
+                                             simulate_law=spec.simulate.law_values() if spec.simulate else None,
                                              objectives=tuple(spec.search.objectives))
             for budget in planned:
                 if stop.stop_requested():

@@ -1,6 +1,6 @@
 """The HTML page (sweep list and one sweep) and its static assets, each a fixed file of this package.
 
-No route takes a path from the request: the three assets are named here, the page templates are
+No route takes a path from the request: the four assets are named here, the page templates are
 two files beside them, and Plotly's JavaScript is the one `plotly.min.js` inside the installed
 `plotly` package (no CDN, so the page works offline).
 """
@@ -24,6 +24,7 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 _ASSETS = {
     "dashboard.js": (STATIC_DIR / "dashboard.js", "text/javascript"),
+    "compare.js": (STATIC_DIR / "compare.js", "text/javascript"),
     "dashboard.css": (STATIC_DIR / "dashboard.css", "text/css"),
     "plotly.min.js": (PLOTLY_JS, "text/javascript"),
 }
@@ -50,6 +51,11 @@ def _asset(name: str) -> FileResponse:
 @router.get("/static/dashboard.js")
 def dashboard_js() -> FileResponse:
     return _asset("dashboard.js")
+
+
+@router.get("/static/compare.js")
+def compare_js() -> FileResponse:
+    return _asset("compare.js")
 
 
 @router.get("/static/dashboard.css")

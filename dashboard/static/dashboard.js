@@ -178,7 +178,7 @@ async function drawPareto() {
   }, { responsive: true, displaylogo: false });
 }
 
-// ---- CoE vs MoE table -------------------------------------------------------------------------
+// ---- tables -----------------------------------------------------------------------------------
 function cell(row, text, cls) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -192,29 +192,7 @@ function header(table, names) {
   table.tHead.replaceChildren(tr);
 }
 
-async function drawCompare() {
-  const data = await getJSON(api("/compare"));
-  setMessage("compare-message", data.message);
-  const table = $("compare-table");
-  header(table, ["budget", "CoE loss", "CoE config", "MoE loss", "MoE config", "loss CoE-MoE", "peak mem CoE-MoE", "FLOPs CoE/MoE", "winner", "notes"]);
-  const body = document.createElement("tbody");
-  for (const r of data.rows) {
-    const tr = document.createElement("tr");
-    const desc = (b) => (b ? "C=" + fmt(b.config.iterations) + " K=" + fmt(b.config.top_k) + " N=" + fmt(b.config.n_experts) + " L=" + fmt(b.config.n_layers) : "-");
-    cell(tr, r.budget_label);
-    cell(tr, r.coe ? fmt(r.coe.final_val_loss) : "-", r.winner === "coe" ? "better" : "");
-    cell(tr, desc(r.coe));
-    cell(tr, r.moe ? fmt(r.moe.final_val_loss) : "-", r.winner === "moe" ? "better" : "");
-    cell(tr, desc(r.moe));
-    cell(tr, fmt(r.loss_diff), r.loss_diff === null ? "" : r.loss_diff < 0 ? "better" : "worse");
-    cell(tr, r.peak_memory_diff_bytes === null ? "" : (r.peak_memory_diff_bytes < 0 ? "-" : "+") + fmtBytes(Math.abs(r.peak_memory_diff_bytes)));
-    cell(tr, fmt(r.train_flops_ratio));
-    cell(tr, r.winner || "-");
-    cell(tr, r.notes.join("; "));
-    body.appendChild(tr);
-  }
-  table.tBodies[0].replaceWith(body);
-}
+// the arms section (drawCompare, initCompare) is in compare.js
 
 // ---- trials table -----------------------------------------------------------------------------
 let trialColumns = TABLE_COLUMNS;
@@ -300,6 +278,7 @@ async function initSweep() {
   state.sweep = document.body.dataset.sweepId;
   for (const id of ["x-axis", "family"]) $(id).addEventListener("change", () => { state.offset = 0; drawAll(); });
   $("predict").addEventListener("click", predict);
+  initCompare();
   $("trials-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_ROWS); drawTrials(); });
   $("trials-next").addEventListener("click", () => {
     if (state.offset + PAGE_ROWS < state.total) { state.offset += PAGE_ROWS; drawTrials(); }

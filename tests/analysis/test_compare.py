@@ -1,72 +1,113 @@
-"""CoE vs MoE per budget on a small hand-made frame."""
+"""Arm comparisons on small hand-made frames: which cells are compared, baselines, the three meanings of equal."""
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pandas as pd
 import pytest
 
-from coe_sweep.analysis import coe_vs_moe, comparison_frame
+from coe_sweep.analysis import compare_arms
+from coe_sweep.analysis.arms import cells, trial_keys
+from coe_sweep.analysis.paired import paired_difference
+
+COLUMNS = ["run_id", "config_hash", "arm", "seed", "status", "budget_label", "budget_flops", "final_val_loss",
+           "train_flops", "peak_memory_bytes", "wall_s", "model.iterations"]
 
 
 def _frame() -> pd.DataFrame:
-    rows = [
-        # budget 1e13: best CoE is c2 (1.10), best MoE is m2 (1.15); c0 is better but failed; c3 NaN loss
-        ("c1", "1e13", 1e13, "coe", "ok", 1.20, 210, 1.00e13, 2000, 800, "2"),
-        ("c2", "1e13", 1e13, "coe", "ok", 1.10, 200, 1.01e13, 2200, 900, "2"),
-        ("c0", "1e13", 1e13, "coe", "failed", 0.50, 100, 1.0e13, 2000, 800, "2"),
-        ("c3", "1e13", 1e13, "coe", "ok", np.nan, 100, 1.0e13, 2000, 800, "3"),
-        ("m1", "1e13", 1e13, "moe", "ok", 1.30, 140, 1.00e13, 4000, 700, "1"),
-        ("m2", "1e13", 1e13, "moe", "ok", 1.15, 150, 1.00e13, 4400, 800, "1"),
-        ("d1", "1e13", 1e13, "dense", "ok", 1.00, 100, 1.00e13, 500, 500, "1"),  # not part of the comparison
-        # budget 1e14: MoE only
-        ("m3", "1e14", 1e14, "moe", "ok", 1.05, 300, 1.00e14, 8000, 1600, "1"),
-    ]
-    return pd.DataFrame(rows, columns=["run_id", "budget_label", "budget_flops", "family", "status",
-                                       "final_val_loss", "peak_memory_bytes", "train_flops",
-                                       "params_total", "params_active", "model.iterations"])
+    """moe_2k (baseline), coe_2_k and width_x2 at two budgets, seeds 0-2; one failed and one NaN row."""
+    losses = {  # (arm, budget) -> per-seed loss
+        ("moe_2k", "1e12"): (1.15, 1.16, 1.12), ("coe_2_k", "1e12"): (1.10, 1.12, 1.09),
+        ("width_x2", "1e12"): (1.149, 1.163, 1.118),
+        ("moe_2k", "3e12"): (1.00, 1.01, 0.99), ("coe_2_k", "3e12"): (0.98, 1.02, 0.97),
+    }
+    memory = {"moe_2k": 100.0, "coe_2_k": 120.0, "width_x2": 160.0}
+    wall = {"moe_2k": 10.0, "coe_2_k": 13.0, "width_x2": 15.0}
+    iterations = {"moe_2k": 1, "coe_2_k": 2, "width_x2": 1}
+    rows = []
+    for (arm, label), values in losses.items():
+        flops = float(label)
+        for seed, loss in enumerate(values):
+            rows.append((f"{arm}-{label}-{seed}", f"h-{arm}-{label}", arm, seed, "ok", label, flops, loss, flops,
+                         memory[arm], wall[arm] * flops / 1e12, iterations[arm]))
+    rows.append(("x1", "h-coe_2_k-1e12", "coe_2_k", 3, "failed", "1e12", 1e12, 0.1, 1e12, 120.0, 1.0, 2))
+    rows.append(("x2", "h-coe_2_k-1e12", "coe_2_k", 4, "ok", "1e12", 1e12, float("nan"), 1e12, 120.0, 1.0, 2))
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def test_best_of_each_family_side_by_side() -> None:
-    first, second = coe_vs_moe(_frame())
-    assert (first.budget_label, second.budget_label) == ("1e13", "1e14")
-    assert first.coe["run_id"] == "c2" and first.moe["run_id"] == "m2"  # type: ignore[index]
-    assert first.n_coe == 2 and first.n_moe == 2  # failed and NaN rows are not counted
-    assert first.winner == "coe"
-    assert first.loss_diff == pytest.approx(1.10 - 1.15)
-    assert first.loss_rel_diff == pytest.approx(1.10 / 1.15 - 1)
-    assert first.peak_memory_diff_bytes == 50 and first.peak_memory_ratio == pytest.approx(200 / 150)
-    assert first.train_flops_diff == pytest.approx(0.01e13) and first.train_flops_ratio == pytest.approx(1.01)
-    assert first.params_total_diff == -2200 and first.params_active_diff == 100
-    assert first.coe["model.iterations"] == 2.0  # type: ignore[index]
-    assert first.notes == []  # both sides measured, train FLOPs within 5%
-    assert first.estimated_memory_diff_bytes is None  # no estimate column in this frame
-    assert second.coe is None and second.winner is None and second.loss_diff is None
-    assert second.notes == ["no ok CoE trial with a finite loss at this budget"]
-    json.dumps([c.to_dict() for c in (first, second)], allow_nan=False)
+def test_every_arm_against_the_baseline_per_budget() -> None:
+    result = compare_arms(_frame(), "moe_2k")
+    assert result.baseline == "moe_2k" and result.arms == ["moe_2k", "coe_2_k", "width_x2"]
+    first, second = result.budgets
+    assert (first.budget_label, second.budget_label) == ("1e12", "3e12")
+    base, coe, width = first.arms
+    assert base.arm == "moe_2k" and base.diff is None
+    assert base.summary.mean == pytest.approx((1.15 + 1.16 + 1.12) / 3)
+    assert coe.cell.seeds == (0, 1, 2)  # the failed seed 3 and the NaN seed 4 are not trials to compare
+    expected = paired_difference((0, 1, 2), (1.10, 1.12, 1.09), (0, 1, 2), (1.15, 1.16, 1.12))
+    assert coe.diff == expected and coe.diff.text == "better (95% CI -0.065 to -0.015)"
+    assert width.diff is not None and width.diff.verdict == "no detectable difference"
+    assert coe.peak_memory_ratio == pytest.approx(1.2) and coe.wall_s_ratio == pytest.approx(1.3)
+    assert coe.train_flops_ratio == pytest.approx(1.0) and coe.notes == []
+    assert [a.arm for a in second.arms] == ["moe_2k", "coe_2_k"]  # width_x2 did not run at 3e12
+    assert result.multipliers == [] and any("2 budget level(s)" in n for n in result.notes)
 
 
-def test_not_iso_compute_is_flagged_and_table_flattens() -> None:
-    df = _frame()
-    df.loc[df.run_id == "c2", "train_flops"] = 1.2e13
-    first, _ = coe_vs_moe(df)
-    assert any("not iso-compute" in n for n in first.notes)
-    table = comparison_frame(coe_vs_moe(df))
-    assert list(table.budget_label) == ["1e13", "1e14"]
-    assert table.loc[0, "coe_run_id"] == "c2" and table.loc[0, "moe_final_val_loss"] == 1.15
-    assert pd.isna(table.loc[1, "coe_run_id"])
+def test_baseline_default_and_bad_baseline() -> None:
+    frame = _frame()
+    assert compare_arms(frame).baseline == "moe_2k"  # no arm called `moe`: the first arm
+    assert compare_arms(frame, "coe_2_k").budgets[0].arms[0].arm == "coe_2_k"
+    with pytest.raises(ValueError, match=r"baseline='moe'.*expected one of moe_2k, coe_2_k, width_x2"):
+        compare_arms(frame, "moe")
+    with pytest.raises(ValueError, match="level=1.5"):
+        compare_arms(frame, level=1.5)
+    empty = compare_arms(frame.assign(status="failed"))
+    assert empty.baseline is None and empty.budgets == [] and "no finished trials" in empty.notes[0]
 
 
-def test_family_derived_from_iterations_and_empty_frames() -> None:
-    df = _frame().drop(columns=["family"])
-    df = df[df.run_id != "d1"]  # without a family column, dense cannot be told apart here
-    first, _ = coe_vs_moe(df)
-    assert first.coe["run_id"] == "c2" and first.moe["run_id"] == "m2"  # type: ignore[index]
-    partial = _frame()
-    partial.loc[partial.run_id == "c2", "family"] = None  # a missing tag falls back to iterations
-    assert coe_vs_moe(partial)[0].coe["run_id"] == "c2"  # type: ignore[index]
-    assert coe_vs_moe(_frame().assign(status="failed")) == []
-    with pytest.raises(ValueError, match="final_val_loss"):
-        coe_vs_moe(pd.DataFrame({"budget_label": ["a"]}))
+def test_equal_memory_and_equal_wall_time() -> None:
+    result = compare_arms(_frame(), "moe_2k")
+    # memory is the same at every budget, so each arm's front is its best (largest-budget) config;
+    # caps: 100 (only the baseline fits: skipped), 120 (coe fits), 160 (width fits too)
+    caps = [(c.cap, [a.arm for a in c.arms], c.missing) for c in result.equal_memory]
+    assert caps == [(120.0, ["moe_2k", "coe_2_k"], ["width_x2"]), (160.0, ["moe_2k", "coe_2_k", "width_x2"], [])]
+    at_120 = result.equal_memory[0]
+    assert [a.cell.budget_label for a in at_120.arms] == ["3e12", "3e12"]
+    assert at_120.arms[1].diff == paired_difference((0, 1, 2), (0.98, 1.02, 0.97), (0, 1, 2), (1.00, 1.01, 0.99))
+    # wall time grows with the budget: within 13 s coe has only its 1e12 trials, the baseline its 1e12 ones
+    by_cap = {c.cap: {a.arm: a.cell.budget_label for a in c.arms} for c in result.equal_wall}
+    assert by_cap[13.0] == {"moe_2k": "1e12", "coe_2_k": "1e12"}
+    assert by_cap[30.0] == {"moe_2k": "3e12", "coe_2_k": "1e12", "width_x2": "1e12"}
+
+
+def test_not_iso_compute_and_unpaired_seeds_are_flagged() -> None:
+    frame = _frame()
+    frame.loc[frame.arm == "coe_2_k", "train_flops"] *= 1.2
+    frame = frame[~((frame.arm == "coe_2_k") & (frame.seed == 2))]
+    coe = compare_arms(frame, "moe_2k").budgets[0].arms[1]
+    assert coe.diff is not None and coe.diff.seeds == (0, 1)
+    assert any("not iso-compute" in n for n in coe.notes)
+    assert any("seed(s) [2] ran on one side only" in n for n in coe.notes)
+
+
+def test_frames_without_arm_and_seed_columns_derive_them() -> None:
+    """Before trials carried arm/seed: arm from the architecture, seed from train.seed, the config without it."""
+    rows = []
+    for it, family in ((1, "moe"), (2, "coe")):
+        for d_model in (32, 64):
+            for seed in (0, 1, 2):
+                loss = 1.0 + 0.001 * d_model / 32 - 0.01 * (it - 1) + 0.002 * seed
+                rows.append({"run_id": f"r{it}{d_model}{seed}", "config_hash": f"h{it}{d_model}{seed}",  # seed hashed in
+                             "status": "ok", "budget_label": "1e12", "budget_flops": 1e12, "family": family,
+                             "final_val_loss": loss, "model.iterations": it, "model.d_model": d_model,
+                             "train.seed": seed, "train.lr": 3e-3})
+    frame = pd.DataFrame(rows)
+    keys = trial_keys(frame)
+    assert set(keys["arm"]) == {"moe", "coe-C2"} and sorted(set(keys["seed"])) == [0, 1, 2]
+    assert keys["config"].nunique() == 4  # two widths per arm, seeds grouped
+    assert len(cells(frame)) == 4 and all(c.n == 3 for c in cells(frame))
+    result = compare_arms(frame)
+    assert result.baseline == "moe"
+    base, coe = result.budgets[0].arms
+    assert base.cell.describe["d_model"] == 32 and base.n_configs == 2  # the best width by mean
+    assert coe.diff is not None and coe.diff.mean == pytest.approx(-0.01)
+    assert "best of 2 configs by mean over seeds" in coe.notes

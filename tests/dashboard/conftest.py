@@ -3,7 +3,8 @@
 The sweep is `coe-sweep launch <spec> --simulate` (Ray Tune + the orchestrator + the tracking writer;
 losses from runners.simulated), 3 budgets x 7 widths x {MoE, CoE} = 42 trials, plus a
 diverged, a failed and a still-running trial appended through the same writer, and a second sweep
-whose only trial is running. Building it takes a few minutes here (Ray start-up, 2 shared cores), so
+whose only trial is running, and a seeded sweep of three arms (MoE K=4, CoE C=2 K=2, CoE C=3 K=1) at three
+budgets with 3 seeds each (written through the same tracking writer) for the arm comparison. Building it takes a few minutes here (Ray start-up, 2 shared cores), so
 the database is kept in pytest's cache directory under a key hashing every source file that shapes
 it plus the MLflow version; each session copies it into its own tmp dir (tests never write into the
 cached copy).
@@ -34,6 +35,7 @@ from dashboard.settings import Settings  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = "synthetic"
 EMPTY_SWEEP = "empty-sweep"
+ARMS_SWEEP = "arms-seeded"
 SPEC = """\
 name: synthetic
 description: dashboard test sweep (simulated)
@@ -84,6 +86,8 @@ def _build(db_dir: Path) -> None:
     # a sweep whose only trial is still running: every analysis endpoint must give an empty answer
     sweepgen.seed_sweep(uri, EMPTY_SWEEP, [], journal_dir=str(db_dir / "journal-b"), extra_failures=False,
                         running=1, finish=None)
+    sweepgen.seed_sweep(uri, ARMS_SWEEP, list(sweepgen.seeded_arms()), journal_dir=str(db_dir / "journal-c"),
+                        extra_failures=False, running=0)
 
 
 @pytest.fixture(scope="session")

@@ -43,11 +43,11 @@ class Plan:
         return out
 
 
-def plan(model: ModelConfig, budget_flops: float, label: str, lr: float = 3e-3) -> Plan:
+def plan(model: ModelConfig, budget_flops: float, label: str, lr: float = 3e-3, seed: int = 0) -> Plan:
     flops_per_token = train_flops_per_token(model, SEQ_LEN)
     tokens = int(budget_flops / flops_per_token)
     # about four evaluations per trial, whatever its length (keeps the curves short)
-    train = TrainConfig(batch_size=BATCH, seq_len=SEQ_LEN, lr=lr,
+    train = TrainConfig(batch_size=BATCH, seq_len=SEQ_LEN, lr=lr, seed=seed,
                         eval_interval=max(1, tokens // (BATCH * SEQ_LEN) // 4))
     spec = RunSpec(model=model, train=train, data=DataConfig(), horizon=Horizon(flops=budget_flops))
     return Plan(label, budget_flops, spec, config_hash(spec.to_dict()), params_total(model), params_active(model),
@@ -68,8 +68,17 @@ def grid(budgets: Sequence[tuple[str, float]] = (("1e12", 1e12), ("3e12", 3e12),
         yield plan(model, flops, label, lr)
 
 
-def result_for(p: Plan, seed: int = 0) -> RunResult:
-    return simulate(p.run_spec, noise_key=p.config_hash, seed=seed)
+def result_for(p: Plan) -> RunResult:
+    return simulate(p.run_spec, noise_key=p.config_hash, seed=p.run_spec.train.seed)
+
+
+def seeded_arms(budgets: Sequence[tuple[str, float]] = (("1e12", 1e12), ("3e12", 3e12), ("1e13", 1e13)),
+                arms: Sequence[tuple[int, int]] = ((1, 4), (2, 2), (3, 1)), seeds: int = 3) -> Iterator[Plan]:
+    """Arms (iterations, top_k) of one size at every budget, each with seeds 0..seeds-1: a paired comparison."""
+    for (label, flops), (iterations, top_k), seed in itertools.product(budgets, arms, range(seeds)):
+        model = ModelConfig(d_model=32, n_heads=4, d_expert=32, n_experts=8, top_k=top_k, iterations=iterations,
+                            n_layers=2, max_seq_len=SEQ_LEN)
+        yield plan(model, flops, label, seed=seed)
 
 
 def append_extras(tracker: Any, base: Plan, *, running: int = 1) -> dict[str, str]:
@@ -92,14 +101,14 @@ def append_extras(tracker: Any, base: Plan, *, running: int = 1) -> dict[str, st
 
 
 def seed_sweep(uri: str, name: str, plans: Sequence[Plan], *, journal_dir: str, extra_failures: bool = True,
-               running: int = 1, finish: str | None = "FINISHED") -> dict[str, str]:
+               running: int = 1, finish: str | None = "FINISHED", spec_yaml: str | None = None) -> dict[str, str]:
     """Write `plans` (+ a diverged and a failed trial, + `running` unfinished ones) as one sweep.
 
     Returns {config_hash: run_id}. The parent run stays RUNNING when finish is None.
     """
     from coe_sweep.tracking import SweepTracker
 
-    tracker = SweepTracker(uri, name, f"name: {name}\n", f"spec-{name}", journal_dir=journal_dir)
+    tracker = SweepTracker(uri, name, spec_yaml or f"name: {name}\n", f"spec-{name}", journal_dir=journal_dir)
     tracker.start()
     ids: dict[str, str] = {}
     plans = list(plans)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EMPTY_SWEEP, SWEEP
+from conftest import ARMS_SWEEP, EMPTY_SWEEP, SWEEP
 from fastapi.testclient import TestClient
 
 from coe_sweep.analysis import isoflop_profiles
@@ -258,26 +258,49 @@ def test_pareto_bad_objectives_are_422_listing_accepted(client: TestClient) -> N
     assert_422(client.get(url, params={"budget": "1e99"}), "budget", "1e12")
 
 
-# --- CoE vs MoE ---------------------------------------------------------------------------------
-def test_compare_best_of_each_family_per_budget(client: TestClient, frame: pd.DataFrame) -> None:
+# --- arm comparisons ---------------------------------------------------------------------------
+def test_compare_single_seed_sweep_cannot_tell(client: TestClient) -> None:
+    """One seed per config: derived arms, best width per arm, and no interval anywhere (it says why)."""
     body = client.get(f"/api/sweeps/{SWEEP}/compare").json()
-    ok = ok_rows(frame)
-    assert [r["budget_label"] for r in body["rows"]] == ["1e12", "3e12", "1e13"]
-    for row in body["rows"]:
-        at = ok[ok["budget_label"] == row["budget_label"]]
-        for family in ("coe", "moe"):
-            best = at[at["family"] == family].sort_values("final_val_loss").iloc[0]
-            assert row[family]["run_id"] == best["run_id"]
-        assert row["loss_diff"] == pytest.approx(row["coe"]["final_val_loss"] - row["moe"]["final_val_loss"])
-        assert row["winner"] == ("coe" if row["loss_diff"] < 0 else "moe")
-    one = client.get(f"/api/sweeps/{SWEEP}/compare", params={"budget": "3e12"}).json()
-    assert [r["budget_label"] for r in one["rows"]] == ["3e12"]
+    assert body["baseline"] == "moe" and body["arms"] == ["moe", "coe-C2"]
+    assert [b["budget_label"] for b in body["budgets"]] == ["1e12", "3e12", "1e13"]
+    for budget in body["budgets"]:
+        base, coe = budget["arms"]
+        assert base["diff"] is None and base["n_configs"] == 7 and coe["n_configs"] == 7
+        assert coe["diff"]["verdict"] == "not enough seeds" and coe["diff"]["ci"] is None
+    assert body["multipliers"] and all(m["ci"] is None for m in body["multipliers"])
+    assert all("single seed" in m["warnings"][-1] for m in body["multipliers"])
+
+
+def test_compare_seeded_arms_is_the_analysis(client: TestClient, tracking_uri: str) -> None:
+    """The API's numbers are compare_arms' over the store's frame; verdicts follow their intervals."""
+    from coe_sweep.analysis import compare_arms
+    from coe_sweep.tracking import TrackingStore
+
+    body = client.get(f"/api/sweeps/{ARMS_SWEEP}/compare").json()
+    expected = compare_arms(TrackingStore(tracking_uri).trials_frame(ARMS_SWEEP), "moe")
+    assert body["baseline"] == "moe" and body["arms"] == expected.arms == ["moe", "coe-C2", "coe-C3"]
+    for got, want in zip(body["budgets"], expected.budgets, strict=True):
+        for a, b in zip(got["arms"], want.arms, strict=True):
+            assert a["cell"]["seeds"] == [0, 1, 2] and a["summary"]["mean"] == pytest.approx(b.summary.mean)
+            if b.diff is None:
+                continue
+            d = a["diff"]
+            assert d["ci"] == pytest.approx(list(b.diff.ci)) and d["p_value"] == pytest.approx(b.diff.p_value)
+            assert d["verdict"] == ("better" if d["ci"][1] < 0 else "worse" if d["ci"][0] > 0
+                                    else "no detectable difference")
+    assert [m["text"] for m in body["multipliers"]] == [m.text for m in expected.multipliers]
+    assert body["equal_memory"] and body["equal_wall"] == []  # simulated: no measured wall time
+    other = client.get(f"/api/sweeps/{ARMS_SWEEP}/compare", params={"baseline": "coe-C2"}).json()
+    assert other["baseline"] == "coe-C2" and other["budgets"][0]["arms"][0]["arm"] == "coe-C2"
+    assert_422(client.get(f"/api/sweeps/{ARMS_SWEEP}/compare", params={"baseline": "moe_2k"}), "baseline",
+               "baseline='moe_2k'", "moe, coe-C2, coe-C3")
 
 
 # --- empty answers ------------------------------------------------------------------------------
 @pytest.mark.parametrize("path,lists", [
     ("/frontier", ["budgets"]), ("/scaling", ["points", "laws"]), ("/optimal?flops=1e14", []),
-    ("/pareto", ["front", "dominated"]), ("/compare", ["rows"]),
+    ("/pareto", ["front", "dominated"]), ("/compare", ["budgets", "multipliers", "arms"]),
 ])
 def test_no_finished_trials_is_an_empty_answer(client: TestClient, path: str, lists: list[str]) -> None:
     response = client.get(f"/api/sweeps/{EMPTY_SWEEP}{path}")

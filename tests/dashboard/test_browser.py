@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SWEEP
+from conftest import ARMS_SWEEP, SWEEP
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
-PLOTS = ("isoflop-plot", "scaling-plot", "pareto-plot")
+PLOTS = ("isoflop-plot", "scaling-plot", "pareto-plot", "compare-plot", "multiplier-plot")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
@@ -80,7 +80,7 @@ def test_sweep_page_renders_every_chart(server: str, tmp_path: Path) -> None:
     html = dom.stdout
     assert "<html" in html, dom.stderr[-2000:]
     for plot in PLOTS:
-        match = re.search(rf'<div id="{plot}"[^>]*>(.*?)</section>', html, re.S)
+        match = re.search(rf'<div id="{plot}"[^>]*>(.*?)(</section>|<h3>)', html, re.S)
         assert match, f"{plot} missing from the DOM"
         div = match.group(0)
         assert "js-plotly-plot" in div and 'class="main-svg"' in div, f"{plot} did not render"
@@ -96,6 +96,23 @@ def test_sweep_page_renders_every_chart(server: str, tmp_path: Path) -> None:
     shot = tmp_path / "sweep.png"
     result = chromium(tmp_path, "--virtual-time-budget=15000", f"--screenshot={shot}", "--window-size=1400,2400", page)
     assert shot.exists() and shot.stat().st_size > 50_000, result.stderr[-2000:]
+
+
+def test_comparison_chart_renders_the_api_numbers(server: str, tmp_path: Path) -> None:
+    """The arms section of a seeded sweep: error bars drawn, and the page's verdicts and multipliers are the API's."""
+    api = httpx.get(f"{server}/api/sweeps/{ARMS_SWEEP}/compare", timeout=60).json()
+    html = chromium(tmp_path, "--virtual-time-budget=20000", "--dump-dom", f"{server}/sweeps/{ARMS_SWEEP}").stdout
+    plot = re.search(r'<div id="compare-plot".*?<h3>', html, re.S)
+    assert plot and 'class="main-svg"' in plot.group(0), "the comparison chart did not render"
+    assert "errorbar" in plot.group(0)  # mean and CI per arm per budget
+    for arm in api["arms"]:
+        assert f">{arm}<" in plot.group(0) or arm in plot.group(0)  # legend entries
+    table = re.search(r'<table id="compare-table".*?</table>', html, re.S).group(0)
+    texts = [a["diff"]["text"] for b in api["budgets"] for a in b["arms"] if a["diff"]]
+    assert texts and all(text in table for text in texts)
+    multipliers = re.search(r'<table id="multiplier-table".*?</table>', html, re.S).group(0)
+    assert all(m["text"] in multipliers for m in api["multipliers"])
+    assert "error:" not in html
 
 
 def test_index_lists_sweeps(server: str, tmp_path: Path) -> None:

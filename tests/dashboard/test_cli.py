@@ -1,11 +1,12 @@
-"""`coe-sweep pareto` and `coe-sweep optimal`: same answers as the API, exit codes for bad input."""
+"""`coe-sweep pareto`, `optimal` and `compare`: same answers as the API, exit codes for bad input."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from conftest import SWEEP
+from conftest import ARMS_SWEEP, SWEEP
 from fastapi.testclient import TestClient
 
 from coe_sweep.cli import main
@@ -41,7 +42,38 @@ def test_optimal_table(tracking_uri: str, capsys: pytest.CaptureFixture[str]) ->
     assert "Predicted optimum" in out and "Nearest trainable config" in out and "tokens to train" in out
 
 
+def test_compare_json_and_table_equal_the_api(client: TestClient, tracking_uri: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    api = client.get(f"/api/sweeps/{ARMS_SWEEP}/compare").json()
+    assert main(["compare", ARMS_SWEEP, "--json", "--tracking-uri", tracking_uri]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert {k: v for k, v in cli.items() if k != "data_version"} == {k: v for k, v in api.items() if k != "data_version"}
+    assert main(["compare", ARMS_SWEEP, "--tracking-uri", tracking_uri]) == 0
+    out = capsys.readouterr().out
+    for budget in api["budgets"]:
+        for arm in budget["arms"][1:]:
+            assert f"{budget['budget_label']} {arm['arm']}: {arm['diff']['text']}" in out
+    for m in api["multipliers"]:
+        assert m["text"] in out
+    assert "every arm against moe" in out and "Compute multipliers" in out and "Equal measured peak memory" in out
+
+
+def test_compare_baseline_defaults_to_the_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep whose logged spec says `analysis: {baseline: coe-C2}` is compared against coe-C2 unless asked."""
+    import sweepgen
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    plans = list(sweepgen.seeded_arms(budgets=(("1e12", 1e12),), arms=((1, 4), (2, 2)), seeds=2))
+    sweepgen.seed_sweep(uri, "spec-baseline", plans, journal_dir=str(tmp_path / "journal"), extra_failures=False,
+                        running=0, spec_yaml="name: spec-baseline\nanalysis: {baseline: coe-C2}\n")
+    assert main(["compare", "spec-baseline", "--json", "--tracking-uri", uri]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline"] == "coe-C2"
+    assert main(["compare", "spec-baseline", "--json", "--baseline", "moe", "--tracking-uri", uri]) == 0
+    assert json.loads(capsys.readouterr().out)["baseline"] == "moe"
+
+
 @pytest.mark.parametrize("argv,needle", [
+    (["compare", ARMS_SWEEP, "--baseline", "moe_2k"], "baseline='moe_2k' is not an arm"),
     (["pareto", SWEEP, "--objectives", "val_loss,happiness"], "'happiness' is unknown"),
     (["pareto", SWEEP, "--budget", "7e7"], "budget='7e7' is invalid"),
     (["pareto", "no-such-sweep"], "no-such-sweep"),

