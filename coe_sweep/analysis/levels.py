@@ -7,9 +7,9 @@ around the level they were meant for. The rule, used by IsoFLOP grouping and by 
 1. A trial with a budget label keeps it; the label's level is the median FLOPs of its trials.
 2. A trial without one goes to the level nearest in log FLOPs when |ln(F / level)| <= tol_log
    (default `DEFAULT_TOL_LOG` = 0.2, i.e. within x1.22 of the level). Levels are the labelled ones,
-   or, when no trial has a label, clusters of the unlabelled trials' FLOPs: sorted log FLOPs are
-   cut wherever two neighbours are more than tol_log apart, and a cluster's level is the median of
-   its members (labelled f"{level:.3g}").
+   or, when no trial has a label, found from the unlabelled trials' FLOPs by greedy densest windows
+   (`cluster_levels`: the densest +-tol_log window's median is a level, its trials leave, repeat
+   while a window holds >= 3 trials), labelled f"{level:.3g}".
 3. A trial farther than tol_log from every level is off the levels: it has no IsoFLOP profile
    (Approach 2 cannot use it) but the parametric laws still fit it.
 """
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_TOL_LOG = 0.2
+MIN_LEVEL_TRIALS = 3  # an IsoFLOP parabola needs >= 3 distinct sizes anyway
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,26 @@ def level_label(flops: float) -> str:
     return f"{flops:.3g}"
 
 
-def cluster_levels(flops: np.ndarray, tol_log: float = DEFAULT_TOL_LOG) -> list[Level]:
-    """Levels from unlabelled FLOPs (rule 2): cut sorted log FLOPs at gaps > tol_log; median per cluster."""
+def cluster_levels(flops: np.ndarray, tol_log: float = DEFAULT_TOL_LOG,
+                   min_trials: int = MIN_LEVEL_TRIALS) -> list[Level]:
+    """Levels from unlabelled FLOPs (rule 2): greedy densest windows, so near levels never chain together.
+
+    Repeatedly, the FLOPs value with the most others within tol_log (ties: the smallest) opens a
+    window of +-tol_log; the window's median becomes a level and its trials leave the pool. Stops
+    when the densest window holds fewer than `min_trials` trials (those are off the levels).
+    """
     check_tol(tol_log)
     logs = np.sort(np.log(flops[np.isfinite(flops) & (flops > 0)]))
-    if logs.size == 0:
-        return []
-    cuts = np.flatnonzero(np.diff(logs) > tol_log) + 1
-    levels = [float(np.exp(np.median(part))) for part in np.split(logs, cuts)]
-    return [Level(level_label(f), f) for f in levels]
+    found: list[float] = []
+    while logs.size:
+        counts = np.searchsorted(logs, logs + tol_log, side="right") - np.searchsorted(logs, logs - tol_log)
+        centre = int(np.argmax(counts))
+        if counts[centre] < min_trials:
+            break
+        window = np.abs(logs - logs[centre]) <= tol_log
+        found.append(float(np.exp(np.median(logs[window]))))
+        logs = logs[~window]
+    return [Level(level_label(f), f) for f in sorted(found)]
 
 
 def nearest_level(flops: np.ndarray, levels: Sequence[Level], tol_log: float = DEFAULT_TOL_LOG) -> np.ndarray:
