@@ -38,3 +38,47 @@ def scaling_frame(budgets: list[float], x_opt_of: Callable[[float], float], loss
         xs = np.geomspace(x_opt_of(c) / span, x_opt_of(c) * span, points)
         rows += parabola_rows(f"{c:.0e}", c, xs, x_opt_of(c), loss_opt_of(c), noise=noise, rng=rng, start=len(rows))
     return pd.DataFrame(rows)
+
+
+# --- trials from a known parametric law (Approach 3 / the CoE law) ----------------------------------
+CHINCHILLA_THETA = (1.69, 406.4, 410.7, 0.34, 0.28)  # Hoffmann et al. 2022, eq. 10: E, A, B, alpha, beta
+
+
+def flops_per_token_of(n: float, iterations: int, slope: float = 1.0) -> float:
+    """FLOPs/token of a simulated arm: 6 N^slope, 15% more per extra iteration (router and shared expert
+    run C times), so the map the analysis fits is known."""
+    return 6.0 * (1.0 + 0.15 * (iterations - 1)) * n**slope
+
+
+def law_frame(theta: tuple[float, ...], budgets: list[float], *, psi: float = 1.0, gamma: float = 0.0,
+              chain: str = "power", arms: tuple[tuple[int, int, int], ...] = ((1, 8, 2),), seeds: int = 1,
+              noise: float = 0.01, seed: int = 0, sizes: int = 7, span: float = 6.0) -> pd.DataFrame:
+    """Trials around each arm's true optimum at each budget, losses from
+    L = E + A / (N C^(1-psi) S^gamma)^alpha + B / D^beta + N(0, noise); arms are (C, n_experts, top_k).
+
+    chain 'power' (h = C^(1-psi)) or 'linear' (h = 1 + (1-psi)(C-1)); D = budget / flops_per_token_of(N, C).
+    Params are strings as MLflow stores them; each config's seeds share its config hash.
+    """
+    E, A, B, alpha, beta = theta
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    for c_flops in budgets:
+        for iterations, experts, top_k in arms:
+            h = iterations ** (1 - psi) if chain == "power" else 1 + (1 - psi) * (iterations - 1)
+            m = h * (experts / top_k) ** gamma
+            k = flops_per_token_of(1.0, iterations)
+            n_opt = (alpha * A * m**-alpha * c_flops**beta / (beta * B * k**beta)) ** (1 / (alpha + beta))
+            for n in np.geomspace(n_opt / span, n_opt * span, sizes):
+                tokens = c_flops / flops_per_token_of(n, iterations)
+                mean = E + A / (n * m) ** alpha + B / tokens**beta
+                config = f"{c_flops:.3g}-{iterations}-{experts}-{top_k}-{n:.6g}"
+                for s in range(seeds):
+                    rows.append({
+                        "run_id": f"r{len(rows)}", "config_hash": config, "status": "ok",
+                        "budget_label": f"{c_flops:.3g}", "budget_flops": c_flops, "family": "coe" if iterations > 1 else "moe",
+                        "params_active": float(n), "tokens": float(tokens), "train_flops": float(c_flops),
+                        "train_flops_per_token": flops_per_token_of(n, iterations),
+                        "final_val_loss": float(mean + rng.normal(0.0, noise)),
+                        "model.iterations": str(iterations), "model.n_experts": str(experts), "model.top_k": str(top_k),
+                        "train.seed": str(s)})
+    return pd.DataFrame(rows)
