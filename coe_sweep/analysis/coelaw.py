@@ -6,9 +6,9 @@ term S^gamma only when they span >= 2 values of S; the Chinchilla form is always
 Each is scored by CV_FOLDS-fold held-out error: config groups (all seeds of a config together)
 are split into folds, each fold is predicted by the form refitted without it (from the full fit,
 batched), and the held-out mean squared error is averaged over trials with its standard error.
-The kept form is the simplest one (fewest parameters, then none < power < linear, then without
-sparsity) whose held-out error is within one standard error of the best: extra terms must
-predict trials they did not see, not merely fit the ones they did.
+The kept form has the fewest parameters among those whose held-out error is within one standard
+error of the best (extra terms must predict trials they did not see, not merely fit the ones they
+did); among forms with as many parameters, the lowest held-out error.
 
 psi comes from the kept form, or, when the kept form has no iterations term but C varies, from
 the power form (stated as not selected). In words: one more iteration (C -> C+1) multiplies
@@ -28,10 +28,9 @@ from coe_sweep.analysis.lawdata import LawData, flops_map
 from coe_sweep.analysis.laws import (
     N_BOOT,
     ParametricFit,
-    arm_knobs,
+    basic_interval,
     check_data,
     make_result,
-    percentile_interval,
 )
 
 CV_FOLDS = 5
@@ -98,7 +97,7 @@ def cv_score(form: P.LawForm, data: LawData, theta: np.ndarray, seed: int) -> tu
     k = min(CV_FOLDS, data.n_groups)
     fold = _folds(data.group, k, seed)
     weights = np.stack([(fold != i).astype(float) for i in range(k)])
-    thetas = P.refit_batch(form, data, theta, weights)
+    thetas = P.refit(form, data, theta, weights)
     pred = P.predict(form, thetas, data.n, data.d, data.iterations, data.sparsity)  # (k, n)
     sq = (pred[fold, np.arange(len(data))] - data.loss) ** 2
     mse = float(np.mean(sq))
@@ -116,7 +115,8 @@ def _worth(form: P.LawForm, theta: np.ndarray, boot: np.ndarray, c_max: int, ci:
             up = P.ln_multiplier(chain_only, psi, 0.0, np.full_like(psi, c + 1.0), np.ones_like(psi))
             down = P.ln_multiplier(chain_only, psi, 0.0, np.full_like(psi, float(c)), np.ones_like(psi))
             return 100.0 * (np.exp(up - down) - 1.0)
-        out.append(IterationWorth(c, c + 1, float(pct(theta[None])[0]), percentile_interval(pct(boot), ci)))
+        point = float(pct(theta[None])[0])
+        out.append(IterationWorth(c, c + 1, point, basic_interval(point, pct(boot), ci)))
     return out
 
 
@@ -137,25 +137,31 @@ def _summary(law: CoeLaw) -> str:
 def fit_coe_law(data: LawData, *, n_boot: int = N_BOOT, seed: int = 0, ci: float = 0.95) -> CoeLaw:
     """Fit every candidate form, keep one by held-out error, bootstrap it, and state psi."""
     check_data(data, "the CoE/MoE law")
-    fmap, knobs = flops_map(data), arm_knobs(data)
+    fmap = flops_map(data)
     forms = candidate_forms(data)
+    if forms == [P.CHINCHILLA] and np.unique(data.arm).size < 2:
+        raise ValueError("the CoE/MoE law needs trials whose chain iterations, sparsity (experts per token) or arm "
+                         "vary; in these trials none does, so it would be Approach 3 again")
     thetas = {f: P.fit(f, data, P.DEFAULT_METHOD) for f in forms}
     scores = [FormScore(f.name, 3 + len(f.free), *cv_score(f, data, thetas[f], seed)) for f in forms]
     best = min(scores, key=lambda s: s.cv_rmse)
-    kept_i = next(i for i, s in enumerate(scores) if s.cv_rmse <= best.cv_rmse + best.cv_rmse_se)
+    close = [i for i, s in enumerate(scores) if s.cv_rmse <= best.cv_rmse + best.cv_rmse_se]
+    fewest = min(scores[i].n_params for i in close)
+    kept_i = min((i for i in close if scores[i].n_params == fewest), key=lambda i: scores[i].cv_rmse)
     scores[kept_i].chosen = True
     kept = forms[kept_i]
     reason = (f"{kept.name} kept: held-out RMSE {scores[kept_i].cv_rmse:.4g} is within one standard error "
               f"({best.cv_rmse_se:.2g}) of the best ({best.form}, {best.cv_rmse:.4g})"
               + (" and it has the fewest parameters" if kept.name != best.form else " and no simpler form is"))
     boot = P.bootstrap(kept, data, P.DEFAULT_METHOD, thetas[kept], n_boot, seed)
-    law = CoeLaw(make_result("coe_law", kept, data, thetas[kept], boot, fmap, ci, P.DEFAULT_METHOD, knobs),
+    law = CoeLaw(make_result("coe_law", kept, data, thetas[kept], boot, fmap, ci, P.DEFAULT_METHOD, False),
                  scores, reason)
     chain_form = kept if kept.chain != "none" else next((f for f in forms if f.chain == "power"), None)
     if chain_form is not None:
         theta = thetas[chain_form]
         chain_boot = boot if chain_form == kept else P.bootstrap(chain_form, data, P.DEFAULT_METHOD, theta, n_boot, seed)
-        law.psi, law.psi_ci = float(theta[P.PARAMS.index("psi")]), percentile_interval(chain_boot[:, P.PARAMS.index("psi")], ci)
+        law.psi = float(theta[P.PARAMS.index("psi")])
+        law.psi_ci = basic_interval(law.psi, chain_boot[:, P.PARAMS.index("psi")], ci)
         law.psi_form = chain_form.name
         law.worth = _worth(chain_form, theta, chain_boot, int(data.iterations.max()), ci)
     law.summary = _summary(law)

@@ -13,7 +13,8 @@
   (m = h(C_arm; psi) S_arm^gamma; 1 for the pooled Approach 3) is smallest at
       N* = [alpha A m^-alpha C^beta / (b beta B k^beta)]^(1 / (alpha + b beta)),   D* = C / (k N*^b)
   (Hoffmann et al. 2022, eq. 4, when b = 1, k = 6, m = 1); N* grows as C^(beta / (alpha + b beta)).
-  Every bootstrap replicate gives its own optimum: percentile intervals.
+  Every bootstrap replicate gives its own optimum; intervals are basic bootstrap intervals (log space
+  for N* and D*), see `basic_interval`.
 - Lack of fit: per budget, the mean residual of its trials (interval +- z s / sqrt(groups), s the
   residual sd) must contain 0; `audit.lack_of_fit` decides when the misses are too many.
 """
@@ -35,17 +36,20 @@ N_BOOT = 200
 MIN_TRIALS = 8
 
 
-def percentile_interval(values: np.ndarray, ci: float) -> tuple[float, float] | None:
+def basic_interval(point: float, values: np.ndarray, ci: float) -> tuple[float, float] | None:
+    """Basic (reverse-percentile) bootstrap interval [2 point - q_hi, 2 point - q_lo]: it corrects the shift
+    nonlinear least squares gives the replicates (measured coverage: benchmarks/law_recovery.py)."""
     values = values[np.isfinite(values)]
-    if values.size < 2:
+    if values.size < 2 or not np.isfinite(point):
         return None
     lo, hi = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
-    return float(lo), float(hi)
+    return float(2 * point - hi), float(2 * point - lo)
 
 
-def _log_interval(values: np.ndarray, ci: float) -> tuple[float, float] | None:
+def _log_interval(point: float, values: np.ndarray, ci: float) -> tuple[float, float] | None:
+    """basic_interval of a positive quantity, taken in log space."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        bounds = percentile_interval(np.log(values), ci)
+        bounds = basic_interval(float(np.log(point)), np.log(values), ci)
     return None if bounds is None else (float(np.exp(bounds[0])), float(np.exp(bounds[1])))
 
 
@@ -83,7 +87,7 @@ class ParametricFit:
         return float(self.theta[P.PARAMS.index(name)])
 
     def interval(self, name: str) -> tuple[float, float] | None:
-        return percentile_interval(self.boot[:, P.PARAMS.index(name)], self.ci)
+        return basic_interval(self.value(name), self.boot[:, P.PARAMS.index(name)], self.ci)
 
     def params(self) -> dict[str, tuple[float, tuple[float, float] | None]]:
         """The fitted parameters of this form (name -> (value, interval))."""
@@ -96,7 +100,8 @@ class ParametricFit:
 
     def n_exponent(self) -> tuple[float, tuple[float, float] | None]:
         """Exponent of N*(C) (and 1 - b times it for D*), with its interval."""
-        return float(self._n_exponent_rows(self.theta)), percentile_interval(self._n_exponent_rows(self.boot), self.ci)
+        point = float(self._n_exponent_rows(self.theta))
+        return point, basic_interval(point, self._n_exponent_rows(self.boot), self.ci)
 
     def loss(self, n: np.ndarray, d: np.ndarray, c: np.ndarray | float = 1.0, s: np.ndarray | float = 1.0) -> np.ndarray:
         return P.predict(self.form, self.theta, np.asarray(n, float), np.asarray(d, float), c, s)
@@ -119,8 +124,8 @@ class ParametricFit:
             raise ValueError(f"arm={arm!r} is unknown: expected one of {', '.join(sorted(self.arm_knobs)) or 'none'}")
         (n,), (d,), (loss,) = self._optimum_rows(self.theta[None], flops, arm)
         bn, bd, bl = self._optimum_rows(self.boot, flops, arm)
-        return Optimum(float(flops), arm, float(n), _log_interval(bn, self.ci), float(d), _log_interval(bd, self.ci),
-                       float(loss), percentile_interval(bl, self.ci))
+        return Optimum(float(flops), arm, float(n), _log_interval(n, bn, self.ci), float(d), _log_interval(d, bd, self.ci),
+                       float(loss), basic_interval(loss, bl, self.ci))
 
     def best_arm(self, flops: float) -> Optimum:
         """The arm with the lowest predicted optimal loss at `flops` (the pooled optimum without arms)."""
@@ -129,11 +134,15 @@ class ParametricFit:
         return min((self.optimum(flops, arm) for arm in sorted(self.arm_knobs)), key=lambda o: o.loss_opt)
 
 
-def arm_knobs(data: LawData) -> dict[str, tuple[float, float]]:
-    """Per arm the (C, S) its optimum is stated at: its iterations and its geometric-median sparsity."""
-    return {str(a): (float(np.median(data.iterations[data.arm == a])),
-                     float(np.exp(np.median(np.log(data.sparsity[data.arm == a])))))
-            for a in sorted(set(data.arm))}
+def arm_knobs(data: LawData, gamma: float) -> dict[str, tuple[float, float]]:
+    """Per arm the (C, S) its optimum is stated at: its iterations, and of the sparsities it sampled the one
+    the fitted law favours (the largest when gamma >= 0: S enters only through N_eff)."""
+    out = {}
+    for arm in sorted(set(data.arm)):
+        mask = data.arm == arm
+        sampled = data.sparsity[mask]
+        out[str(arm)] = (float(np.median(data.iterations[mask])), float(sampled.max() if gamma >= 0 else sampled.min()))
+    return out
 
 
 def residual_lack_of_fit(fit: ParametricFit, data: LawData) -> str | None:
@@ -154,8 +163,9 @@ def residual_lack_of_fit(fit: ParametricFit, data: LawData) -> str | None:
 
 
 def make_result(name: str, form: P.LawForm, data: LawData, theta: np.ndarray, boot: np.ndarray, fmap: FlopsMap,
-            ci: float, method: str, knobs: dict[str, tuple[float, float]]) -> ParametricFit:
+            ci: float, method: str, pooled: bool) -> ParametricFit:
     pred = P.predict(form, theta, data.n, data.d, data.iterations, data.sparsity)
+    knobs = {} if pooled else arm_knobs(data, float(theta[P.PARAMS.index("gamma")]))
     out = ParametricFit(name, form, method, theta, boot, ci, len(data), data.n_groups,
                         float(np.sqrt(np.mean((pred - data.loss) ** 2))), fmap, knobs)
     misfit = residual_lack_of_fit(out, data)
@@ -181,7 +191,7 @@ def fit_form(name: str, form: P.LawForm, data: LawData, *, method: P.Method = P.
     fmap = fmap or flops_map(data)
     theta = P.fit(form, data, method)
     boot = P.bootstrap(form, data, method, theta, n_boot, seed)
-    return make_result(name, form, data, theta, boot, fmap, ci, method, {} if pooled else arm_knobs(data))
+    return make_result(name, form, data, theta, boot, fmap, ci, method, pooled)
 
 
 def fit_approach3(data: LawData, *, method: P.Method = P.DEFAULT_METHOD, n_boot: int = N_BOOT, seed: int = 0,

@@ -176,7 +176,7 @@ def _parametric_refit(fit: ParametricFit, data: LawData, keep: np.ndarray, scrat
         if scratch:
             theta = P.fit(fit.form, data.subset(keep), fit.method)  # type: ignore[arg-type]
         else:
-            theta = P.refit_batch(fit.form, data, fit.theta, keep[None].astype(float))[0]
+            theta = P.refit(fit.form, data, fit.theta, keep[None].astype(float))[0]
     except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
         return f"refit failed: {exc}"
     return dataclasses.replace(fit, theta=theta, boot=theta[None], warnings=[])
@@ -206,7 +206,7 @@ def _add_audits(laws: LawSet) -> None:
             laws.drop_one[method] = [r for r in refits if not isinstance(r, str)]
             continue
         masks = np.stack([(laws.data.budget != p.budget_label).astype(float) for p in usable])
-        thetas = P.refit_batch(fit.form, laws.data, fit.theta, masks)
+        thetas = P.refit(fit.form, laws.data, fit.theta, masks)
         laws.drop_one[method] = [dataclasses.replace(fit, theta=t, boot=t[None], warnings=[]) for t in thetas]
 
 

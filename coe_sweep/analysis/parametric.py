@@ -13,18 +13,21 @@ The model (Hoffmann et al. 2022, eq. 2, with an effective size):
   granularity (Krajewski et al. 2024, arXiv 2402.07871; Ludziejewski et al. 2025, arXiv 2502.05172).
 
 Two fitters of the same model (`METHODS`):
-- `varpro` (variable projection): least squares in loss. For fixed phi = (alpha, beta[, psi][, gamma])
-  the model is linear in (E, A, B) >= 0, solved exactly by NNLS; phi is searched on a grid (every
-  grid point at once through closed-form 3x3 normal equations), then refined by L-BFGS-B on the
-  profiled error from the GRID_REFINE best grid points.
+- `varpro` (variable projection): for fixed phi = (alpha, beta[, psi][, gamma]) the model is linear
+  in (E, A, B) >= 0, solved exactly by NNLS; phi is searched on a grid (every grid point at once
+  through closed-form 3x3 normal equations), then refined by L-BFGS-B on the profiled least-squares
+  error from the GRID_REFINE best grid points; the result is polished into a Huber M-estimate in loss
+  (threshold HUBER_K x the MAD scale of the residuals, ROBUST_ROUNDS rounds) by Levenberg-Marquardt,
+  so that a few wild trials (diverged-but-finite, mis-logged) do not pull the exponents.
 - `huber_log`: Approach 3 as published: Huber loss (delta 1e-3) on ln L with L written as
-  LSE(a - alpha ln N_eff, b - beta ln D, e), L-BFGS-B with the analytic gradient from the
-  START_REFINE best points of Hoffmann's grid of starts (screened in one vectorised pass).
+  LSE(a - alpha ln N_eff, b - beta ln D, e), L-BFGS-B with the analytic gradient from Hoffmann's
+  grid of starts, screened in one vectorised pass: the best (e, a, b) of each (alpha, beta) cell,
+  then the START_REFINE best cells.
 `benchmarks/law_recovery.py` measures both on simulated draws; DEFAULT_METHOD is the better one there.
 
 Intervals: bootstrap over config groups (a replicate draws groups with replacement and takes all
-their seeds, as weights), each replicate refitted by the same fitter from the point fit;
-percentile intervals of every parameter and prediction.
+their seeds, as weights), each replicate refitted by the same fitter from the point fit; basic bootstrap
+intervals of every parameter and prediction (`laws.basic_interval`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, minimize, nnls
 
 from coe_sweep.analysis.lawdata import LawData
+from coe_sweep.analysis.robust import robust_scale
 
 ChainForm = Literal["none", "power", "linear"]
 Method = Literal["varpro", "huber_log"]
@@ -45,8 +49,10 @@ METHODS: tuple[str, ...] = ("varpro", "huber_log")
 DEFAULT_METHOD: Method = "varpro"
 PARAMS = ("E", "A", "B", "alpha", "beta", "psi", "gamma")
 HUBER_DELTA = 1e-3
+ROBUST_ROUNDS = 2
+HUBER_K = 1.345  # Huber threshold in noise sds: 95% efficiency under Gaussian noise
 GRID_REFINE = 4
-START_REFINE = 8
+START_REFINE = 12
 _EXP_GRID = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2])
 _PSI_GRID = np.linspace(0.0, 1.0, 5)
 _GAMMA_GRID = np.array([-0.2, 0.0, 0.2, 0.5])
@@ -225,7 +231,12 @@ def _huber_starts(form: LawForm, data: LawData, w: np.ndarray) -> list[np.ndarra
     lse = np.logaddexp(np.logaddexp(u1, u2), grid[:, 0:1])
     r = np.abs(lse - np.log(data.loss)[None])
     obj = (w[None] * np.where(r <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (r - 0.5 * HUBER_DELTA))).sum(axis=1)
-    return [np.concatenate([grid[i], extra]) for i in np.argsort(obj)[:START_REFINE]]
+    # the best (e, a, b) of every (alpha, beta) cell, then the START_REFINE best cells: diverse exponents,
+    # so that the refinements do not all start in one basin
+    cells: dict[tuple[float, float], int] = {}
+    for i in np.argsort(obj):
+        cells.setdefault((grid[i, 3], grid[i, 4]), int(i))
+    return [np.concatenate([grid[i], extra]) for i in list(cells.values())[:START_REFINE]]
 
 
 def fit_huber_log(form: LawForm, data: LawData, w: np.ndarray | None = None,
@@ -252,7 +263,12 @@ def fit(form: LawForm, data: LawData, method: Method, w: np.ndarray | None = Non
     """Point fit (theta) by `method`; `start` (a theta) refits from there only (bootstrap replicates)."""
     if method == "varpro":
         starts = None if start is None else [np.array([start[PARAMS.index(k)] for k in form.free])]
-        return fit_varpro(form, data, w, starts)[0]
+        theta = fit_varpro(form, data, w, starts)[0]
+        weights = (np.ones(len(data)) if w is None else w)[None]
+        for _ in range(ROBUST_ROUNDS):  # Huber polish; the threshold follows the residuals' MAD scale
+            theta = refit_batch(form, data, theta, weights, f_scale=robust_scale_of(form, data, theta),
+                                iterations=60)[0]
+        return theta
     if method == "huber_log":
         starts = None if start is None else [np.concatenate(
             [np.log(np.maximum(start[:3], 1e-12)), [start[PARAMS.index(k)] for k in form.free]])]
@@ -282,25 +298,36 @@ def _model_and_jacobian(form: LawForm, q: np.ndarray, data: LawData) -> tuple[np
     return E + t1 + t2, jac
 
 
-def refit_batch(form: LawForm, data: LawData, theta: np.ndarray, weights: np.ndarray,
-                iterations: int = 40) -> np.ndarray:
-    """Weighted least-squares refits (the varpro objective) of many weightings at once: Levenberg-Marquardt
-    from theta, batched over the rows of `weights`; returns (R, 7) thetas."""
+def _huber_rho(z: np.ndarray) -> np.ndarray:
+    return np.where(z <= 1.0, z, 2.0 * np.sqrt(np.maximum(z, 1.0)) - 1.0)
+
+
+def refit_batch(form: LawForm, data: LawData, theta: np.ndarray, weights: np.ndarray, *,
+                f_scale: float | None = None, iterations: int = 40) -> np.ndarray:
+    """Refits of many weightings at once by Levenberg-Marquardt from theta, batched over the rows of
+    `weights`; returns (R, 7) thetas. Objective: weighted least squares in loss, or with `f_scale` the
+    Huber M-estimate sum w rho((r / f_scale)^2) (IRLS weights rho' at each step)."""
     free = [0, 1, 2] + [PARAMS.index(k) for k in form.free]
     bounds = dict(zip(form.free, _bounds(form, data), strict=True))
     q = np.repeat(np.array([theta[0], np.log(theta[1]), np.log(theta[2]), *theta[3:]])[None], len(weights), axis=0)
     lam = np.full(len(weights), 1e-3)
 
-    def sse(q_: np.ndarray) -> np.ndarray:
-        model, _ = _model_and_jacobian(form, q_, data)
-        return np.where(np.isfinite(model).all(1), (weights * (model - data.loss) ** 2).sum(1), np.inf)
+    def objective(q_: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        model, jac = _model_and_jacobian(form, q_, data)
+        resid = model - data.loss
+        if f_scale is None:
+            value, irls = (weights * resid**2).sum(1), weights
+        else:
+            z = (resid / f_scale) ** 2
+            value = (weights * _huber_rho(z)).sum(1) * f_scale**2
+            irls = weights * np.where(z <= 1.0, 1.0, 1.0 / np.sqrt(np.maximum(z, 1.0)))
+        return np.where(np.isfinite(value), value, np.inf), irls, (resid, jac)  # type: ignore[return-value]
 
-    current = sse(q)
+    current, irls, (resid, jac) = objective(q)
     for _ in range(iterations):
-        model, jac = _model_and_jacobian(form, q, data)
-        jac = jac[..., free]
-        jtj = np.einsum("rn,rni,rnj->rij", weights, jac, jac)
-        grad = np.einsum("rn,rni,rn->ri", weights, jac, model - data.loss)
+        jac_f = jac[..., free]
+        jtj = np.einsum("rn,rni,rnj->rij", irls, jac_f, jac_f)
+        grad = np.einsum("rn,rni,rn->ri", irls, jac_f, resid)
         damped = jtj + lam[:, None, None] * (np.einsum("rii->ri", jtj)[:, :, None] * np.eye(len(free)) + 1e-12)
         with np.errstate(all="ignore"):
             step = np.linalg.solve(damped, -grad[..., None])[..., 0]
@@ -310,22 +337,36 @@ def refit_batch(form: LawForm, data: LawData, theta: np.ndarray, weights: np.nda
         for name, (b_lo, b_hi) in bounds.items():
             i = PARAMS.index(name)
             trial[:, i] = np.clip(trial[:, i], b_lo, b_hi)
-        new = sse(trial)
+        new, new_irls, (new_resid, new_jac) = objective(trial)
         better = new < current
-        q[better], current[better] = trial[better], new[better]
+        q[better], current[better], irls[better] = trial[better], new[better], new_irls[better]
+        resid[better], jac[better] = new_resid[better], new_jac[better]
         lam = np.where(better, lam / 3.0, lam * 4.0)
     out = q.copy()
     out[:, 1], out[:, 2] = np.exp(q[:, 1]), np.exp(q[:, 2])
     return out
 
 
+def robust_scale_of(form: LawForm, data: LawData, theta: np.ndarray) -> float:
+    """HUBER_K times the MAD noise scale of the residuals at theta (the Huber threshold in loss units)."""
+    resid = data.loss - predict(form, theta, data.n, data.d, data.iterations, data.sparsity)
+    floor = 1e-6 * max(float(np.median(data.loss)), 1.0)
+    return HUBER_K * robust_scale(resid, 3 + len(form.free), floor)
+
+
+def refit(form: LawForm, data: LawData, theta: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The varpro objective (Huber in loss at the point fit's threshold) refitted for many weightings
+    at once from theta: bootstrap replicates, cross-validation folds, drop-one refits."""
+    return refit_batch(form, data, theta, weights, f_scale=robust_scale_of(form, data, theta))
+
+
 def bootstrap(form: LawForm, data: LawData, method: Method, theta: np.ndarray, n_boot: int,
               seed: int) -> np.ndarray:
     """(n_boot, 7) refits on group-resampled weights, each from the point fit (varpro: batched
-    Levenberg-Marquardt on the same least-squares objective; huber_log: L-BFGS-B per replicate)."""
+    Levenberg-Marquardt on the same objective, `refit`; huber_log: L-BFGS-B per replicate)."""
     weights = group_weights(data.group, n_boot, np.random.default_rng(seed))
     if method == "varpro":
-        return refit_batch(form, data, theta, weights)
+        return refit(form, data, theta, weights)
     out = np.full((n_boot, len(PARAMS)), np.nan)
     for b, w in enumerate(weights):
         keep = w > 0

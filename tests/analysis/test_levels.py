@@ -44,9 +44,11 @@ def test_missing_labels_join_the_labelled_level_or_stay_off() -> None:
 
 
 def test_rule_pieces() -> None:
-    flops = np.array([0.95e18, 1.04e18, 2.9e18, 3.2e18, 1e19, 3e19 * 1.3])
+    flops = np.array([0.95e18, 1.0e18, 1.04e18, 2.9e18, 3.0e18, 3.2e18, 1e19, 1e19, 1.01e19, 3.9e19])
     levels = cluster_levels(flops, tol_log=0.2)
-    assert [lv.label for lv in levels] == ["9.94e+17", "3.05e+18", "1e+19", "3.9e+19"]  # geometric medians
+    assert [lv.label for lv in levels] == ["1e+18", "3e+18", "1e+19"]  # the lone 3.9e19 is no level
+    chain = np.geomspace(1e18, 4e18, 40)  # evenly spread FLOPs: single linkage would make one level of them
+    assert len(cluster_levels(chain, tol_log=0.2)) >= 3
     idx = nearest_level(np.array([1.1e18, 1.5e18, np.nan, -1.0]), [Level("a", 1e18), Level("b", 3e18)], 0.2)
     assert idx.tolist() == [0, -1, -1, -1]
     labels, found = assign_levels(["x", None, "None", None], np.array([1e18, 1.1e18, 2e18, 1e12]), 0.2)
