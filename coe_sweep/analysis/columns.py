@@ -179,7 +179,7 @@ def budget_groups(df: pd.DataFrame, tol_log: float = levels.DEFAULT_TOL_LOG) -> 
     keys = pd.Series(assigned, index=df.index, dtype=object)
     off = int(keys.isna().sum())
     if off:
-        log.info("%d trial(s) off every budget level (no label, FLOPs not within ln-distance %.3g of a level): "
+        log.debug("%d trial(s) off every budget level (no label, FLOPs not within ln-distance %.3g of a level): "
                  "left out of the IsoFLOP groups", off, tol_log)
     groups: list[tuple[str, float, pd.DataFrame]] = []
     for level in found:

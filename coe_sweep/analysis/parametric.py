@@ -52,6 +52,7 @@ HUBER_DELTA = 1e-3
 ROBUST_ROUNDS = 2
 HUBER_K = 1.345  # Huber threshold in noise sds: 95% efficiency under Gaussian noise
 GRID_REFINE = 4
+REFIT_CHUNK = 400_000  # replicates x trials per batched refit
 START_REFINE = 12
 _EXP_GRID = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8, 1.0, 1.3, 1.7, 2.2])
 _PSI_GRID = np.linspace(0.0, 1.0, 5)
@@ -357,7 +358,10 @@ def robust_scale_of(form: LawForm, data: LawData, theta: np.ndarray) -> float:
 def refit(form: LawForm, data: LawData, theta: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The varpro objective (Huber in loss at the point fit's threshold) refitted for many weightings
     at once from theta: bootstrap replicates, cross-validation folds, drop-one refits."""
-    return refit_batch(form, data, theta, weights, f_scale=robust_scale_of(form, data, theta))
+    f_scale = robust_scale_of(form, data, theta)
+    rows = max(1, REFIT_CHUNK // max(len(data), 1))  # bounds the (rows, trials, 7) Jacobian in memory
+    chunks = [refit_batch(form, data, theta, weights[i:i + rows], f_scale=f_scale) for i in range(0, len(weights), rows)]
+    return np.concatenate(chunks) if chunks else np.empty((0, len(PARAMS)))
 
 
 def bootstrap(form: LawForm, data: LawData, method: Method, theta: np.ndarray, n_boot: int,
