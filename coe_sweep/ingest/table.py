@@ -231,19 +231,20 @@ def _parse(value: Any, spec: Field) -> tuple[Any, str | None]:
 
 def resolve_mapping(columns: list[str], mapping: dict[str, str], path: Path) -> dict[str, str]:
     """field -> column: explicit `mapping`, plus columns named like a field; ImportRefused naming what is missing."""
-    errors = [f"--map {name}=...: {name!r} is not a field; expected one of {', '.join(FIELDS)}"
+    cols = ", ".join(columns) or "none"
+    errors = [f"--map {name}=...: found {name!r}, which is not a field; expected one of {', '.join(FIELDS)}"
               for name in mapping if name not in FIELDS]
-    errors += [f"--map {name}={col}: {path} has no column {col!r}; its columns: {', '.join(columns) or 'none'}"
+    errors += [f"--map {name}={col}: {path} has no column {col!r}; expected one of its columns: {cols}"
                for name, col in mapping.items() if name in FIELDS and col not in columns]
     resolved = {name: col for name, col in mapping.items() if name in FIELDS and col in columns}
     resolved.update({name: name for name in FIELDS if name not in mapping and name in columns})
     for name in REQUIRED:
         if name not in resolved and name not in mapping:
-            errors.append(f"{path}: no column for {name!r} ({FIELDS[name].accepted}); map one with --map {name}=COLUMN "
-                          f"(columns: {', '.join(columns) or 'none'})")
+            errors.append(f"{path}: found no column for {name!r}; expected a column named {name!r} or --map "
+                          f"{name}=COLUMN, holding {FIELDS[name].accepted} (columns: {cols})")
     if "tokens" not in resolved and "flops" not in resolved and not {"tokens", "flops"} & set(mapping):
-        errors.append(f"{path}: no column for 'tokens' or 'flops'; map one with --map tokens=COLUMN or "
-                      f"--map flops=COLUMN (columns: {', '.join(columns) or 'none'})")
+        errors.append(f"{path}: found no column for 'tokens' or 'flops'; expected one of them, named so or mapped "
+                      f"with --map tokens=COLUMN or --map flops=COLUMN (columns: {cols})")
     if errors:
         raise ImportRefused(errors)
     return resolved
