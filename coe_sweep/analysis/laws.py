@@ -87,7 +87,11 @@ class ParametricFit:
         return float(self.theta[P.PARAMS.index(name)])
 
     def interval(self, name: str) -> tuple[float, float] | None:
-        return basic_interval(self.value(name), self.boot[:, P.PARAMS.index(name)], self.ci)
+        """Basic bootstrap interval of one parameter (A and B, which are > 0, in log space)."""
+        values = self.boot[:, P.PARAMS.index(name)]
+        if name in ("A", "B"):
+            return _log_interval(self.value(name), values, self.ci)
+        return basic_interval(self.value(name), values, self.ci)
 
     def params(self) -> dict[str, tuple[float, tuple[float, float] | None]]:
         """The fitted parameters of this form (name -> (value, interval))."""

@@ -374,6 +374,8 @@ async function initSweep() {
     if (state.offset + PAGE_ROWS < state.total) { state.offset += PAGE_ROWS; drawTrials(); }
   });
   const sweep = await refreshSweep(true);
+  const target = new URLSearchParams(window.location.search).get("flops");  // /sweeps/X?flops=1e16 predicts at once
+  if (target) { $("target-flops").value = target; await predict(); }
   if (sweep.running) schedule(sweep.page_refresh_s);
 }
 
