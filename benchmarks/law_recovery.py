@@ -55,6 +55,10 @@ def _table(scenario: str, errors: dict[str, dict[str, list[float]]], covered: di
             within = [e <= 0.05 for e in metrics["psi_abs"]]
             extra.append(f"psi within +-0.05: {_fmt_rate(within)}, worst |error| {max(metrics['psi_abs']):.3f}, "
                          f"CI covers psi: {_fmt_rate(covered[method].get('psi', []))}")
+        if "worth_pp" in metrics:
+            extra.append(f"one more iteration (1 -> 2) worth X% more active params: median |error| "
+                         f"{np.median(metrics['worth_pp']):.1f} points, worst {max(metrics['worth_pp']):.1f}, "
+                         f"CI covers: {_fmt_rate(covered[method].get('worth', []))}")
         if "wrong_chain" in metrics:
             extra.append(f"kept an iterations term other than the true one (power): {np.mean(metrics['wrong_chain']):.0%}; "
                          f"kept the sparsity term (true gamma 0-0.2): {np.mean(metrics['sparsity_kept']):.0%}")

@@ -6,9 +6,12 @@ term S^gamma only when they span >= 2 values of S; the Chinchilla form is always
 Each is scored by CV_FOLDS-fold held-out error: config groups (all seeds of a config together)
 are split into folds, each fold is predicted by the form refitted without it (from the full fit,
 batched), and the held-out mean squared error is averaged over trials with its standard error.
-The kept form has the fewest parameters among those whose held-out error is within one standard
-error of the best (extra terms must predict trials they did not see, not merely fit the ones they
-did); among forms with as many parameters, the lowest held-out error.
+The kept form is the first, in the order fewest parameters, then none < power < linear, then
+without sparsity, whose held-out error is within one standard error of the best: extra terms must
+predict trials they did not see, not merely fit the ones they did, and the power form (scale-free:
+every doubling of C multiplies N_eff by the same factor) is the iterations term unless the linear
+one beats it by more than a standard error. psi is defined by the kept form, so this keeps its
+meaning stable where the two forms fit equally well (measured in benchmarks/law_recovery.py).
 
 psi comes from the kept form, or, when the kept form has no iterations term but C varies, from
 the power form (stated as not selected). In words: one more iteration (C -> C+1) multiplies
@@ -145,9 +148,7 @@ def fit_coe_law(data: LawData, *, n_boot: int = N_BOOT, seed: int = 0, ci: float
     thetas = {f: P.fit(f, data, P.DEFAULT_METHOD) for f in forms}
     scores = [FormScore(f.name, 3 + len(f.free), *cv_score(f, data, thetas[f], seed)) for f in forms]
     best = min(scores, key=lambda s: s.cv_rmse)
-    close = [i for i, s in enumerate(scores) if s.cv_rmse <= best.cv_rmse + best.cv_rmse_se]
-    fewest = min(scores[i].n_params for i in close)
-    kept_i = min((i for i in close if scores[i].n_params == fewest), key=lambda i: scores[i].cv_rmse)
+    kept_i = next(i for i, s in enumerate(scores) if s.cv_rmse <= best.cv_rmse + best.cv_rmse_se)
     scores[kept_i].chosen = True
     kept = forms[kept_i]
     reason = (f"{kept.name} kept: held-out RMSE {scores[kept_i].cv_rmse:.4g} is within one standard error "

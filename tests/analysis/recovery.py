@@ -143,6 +143,9 @@ def run_coe(truth: Truth, seed: int, *, n_boot: int = 200) -> DrawResult:
     if law.psi is not None:
         result.errors["coe_law"]["psi_abs"] = abs(law.psi - truth.psi)
         result.covered["coe_law"]["psi"] = _covers(law.psi_ci, truth.psi)
+        worth = 100 * (2 ** (1 - truth.psi) - 1)  # one more iteration (1 -> 2) in % more active params
+        result.errors["coe_law"]["worth_pp"] = abs(law.worth[0].pct - worth)
+        result.covered["coe_law"]["worth"] = _covers(law.worth[0].pct_ci, worth)
     result.errors["coe_law"]["wrong_chain"] = float(law.fit.form.chain != "power")
     result.errors["coe_law"]["sparsity_kept"] = float(law.fit.form.sparsity)
     return result
