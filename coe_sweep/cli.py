@@ -264,9 +264,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print(f"coe-sweep import: {exc}; run the same command again to complete the import (no run is written "
               "twice)", file=sys.stderr)
         return EXIT_FAILED
-    counts: dict[str, int] = {}
+    counts = {level.label: 0 for level in plan.levels} | {"off the levels": 0}
     for run in plan.runs:
         counts[run.budget_label or "off the levels"] = counts.get(run.budget_label or "off the levels", 0) + 1
+    counts = {k: v for k, v in counts.items() if v}
     print(f"{len(plan.runs)} run(s) from {plan.source} ({plan.fmt}); FLOPs per token: {plan.flops_rule}; "
           f"levels (within ln-distance {plan.tol_log:g}): " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
     if outcome is None:
