@@ -286,16 +286,20 @@ def group_weights(group: np.ndarray, n_boot: int, rng: np.random.Generator) -> n
     return counts[:, inverse].astype(float)
 
 
-def _model_and_jacobian(form: LawForm, q: np.ndarray, data: LawData) -> tuple[np.ndarray, np.ndarray]:
-    """Batched model (R, n) and Jacobian (R, n, 7) in q = [E, ln A, ln B, alpha, beta, psi, gamma]."""
+def _model_and_jacobian(form: LawForm, q: np.ndarray, data: LawData,
+                        free: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Batched model (R, n) and Jacobian (R, n, len(free)) in q = [E, ln A, ln B, alpha, beta, psi, gamma]."""
     E, lnA, lnB, alpha, beta, psi, gamma = (q[:, i:i + 1] for i in range(len(PARAMS)))
     ln_neff = np.log(data.n)[None] + ln_multiplier(form, psi, gamma, data.iterations[None], data.sparsity[None])
     ln_d = np.log(data.d)[None]
     with np.errstate(over="ignore", invalid="ignore"):
         t1, t2 = np.exp(lnA - alpha * ln_neff), np.exp(lnB - beta * ln_d)
-    dpsi = _dln_h_dpsi(form, psi, data.iterations[None]) if form.chain != "none" else np.zeros_like(t1)
-    jac = np.stack([np.ones_like(t1), t1, t2, -ln_neff * t1, -ln_d * t2, -alpha * dpsi * t1,
-                    -alpha * np.log(data.sparsity)[None] * t1], axis=-1)
+    columns = {0: lambda: 1.0, 1: lambda: t1, 2: lambda: t2, 3: lambda: -ln_neff * t1, 4: lambda: -ln_d * t2,
+               5: lambda: -alpha * _dln_h_dpsi(form, psi, data.iterations[None]) * t1,
+               6: lambda: -alpha * np.log(data.sparsity)[None] * t1}
+    jac = np.empty((*t1.shape, len(free)))
+    for j, i in enumerate(free):
+        jac[..., j] = columns[i]()
     return E + t1 + t2, jac
 
 
@@ -303,46 +307,53 @@ def _huber_rho(z: np.ndarray) -> np.ndarray:
     return np.where(z <= 1.0, z, 2.0 * np.sqrt(np.maximum(z, 1.0)) - 1.0)
 
 
+def _objective(form: LawForm, q: np.ndarray, data: LawData, free: list[int], weights: np.ndarray,
+               f_scale: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(objective (R,), IRLS weights (R, n), residuals (R, n), Jacobian) at q for each weighting."""
+    model, jac = _model_and_jacobian(form, q, data, free)
+    resid = model - data.loss
+    if f_scale is None:
+        value, irls = (weights * resid**2).sum(1), weights
+    else:
+        z = (resid / f_scale) ** 2
+        value = (weights * _huber_rho(z)).sum(1) * f_scale**2
+        irls = weights * np.where(z <= 1.0, 1.0, 1.0 / np.sqrt(np.maximum(z, 1.0)))
+    return np.where(np.isfinite(value), value, np.inf), irls, resid, jac
+
+
 def refit_batch(form: LawForm, data: LawData, theta: np.ndarray, weights: np.ndarray, *,
-                f_scale: float | None = None, iterations: int = 40) -> np.ndarray:
+                f_scale: float | None = None, iterations: int = 60, rtol: float = 1e-12) -> np.ndarray:
     """Refits of many weightings at once by Levenberg-Marquardt from theta, batched over the rows of
     `weights`; returns (R, 7) thetas. Objective: weighted least squares in loss, or with `f_scale` the
-    Huber M-estimate sum w rho((r / f_scale)^2) (IRLS weights rho' at each step)."""
+    Huber M-estimate sum w rho((r / f_scale)^2) (IRLS weights rho' at each step). A row stops once an
+    accepted step improves its objective by less than rtol (relative) or its damping saturates."""
     free = [0, 1, 2] + [PARAMS.index(k) for k in form.free]
-    bounds = dict(zip(form.free, _bounds(form, data), strict=True))
+    lo = np.array([0.0, -np.inf, -np.inf, *[b[0] for b in _bounds(form, data)]])
+    hi = np.array([np.inf, np.inf, np.inf, *[b[1] for b in _bounds(form, data)]])
     q = np.repeat(np.array([theta[0], np.log(theta[1]), np.log(theta[2]), *theta[3:]])[None], len(weights), axis=0)
     lam = np.full(len(weights), 1e-3)
-
-    def objective(q_: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        model, jac = _model_and_jacobian(form, q_, data)
-        resid = model - data.loss
-        if f_scale is None:
-            value, irls = (weights * resid**2).sum(1), weights
-        else:
-            z = (resid / f_scale) ** 2
-            value = (weights * _huber_rho(z)).sum(1) * f_scale**2
-            irls = weights * np.where(z <= 1.0, 1.0, 1.0 / np.sqrt(np.maximum(z, 1.0)))
-        return np.where(np.isfinite(value), value, np.inf), irls, (resid, jac)  # type: ignore[return-value]
-
-    current, irls, (resid, jac) = objective(q)
+    current, irls, resid, jac = _objective(form, q, data, free, weights, f_scale)
+    active = np.arange(len(weights))
     for _ in range(iterations):
-        jac_f = jac[..., free]
-        jtj = np.einsum("rn,rni,rnj->rij", irls, jac_f, jac_f)
-        grad = np.einsum("rn,rni,rn->ri", irls, jac_f, resid)
-        damped = jtj + lam[:, None, None] * (np.einsum("rii->ri", jtj)[:, :, None] * np.eye(len(free)) + 1e-12)
+        if active.size == 0:
+            break
+        jw = (jac[active] * irls[active][..., None]).transpose(0, 2, 1)
+        jtj = jw @ jac[active]
+        grad = (jw @ resid[active][..., None])[..., 0]
+        damped = jtj + lam[active, None, None] * (np.einsum("rii->ri", jtj)[:, :, None] * np.eye(len(free)) + 1e-12)
         with np.errstate(all="ignore"):
             step = np.linalg.solve(damped, -grad[..., None])[..., 0]
-        trial = q.copy()
-        trial[:, free] += np.nan_to_num(step)
-        trial[:, 0] = np.maximum(trial[:, 0], 0.0)
-        for name, (b_lo, b_hi) in bounds.items():
-            i = PARAMS.index(name)
-            trial[:, i] = np.clip(trial[:, i], b_lo, b_hi)
-        new, new_irls, (new_resid, new_jac) = objective(trial)
-        better = new < current
-        q[better], current[better], irls[better] = trial[better], new[better], new_irls[better]
-        resid[better], jac[better] = new_resid[better], new_jac[better]
-        lam = np.where(better, lam / 3.0, lam * 4.0)
+        trial = q[active].copy()
+        trial[:, free] = np.clip(trial[:, free] + np.nan_to_num(step), lo, hi)
+        new, new_irls, new_resid, new_jac = _objective(form, trial, data, free, weights[active], f_scale)
+        better = new < current[active]
+        gain = (current[active] - new) / np.maximum(np.abs(current[active]), 1e-300)
+        rows = active[better]
+        q[rows], current[rows], irls[rows] = trial[better], new[better], new_irls[better]
+        resid[rows], jac[rows] = new_resid[better], new_jac[better]
+        lam[active] = np.where(better, lam[active] / 3.0, lam[active] * 4.0)
+        done = (better & (gain < rtol)) | (lam[active] > 1e10)
+        active = active[~done]
     out = q.copy()
     out[:, 1], out[:, 2] = np.exp(q[:, 1]), np.exp(q[:, 2])
     return out
