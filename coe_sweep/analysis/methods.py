@@ -64,10 +64,13 @@ class MethodPrediction:
         return C.jsonable(out)  # type: ignore[return-value]
 
 
-def reach_text(reach: float) -> str:
-    if reach > 1.0:
-        return f"{reach:.3g}x beyond the largest trial's FLOPs"
-    return "within the trials' FLOPs range" if reach >= 1e-12 else "below the trials' FLOPs range"
+def reach_text(flops: float, lo: float, hi: float) -> str:
+    """How far past the trials' FLOPs [lo, hi] a prediction at `flops` reaches, in words."""
+    if flops > hi:
+        return f"{flops / hi:.3g}x beyond the largest trial's FLOPs"
+    if flops < lo:
+        return f"{lo / flops:.3g}x below the smallest trial's FLOPs"
+    return "within the trials' FLOPs range"
 
 
 @dataclass
@@ -78,6 +81,7 @@ class LawSet:
     coe: CoeLaw | str
     data: LawData = field(repr=False)
     max_trial_flops: float
+    min_trial_flops: float
     audits: dict[str, AuditPoint | None] = field(default_factory=dict)
     drop_one: dict[str, list[Any]] = field(default_factory=dict)  # method -> refits (ScalingFit | theta)
     warnings: list[str] = field(default_factory=list)
@@ -130,7 +134,8 @@ class LawSet:
             assert opt is not None
             out.append(MethodPrediction(
                 method, float(flops), opt.arm, opt.n_opt, opt.n_opt_ci, opt.d_opt, opt.d_opt_ci, opt.loss_opt,
-                opt.loss_opt_ci, reach, reach_text(reach), self.audits.get(method), self.spread(method, float(flops)),
+                opt.loss_opt_ci, reach, reach_text(float(flops), self.min_trial_flops, self.max_trial_flops),
+                self.audits.get(method), self.spread(method, float(flops)),
                 list(fit.warnings), arms))
         return out
 
@@ -239,7 +244,7 @@ def fit_methods(frame: pd.DataFrame, profiles: list[IsoFlopProfile], approach2: 
             fits[name] = str(exc)
     flops = data.flops[np.isfinite(data.flops)]
     laws = LawSet(profiles, approach2, fits["approach3"], fits["coe_law"], data,
-                  float(flops.max()) if flops.size else float("nan"))
+                  float(flops.max()) if flops.size else float("nan"), float(flops.min()) if flops.size else float("nan"))
     _add_audits(laws)
     _add_disagreement(laws)
     return laws
