@@ -26,7 +26,7 @@ LACK_OF_FIT_P = 0.05
 
 
 def lack_of_fit(what: str, labels: Sequence[str], values: Sequence[float],
-                intervals: Sequence[tuple[float, float] | None], ci: float) -> str | None:
+                intervals: Sequence[tuple[float, float] | None], ci: float, *, unit: str = "budgets'") -> str | None:
     """A warning naming the budgets whose own interval excludes the law's value, when the misses are
     too many for chance (see the module docstring); None otherwise."""
     checked = [(lab, v, iv) for lab, v, iv in zip(labels, values, intervals, strict=True)
@@ -35,7 +35,7 @@ def lack_of_fit(what: str, labels: Sequence[str], values: Sequence[float],
     if not missed or binom.sf(len(missed) - 1, len(checked), 1.0 - ci) >= LACK_OF_FIT_P:
         return None
     shown = ", ".join(f"{lab} ({v:.4g} vs [{iv[0]:.4g}, {iv[1]:.4g}])" for lab, v, iv in missed[:6])
-    return (f"lack of fit: {what} misses {len(missed)} of {len(checked)} budgets' own {ci:.0%} intervals "
+    return (f"lack of fit: {what} misses {len(missed)} of {len(checked)} {unit} own {ci:.0%} intervals "
             f"({shown}{', ...' if len(missed) > 6 else ''}); its intervals are too narrow and its predictions "
             "biased beyond the data")
 

@@ -15,8 +15,9 @@
   (Hoffmann et al. 2022, eq. 4, when b = 1, k = 6, m = 1); N* grows as C^(beta / (alpha + b beta)).
   Every bootstrap replicate gives its own optimum; intervals are basic bootstrap intervals (log space
   for N* and D*), see `basic_interval`.
-- Lack of fit: per budget, the mean residual of its trials (interval +- z s / sqrt(groups), s the
-  residual sd) must contain 0; `audit.lack_of_fit` decides when the misses are too many.
+- Lack of fit: per budget (per budget and arm when there are several arms), the mean residual of its
+  trials (interval +- z s / sqrt(groups), s the residual sd) must contain 0; `audit.lack_of_fit`
+  decides when the misses are too many.
 """
 
 from __future__ import annotations
@@ -150,20 +151,24 @@ def arm_knobs(data: LawData, gamma: float) -> dict[str, tuple[float, float]]:
 
 
 def residual_lack_of_fit(fit: ParametricFit, data: LawData) -> str | None:
-    """Budgets whose trials' mean residual interval excludes 0 (see the module docstring)."""
+    """Budgets (budget x arm cells when there are several arms) whose trials' mean residual interval
+    excludes 0 (see the module docstring)."""
     pred = fit.loss(data.n, data.d, data.iterations, data.sparsity)
     resid = data.loss - pred
     sd = float(np.std(resid, ddof=len(fit.form.free) + 3)) if len(data) > len(fit.form.free) + 3 else 0.0
     z = float(norm.ppf(0.5 + fit.ci / 2))
+    by_arm = np.unique(data.arm).size > 1
+    cells = sorted({(b, a if by_arm else "") for b, a in zip(data.budget, data.arm, strict=True) if b is not None},
+                   key=lambda cell: (np.median(data.flops[data.budget == cell[0]]), cell[1]))
     labels, values, intervals = [], [], []
-    for label in sorted({b for b in data.budget if b is not None}, key=lambda b: np.median(data.flops[data.budget == b])):
-        mask = data.budget == label
-        groups = max(np.unique(data.group[mask]).size, 1)
-        half = z * sd / np.sqrt(groups)
-        labels.append(str(label))
+    for budget, arm in cells:
+        mask = (data.budget == budget) & ((data.arm == arm) if by_arm else True)
+        half = z * sd / np.sqrt(max(np.unique(data.group[mask]).size, 1))
+        labels.append(f"{budget} {arm}".strip())
         values.append(float(pred[mask].mean()))
         intervals.append((float(data.loss[mask].mean() - half), float(data.loss[mask].mean() + half)))
-    return lack_of_fit(f"the {fit.name} law ({fit.form.name})", labels, values, intervals, fit.ci)
+    what = "budget x arm cells'" if by_arm else "budgets'"
+    return lack_of_fit(f"the {fit.name} law ({fit.form.name})", labels, values, intervals, fit.ci, unit=what)
 
 
 def make_result(name: str, form: P.LawForm, data: LawData, theta: np.ndarray, boot: np.ndarray, fmap: FlopsMap,

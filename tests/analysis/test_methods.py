@@ -44,6 +44,9 @@ def test_all_methods_side_by_side(coe_laws) -> None:  # noqa: ANN001
     assert coe.arm in ("moe", "coe-C2", "coe-C3") and {a.arm for a in coe.arms} == {"moe", "coe-C2", "coe-C3"}
     assert coe.loss_opt == min(a.loss_opt for a in coe.arms)
     assert abs(coe.audit.n_opt_rel_error) < 0.1 and abs(coe.audit.loss_error) < 0.02  # type: ignore[union-attr]
+    (pooled_misfit,) = coe_laws.approach3.warnings  # Approach 3 pools arms that the law tells apart
+    assert "lack of fit: the approach3 law (chinchilla) misses" in pooled_misfit and "budget x arm cells'" in pooled_misfit
+    assert coe_laws.coe.fit.warnings == []
     assert coe_laws.predict(3e18)[0].reach_text == "within the trials' FLOPs range"
     assert coe_laws.predict(1e17)[0].reach_text == "10x below the smallest trial's FLOPs"
     with pytest.raises(ValueError, match="flops=-1"):
