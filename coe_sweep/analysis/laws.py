@@ -13,8 +13,8 @@
   (m = h(C_arm; psi) S_arm^gamma; 1 for the pooled Approach 3) is smallest at
       N* = [alpha A m^-alpha C^beta / (b beta B k^beta)]^(1 / (alpha + b beta)),   D* = C / (k N*^b)
   (Hoffmann et al. 2022, eq. 4, when b = 1, k = 6, m = 1); N* grows as C^(beta / (alpha + b beta)).
-  Every bootstrap replicate gives its own optimum; intervals are basic bootstrap intervals (log space
-  for N* and D*), see `basic_interval`.
+  Every bootstrap replicate gives its own optimum; intervals are basic bootstrap intervals (in log
+  space for the positive N*, D*, loss*, A and B), see `basic_interval`.
 - Lack of fit: per budget (per budget and arm when there are several arms), the mean residual of its
   trials (interval +- z s / sqrt(groups), s the residual sd) must contain 0; `audit.lack_of_fit`
   decides when the misses are too many.
@@ -130,7 +130,7 @@ class ParametricFit:
         (n,), (d,), (loss,) = self._optimum_rows(self.theta[None], flops, arm)
         bn, bd, bl = self._optimum_rows(self.boot, flops, arm)
         return Optimum(float(flops), arm, float(n), _log_interval(n, bn, self.ci), float(d), _log_interval(d, bd, self.ci),
-                       float(loss), basic_interval(loss, bl, self.ci))
+                       float(loss), _log_interval(loss, bl, self.ci))
 
     def best_arm(self, flops: float) -> Optimum:
         """The arm with the lowest predicted optimal loss at `flops` (the pooled optimum without arms)."""
