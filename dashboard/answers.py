@@ -158,7 +158,8 @@ def _coe_law(law: CoeLaw) -> CoeLawOut:
     return CoeLawOut(form=law.fit.form.name, reason=law.reason, psi=f(law.psi), psi_ci=serialize.finite_pair(law.psi_ci),
                      psi_form=law.psi_form, summary=law.summary,
                      scores=[FormScoreOut(form=s.form, n_params=s.n_params, cv_rmse=f(s.cv_rmse),
-                                          cv_rmse_se=f(s.cv_rmse_se), chosen=s.chosen) for s in law.scores],
+                                          excess=f(s.excess), excess_se=f(s.excess_se), chosen=s.chosen)
+                             for s in law.scores],
                      worth=[IterationWorthOut(from_c=w.from_c, to_c=w.to_c, pct=f(w.pct),
                                               pct_ci=serialize.finite_pair(w.pct_ci)) for w in law.worth])
 

@@ -188,8 +188,9 @@ class MethodOut(BaseModel):
 class FormScoreOut(BaseModel):
     form: str
     n_params: int
-    cv_rmse: float | None
-    cv_rmse_se: float | None
+    cv_rmse: float | None = Field(description="held-out error: sqrt of the mean held-out Huber loss")
+    excess: float | None = Field(description="mean held-out loss minus the best form's")
+    excess_se: float | None = Field(description="standard error of that paired difference")
     chosen: bool
 
 

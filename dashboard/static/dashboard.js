@@ -180,8 +180,8 @@ function drawMethods(data) {
   }));
   const law = data.coe_law;
   $("coe-law-summary").textContent = law ? law.summary + " Form: " + law.reason + "." : "";
-  fillTable("coe-law-table", law ? ["form", "parameters", "held-out RMSE", "standard error", "kept"] : [],
-    law ? law.scores.map((s) => [s.form, String(s.n_params), fmt(s.cv_rmse), fmt(s.cv_rmse_se), s.chosen ? "yes" : ""]) : []);
+  fillTable("coe-law-table", law ? ["form", "parameters", "held-out error", "excess over the best", "its standard error", "kept"] : [],
+    law ? law.scores.map((s) => [s.form, String(s.n_params), fmt(s.cv_rmse), fmt(s.excess), fmt(s.excess_se), s.chosen ? "yes" : ""]) : []);
   return fitted.map((m) => ({ type: "scatter", mode: "lines+markers", name: m.method + " N*", x: m.per_budget.map((b) => b.budget_flops),
     y: m.per_budget.map((b) => b.n_opt), line: { color: METHOD_COLORS[m.method], width: 1.5 }, marker: { size: 6, symbol: "x" },
     hovertemplate: m.method + " N*=%{y:.4g}<extra></extra>" }));
