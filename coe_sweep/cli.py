@@ -202,6 +202,72 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return _dashboard_query(args, lambda uri: compare(uri, args.sweep, baseline=args.baseline, as_json=args.json))
 
 
+def _parse_import_options(args: argparse.Namespace) -> tuple[dict[str, str], list[float] | None]:
+    """--map FIELD=COLUMN pairs and --levels; ValueError naming the flag."""
+    mapping: dict[str, str] = {}
+    for item in args.map or []:
+        name, sep, column = item.partition("=")
+        if not sep or not name.strip() or not column:
+            raise ValueError(f"--map {item!r} is invalid: expected FIELD=COLUMN, e.g. --map params='Model Size'")
+        if name.strip() in mapping:
+            raise ValueError(f"--map {name.strip()}: given twice; expected one column per field")
+        mapping[name.strip()] = column
+    if args.levels in (None, "auto"):
+        return mapping, None
+    try:
+        levels = [float(v) for v in args.levels.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--levels={args.levels!r} is invalid: expected 'auto' or comma-separated FLOPs, "
+                         "e.g. 1e18,3e18,1e19") from None
+    return mapping, levels
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    """Validate a table of runs, then write it as a sweep. 2: bad file/mapping (nothing written); 1: store failed."""
+    import os
+
+    from coe_sweep.ingest import ImportRefused, read_table
+    from coe_sweep.tracking import TrackingError
+    from dashboard.settings import SettingsError, settings_from
+
+    try:
+        mapping, levels = _parse_import_options(args)
+        uri = settings_from(os.environ, tracking_uri=args.tracking_uri).tracking_uri
+        plan = read_table(args.file, mapping, fmt=args.format, levels=levels, tol_log=args.tol_log)
+        if args.dry_run:
+            outcome = None
+        else:
+            from coe_sweep.ingest.write import write_import
+
+            outcome = write_import(plan, uri, args.sweep)
+    except (ImportRefused, ValueError, SettingsError) as exc:
+        print(f"coe-sweep import: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TrackingError as exc:
+        print(f"coe-sweep import: {exc}; run the same command again to complete the import (no run is written "
+              "twice)", file=sys.stderr)
+        return EXIT_FAILED
+    counts = {level.label: 0 for level in plan.levels} | {"off the levels": 0}
+    for run in plan.runs:
+        counts[run.budget_label or "off the levels"] = counts.get(run.budget_label or "off the levels", 0) + 1
+    counts = {k: v for k, v in counts.items() if v}
+    print(f"{len(plan.runs)} run(s) from {plan.source} ({plan.fmt}); FLOPs per token: {plan.flops_rule}; "
+          f"levels (within ln-distance {plan.tol_log:g}): " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
+    if outcome is None:
+        print("dry run: nothing written")
+        return EXIT_OK
+    from coe_sweep.tracking.connection import redact_uri
+
+    print(f"sweep {outcome.sweep} ({outcome.sweep_id}): {outcome.written} run(s) written, {outcome.already} already "
+          f"there\nbrowse:  coe-sweep dashboard --tracking-uri {redact_uri(uri)}\n"
+          f"         coe-sweep optimal {outcome.sweep} --flops {10 * max(r.flops for r in plan.runs):.3g}")
+    if outcome.pending:
+        print(f"warning: {outcome.pending} write(s) journaled while the store was unreachable; run the same command "
+              "again to send them", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coe-sweep", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -285,6 +351,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("import", help="write a table of runs coe-sweep did not train (csv, parquet, jsonl) as a sweep")
+    p.add_argument("file", help="the table: .csv, .parquet or .jsonl, one run per row")
+    p.add_argument("--sweep", required=True, help="name of the sweep to create in MLflow")
+    p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="column of a field (repeatable): params, loss, tokens or flops (required); params_total, "
+                        "flops_per_token, iterations, top_k, n_experts, n_layers, d_model, d_expert, dense, seed, arm, "
+                        "budget (optional). A column named like a field maps itself")
+    p.add_argument("--format", choices=("csv", "parquet", "jsonl"), default=None, help="default: from the extension")
+    p.add_argument("--levels", default=None, metavar="FLOPS,...|auto",
+                   help="budget levels in FLOPs (each run goes to the nearest within --tol-log); default auto: "
+                        "found from the runs' FLOPs; a mapped budget column wins")
+    p.add_argument("--tol-log", type=float, default=0.2, metavar="T",
+                   help="a run belongs to a level when |ln(FLOPs / level)| <= T (default 0.2: within x1.22)")
+    p.add_argument("--dry-run", action="store_true", help="validate and summarise; write nothing")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    p.set_defaults(func=_cmd_import)
     return parser
 
 

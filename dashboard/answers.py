@@ -15,15 +15,28 @@ import pandas as pd
 
 from coe_sweep.analysis import columns as C
 from coe_sweep.analysis.arms import arm_order
+from coe_sweep.analysis.audit import AuditPoint
+from coe_sweep.analysis.coelaw import CoeLaw
 from coe_sweep.analysis.compare import SELECTION, compare_arms
 from coe_sweep.analysis.isoflop import IsoFlopProfile, isoflop_profiles
+from coe_sweep.analysis.laws import Optimum, ParametricFit
+from coe_sweep.analysis.methods import LawSet, fit_methods
 from coe_sweep.analysis.paired import LEVEL
 from coe_sweep.analysis.pareto import pareto_set
 from coe_sweep.analysis.scaling import NotEnoughData, ScalingFit, nearest_config, scaling_fit
 from dashboard import serialize
 from dashboard.schemas import (
+    ArmOptimumOut,
+    AuditOut,
+    CoeLawOut,
     CompareOut,
+    FormScoreOut,
     FrontierOut,
+    IterationWorthOut,
+    LawParamOut,
+    MethodBudgetOut,
+    MethodOut,
+    MethodPredictionOut,
     NearestOut,
     Objective,
     OptimalOut,
@@ -33,10 +46,18 @@ from dashboard.schemas import (
     PredictionOut,
     ScalingOut,
     ScalingPoint,
+    SpreadOut,
 )
 
 log = logging.getLogger(__name__)
 N_BOOT = 1000  # bootstrap resamples per budget (vertex intervals) and per scaling fit
+LAW_N_BOOT = 200  # bootstrap refits of each parametric law (config groups resampled)
+METHOD_TEXT = {
+    "approach2": "Approach 2: a robust parabola per IsoFLOP budget, power laws of the vertices against compute",
+    "approach3": "Approach 3: L = E + A/N^alpha + B/D^beta fitted to every finished trial (arms pooled)",
+    "coe_law": "CoE/MoE law: Approach 3 with N_eff = N h(C; psi) S^gamma, the form kept by held-out error; "
+               "the arm with the lowest predicted loss",
+}
 
 
 def finished(frame: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
@@ -88,6 +109,99 @@ def _law(quantity: str, law: Any) -> PowerLawOut:
                        exponent_ci=serialize.finite_pair(law.exponent_ci))
 
 
+def laws(frame: pd.DataFrame, family: str | None, active_profiles: list[IsoFlopProfile],
+         active_fit: ScalingFit | str) -> LawSet | str:
+    """Every method fitted on the finished trials (N = active params), or why not."""
+    rows = finished(frame, family)
+    if rows.empty:
+        return no_finished_message(frame, family)
+    return fit_methods(rows, active_profiles, active_fit, n_boot=LAW_N_BOOT)
+
+
+def _audit(audit: AuditPoint | None) -> AuditOut | None:
+    if audit is None:
+        return None
+    f = serialize.finite
+    return AuditOut(held_out=audit.held_out, held_out_flops=f(audit.held_out_flops), reference=audit.reference,
+                    n_opt_true=f(audit.n_opt_true), n_opt_pred=f(audit.n_opt_pred),
+                    n_opt_rel_error=f(audit.n_opt_rel_error), loss_true=f(audit.loss_true),
+                    loss_pred=f(audit.loss_pred), loss_error=f(audit.loss_error), note=audit.note)
+
+
+def _budget_row(label: str, opt: Optimum) -> MethodBudgetOut:
+    f = serialize.finite
+    return MethodBudgetOut(budget_label=label, budget_flops=float(opt.flops), n_opt=f(opt.n_opt), d_opt=f(opt.d_opt),
+                           loss_opt=f(opt.loss_opt), arm=opt.arm)
+
+
+def _method(name: str, result: object, law_set: LawSet) -> MethodOut:
+    out = MethodOut(method=name, description=METHOD_TEXT[name])
+    if isinstance(result, str):
+        out.message = result
+        return out
+    labels = [p.budget_label for p in law_set.profiles if serialize.finite(p.budget_flops)]
+    out.per_budget = [_budget_row(lab, o) for lab, o in zip(labels, law_set.per_budget().get(name, []), strict=False)]
+    out.audit = _audit(law_set.audits.get(name))
+    out.warnings = list(getattr(result, "warnings", []))
+    if isinstance(result, ScalingFit):
+        out.fitter = f"isoflop parabolas, {result.loss_law.kind} loss law"
+        out.n_exponent, out.n_exponent_ci = result.x_law.exponent, serialize.finite_pair(result.x_law.exponent_ci)
+    elif isinstance(result, ParametricFit):
+        out.fitter, out.form = result.method, result.form.name
+        exponent, ci = result.n_exponent()
+        out.n_exponent, out.n_exponent_ci = serialize.finite(exponent), serialize.finite_pair(ci)
+        out.params = [LawParamOut(name=k, value=serialize.finite(v), ci=serialize.finite_pair(iv))
+                      for k, (v, iv) in result.params().items()]
+    return out
+
+
+def _coe_law(law: CoeLaw) -> CoeLawOut:
+    f = serialize.finite
+    return CoeLawOut(form=law.fit.form.name, reason=law.reason, psi=f(law.psi), psi_ci=serialize.finite_pair(law.psi_ci),
+                     psi_form=law.psi_form, summary=law.summary,
+                     scores=[FormScoreOut(form=s.form, n_params=s.n_params, cv_rmse=f(s.cv_rmse),
+                                          excess=f(s.excess), excess_se=f(s.excess_se), chosen=s.chosen)
+                             for s in law.scores],
+                     worth=[IterationWorthOut(from_c=w.from_c, to_c=w.to_c, pct=f(w.pct),
+                                              pct_ci=serialize.finite_pair(w.pct_ci)) for w in law.worth])
+
+
+def add_methods(out: ScalingOut, law_set: LawSet | str) -> ScalingOut:
+    """The side-by-side methods, the CoE law's form and psi, and the cross-method warnings."""
+    if isinstance(law_set, str):
+        out.method_warnings = [law_set]
+        return out
+    fits = {"approach2": law_set.approach2, "approach3": law_set.approach3,
+            "coe_law": law_set.coe.fit if isinstance(law_set.coe, CoeLaw) else law_set.coe}
+    out.methods = [_method(name, result, law_set) for name, result in fits.items()]
+    out.coe_law = _coe_law(law_set.coe) if isinstance(law_set.coe, CoeLaw) else None
+    fitted = law_set.fitted()
+    parametric = fitted.get("coe_law") or fitted.get("approach3")
+    out.flops_per_token = parametric.flops_map.describe() if parametric is not None else None
+    out.method_warnings = list(law_set.warnings)
+    return out
+
+
+def _optimum(opt: Optimum) -> ArmOptimumOut:
+    f = serialize.finite
+    return ArmOptimumOut(arm=opt.arm, n_opt=f(opt.n_opt), n_opt_ci=serialize.finite_pair(opt.n_opt_ci), d_opt=f(opt.d_opt),
+                         loss_opt=f(opt.loss_opt), loss_opt_ci=serialize.finite_pair(opt.loss_opt_ci))
+
+
+def method_predictions(law_set: LawSet, flops: float) -> list[MethodPredictionOut]:
+    f, pair = serialize.finite, serialize.finite_pair
+    out = []
+    for p in law_set.predict(flops):
+        spread = None if p.spread is None else SpreadOut(n_refits=p.spread.n_refits, n_opt_range=pair(p.spread.n_opt_range),
+                                                         loss_range=pair(p.spread.loss_range))
+        out.append(MethodPredictionOut(
+            method=p.method, arm=p.arm, n_opt=f(p.n_opt), n_opt_ci=pair(p.n_opt_ci), d_opt=f(p.d_opt),
+            d_opt_ci=pair(p.d_opt_ci), loss_opt=f(p.loss_opt), loss_opt_ci=pair(p.loss_opt_ci), reach=f(p.reach),
+            reach_text=p.reach_text, audit=_audit(p.audit), spread=spread, warnings=list(p.warnings),
+            arms=[_optimum(a) for a in p.arms]))
+    return out
+
+
 def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit | str, *, sweep_id: str,
             version: int, x: str, family: str | None) -> ScalingOut:
     points = [ScalingPoint(budget_label=p.budget_label, budget_flops=float(p.budget_flops), x_opt=float(p.x_opt),
@@ -115,9 +229,15 @@ def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit
 
 
 def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, version: int, x: str,
-            family: str | None, flops: float, max_memory_bytes: float | None) -> OptimalOut:
+            family: str | None, flops: float, max_memory_bytes: float | None,
+            law_set: LawSet | str | None = None) -> OptimalOut:
     out = OptimalOut(sweep_id=sweep_id, data_version=version, x=x, family=family,
                      flops=flops, max_memory_bytes=max_memory_bytes)
+    if isinstance(law_set, LawSet):
+        out.methods = method_predictions(law_set, flops)
+        out.method_warnings = [f"{m}: no fit: {why}" for m, why in law_set.reasons().items()] + list(law_set.warnings)
+    elif isinstance(law_set, str):
+        out.method_warnings = [law_set]
     if isinstance(result, str):
         out.message = no_finished_message(frame, family) if finished(frame, family).empty else result
         return out

@@ -130,6 +130,88 @@ class ScalingPoint(BaseModel):
     tokens_opt: float | None
 
 
+Method = Literal["approach2", "approach3", "coe_law"]
+
+
+class MethodBudgetOut(BaseModel):
+    budget_label: str
+    budget_flops: float
+    n_opt: float | None = Field(description="predicted optimal active params at this budget")
+    d_opt: float | None = Field(description="predicted optimal tokens")
+    loss_opt: float | None
+    arm: str | None = Field(None, description="coe_law: the arm with the lowest predicted loss")
+
+
+class LawParamOut(BaseModel):
+    name: str
+    value: float | None
+    ci: list[float] | None
+
+
+class AuditOut(BaseModel):
+    """Leave-future-out: the method refitted without the largest budget, predicting it."""
+
+    held_out: str
+    held_out_flops: float | None
+    reference: str = Field(description="vertex (the budget's own IsoFLOP vertex) or best trial")
+    n_opt_true: float | None
+    n_opt_pred: float | None
+    n_opt_rel_error: float | None = Field(description="predicted / observed optimal N - 1")
+    loss_true: float | None
+    loss_pred: float | None
+    loss_error: float | None = Field(description="predicted - observed best loss")
+    note: str | None = None
+
+
+class SpreadOut(BaseModel):
+    """Drop-one-budget spread (>= 4 budgets): min and max of the prediction over refits each leaving one out."""
+
+    n_refits: int
+    n_opt_range: list[float] | None
+    loss_range: list[float] | None
+
+
+class MethodOut(BaseModel):
+    method: Method
+    description: str
+    fitter: str | None = None
+    form: str | None = None
+    n_exponent: float | None = Field(None, description="N* grows as C^n_exponent")
+    n_exponent_ci: list[float] | None = None
+    params: list[LawParamOut] = Field(default_factory=list)
+    per_budget: list[MethodBudgetOut] = Field(default_factory=list)
+    audit: AuditOut | None = None
+    warnings: list[str] = Field(default_factory=list)
+    message: str | None = Field(None, description="why this method has no fit")
+
+
+class FormScoreOut(BaseModel):
+    form: str
+    n_params: int
+    cv_rmse: float | None = Field(description="held-out error: sqrt of the mean held-out Huber loss")
+    excess: float | None = Field(description="mean held-out loss minus the best form's")
+    excess_se: float | None = Field(description="standard error of that paired difference")
+    chosen: bool
+
+
+class IterationWorthOut(BaseModel):
+    from_c: int
+    to_c: int
+    pct: float | None = Field(description="one more iteration is worth this % more active parameters")
+    pct_ci: list[float] | None
+
+
+class CoeLawOut(BaseModel):
+    form: str
+    reason: str
+    scores: list[FormScoreOut]
+    psi: float | None
+    psi_ci: list[float] | None
+    psi_form: str | None
+    worth: list[IterationWorthOut]
+    summary: str
+
+
 class ScalingOut(BaseModel):
     sweep_id: str
     data_version: int
@@ -141,6 +223,11 @@ class ScalingOut(BaseModel):
     laws: list[PowerLawOut] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     message: str | None = None
+    methods: list[MethodOut] = Field(default_factory=list, description="every method side by side, in active params")
+    coe_law: CoeLawOut | None = None
+    flops_per_token: str | None = Field(None, description="how a hypothetical size maps to FLOPs per token")
+    method_warnings: list[str] = Field(default_factory=list,
+                                       description="across methods: disagreement, missing audit")
 
 
 class PredictionOut(BaseModel):
@@ -171,6 +258,32 @@ class NearestOut(BaseModel):
     n_excluded_memory: int
 
 
+class ArmOptimumOut(BaseModel):
+    arm: str | None
+    n_opt: float | None
+    n_opt_ci: list[float] | None
+    d_opt: float | None
+    loss_opt: float | None
+    loss_opt_ci: list[float] | None
+
+
+class MethodPredictionOut(BaseModel):
+    method: Method
+    arm: str | None
+    n_opt: float | None
+    n_opt_ci: list[float] | None
+    d_opt: float | None
+    d_opt_ci: list[float] | None
+    loss_opt: float | None
+    loss_opt_ci: list[float] | None
+    reach: float | None = Field(description="flops / the largest trial's FLOPs")
+    reach_text: str
+    audit: AuditOut | None
+    spread: SpreadOut | None
+    warnings: list[str]
+    arms: list[ArmOptimumOut] = Field(default_factory=list)
+
+
 class OptimalOut(BaseModel):
     sweep_id: str
     data_version: int
@@ -181,6 +294,10 @@ class OptimalOut(BaseModel):
     prediction: PredictionOut | None = Field(None, description="predicted optimum (x, tokens, loss) and intervals")
     nearest: NearestOut | None = Field(None, description="the nearest trainable config sampled in the sweep")
     message: str | None = None
+    ci: float = 0.95
+    methods: list[MethodPredictionOut] = Field(default_factory=list,
+                                               description="every method's optimum at `flops`, with its audit")
+    method_warnings: list[str] = Field(default_factory=list)
 
 
 class Objective(BaseModel):

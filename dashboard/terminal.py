@@ -114,6 +114,49 @@ def pareto(tracking_uri: str, sweep: str, objectives: str, *, as_json: bool = Fa
     return out
 
 
+def _ci(pair: list[float] | None) -> str:
+    return "" if pair is None else f" [{_fmt(pair[0])}, {_fmt(pair[1])}]"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1%}"
+
+
+def _print_methods(console: Console, out: OptimalOut, sweep: str) -> None:
+    """Every method's optimum at the budget with its interval and reach, then its extrapolation audit."""
+    if not out.methods:
+        for warning in out.method_warnings:
+            console.print(f"[yellow]{warning}[/yellow]")
+        return
+    table = Table(title=f"Compute-optimal allocation of {sweep} at {out.flops:.3g} training FLOPs, every method "
+                        f"({int(out.ci * 100)}% CI; N = active params)")
+    for name in ("method", "arm", "optimal N", "optimal tokens", "predicted loss", "reach"):
+        table.add_column(name, justify="right")
+    for m in out.methods:
+        table.add_row(m.method, m.arm or "-", _fmt(m.n_opt) + _ci(m.n_opt_ci), _fmt(m.d_opt) + _ci(m.d_opt_ci),
+                      _fmt(m.loss_opt) + _ci(m.loss_opt_ci), m.reach_text)
+    console.print(table)
+    audit = Table(title="Extrapolation audit: each method refitted without the largest budget, predicting it")
+    for name in ("method", "held out", "N pred / observed", "N error", "loss pred / observed", "loss error",
+                 "drop-one spread of N here"):
+        audit.add_column(name, justify="right")
+    for m in out.methods:
+        a, sp = m.audit, m.spread
+        spread = "-" if sp is None or sp.n_opt_range is None else f"[{_fmt(sp.n_opt_range[0])}, {_fmt(sp.n_opt_range[1])}]"
+        if a is None:
+            audit.add_row(m.method, "-", "-", "-", "-", "-", spread)
+            continue
+        audit.add_row(m.method, f"{a.held_out} ({a.reference})", f"{_fmt(a.n_opt_pred)} / {_fmt(a.n_opt_true)}",
+                      _pct(a.n_opt_rel_error), f"{_fmt(a.loss_pred)} / {_fmt(a.loss_true)}",
+                      "-" if a.loss_error is None else f"{a.loss_error:+.4f}", spread)
+    console.print(audit)
+    for m in out.methods:
+        for warning in m.warnings:
+            console.print(f"[yellow]warning ({m.method}): {warning}[/yellow]", soft_wrap=True)
+    for warning in out.method_warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]", soft_wrap=True)
+
+
 def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | None = None,
             x: str = "params_active", family: str | None = None, as_json: bool = False,
             console: Console | None = None) -> OptimalOut:
@@ -127,11 +170,15 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
         raise BadInput(f"--{exc}") from None
     frame, sweep_id = _frame(tracking_uri, sweep)
     profiles = answers.profiles(frame, x, family)
-    out = answers.optimal(frame, answers.fit(profiles), sweep_id=sweep_id, version=1, x=x, family=family,
-                          flops=flops, max_memory_bytes=max_memory_bytes)
+    fit = answers.fit(profiles)
+    active = profiles if x == "params_active" else answers.profiles(frame, "params_active", family)
+    law_set = answers.laws(frame, family, active, fit if x == "params_active" else answers.fit(active))
+    out = answers.optimal(frame, fit, sweep_id=sweep_id, version=1, x=x, family=family, flops=flops,
+                          max_memory_bytes=max_memory_bytes, law_set=law_set)
     if as_json:
         console.print_json(out.model_dump_json())
         return out
+    _print_methods(console, out, sweep)
     if out.prediction is not None:
         p = out.prediction
         table = Table(title=f"Predicted optimum of {sweep} at {flops:.3g} training FLOPs ({int(p.ci * 100)}% CI)")

@@ -8,13 +8,17 @@ the objective and axis names from here so that all three speak the same names.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from coe_sweep.analysis import levels
 from coe_sweep.trial import OBJECTIVES as TRIAL_OBJECTIVES
+
+log = logging.getLogger(__name__)
 
 Direction = Literal["min", "max"]
 
@@ -150,25 +154,39 @@ def families(df: pd.DataFrame) -> pd.Series:
     return given.where(given.isin(FAMILIES), derived)
 
 
-def budget_groups(df: pd.DataFrame) -> list[tuple[str, float, pd.DataFrame]]:
+def trial_flops(df: pd.DataFrame) -> np.ndarray:
+    """Each trial's training FLOPs: its planned `budget_flops`, else its measured `train_flops`."""
+    planned = numeric(df, BUDGET_FLOPS)
+    return np.where(np.isfinite(planned), planned, numeric(df, TRAIN_FLOPS))
+
+
+def budget_groups(df: pd.DataFrame, tol_log: float = levels.DEFAULT_TOL_LOG) -> list[tuple[str, float, pd.DataFrame]]:
     """(label, budget FLOPs, rows) per budget level, ascending in FLOPs.
 
-    Grouped by `budget_label` when present (else by `budget_flops`); the level's FLOPs is the
-    median `budget_flops` of its rows, falling back to the median measured `train_flops`.
+    Levels and the placement of trials without a label follow `levels.assign_levels` (nearest level
+    within tol_log in ln FLOPs); trials off every level are left out (logged). A labelled level's
+    FLOPs is the median `budget_flops` of its rows, falling back to the median measured `train_flops`.
     """
-    if BUDGET_LABEL in df.columns:
-        keys = df[BUDGET_LABEL].astype(str)
-    elif BUDGET_FLOPS in df.columns:
-        keys = pd.Series(numeric(df, BUDGET_FLOPS), index=df.index).map(lambda v: f"{v:.3g}")
-    else:
-        raise ValueError(f"the trials frame needs {BUDGET_LABEL!r} or {BUDGET_FLOPS!r} to group budget levels")
+    if BUDGET_LABEL not in df.columns and BUDGET_FLOPS not in df.columns and TRAIN_FLOPS not in df.columns:
+        raise ValueError(f"the trials frame needs {BUDGET_LABEL!r}, {BUDGET_FLOPS!r} or {TRAIN_FLOPS!r} "
+                         "to group budget levels")
+    labels = df[BUDGET_LABEL].tolist() if BUDGET_LABEL in df.columns else [None] * len(df)
+    flops = trial_flops(df)
+    assigned, found = levels.assign_levels(labels, flops, tol_log)
+    keys = pd.Series(assigned, index=df.index, dtype=object)
+    off = int(keys.isna().sum())
+    if off:
+        log.debug("%d trial(s) off every budget level (no label, FLOPs not within ln-distance %.3g of a level): "
+                 "left out of the IsoFLOP groups", off, tol_log)
     groups: list[tuple[str, float, pd.DataFrame]] = []
-    for label, rows in df.groupby(keys, sort=False):
-        flops = numeric(rows, BUDGET_FLOPS)
-        if not np.isfinite(flops).any():
-            flops = numeric(rows, TRAIN_FLOPS)
-        finite = flops[np.isfinite(flops)]
-        groups.append((str(label), float(np.median(finite)) if finite.size else float("nan"), rows))
+    for level in found:
+        rows = df[(keys == level.label).to_numpy()]
+        if rows.empty:
+            continue
+        planned = numeric(rows, BUDGET_FLOPS)
+        values = planned if np.isfinite(planned).any() else numeric(rows, TRAIN_FLOPS)
+        finite = values[np.isfinite(values)]
+        groups.append((level.label, float(np.median(finite)) if finite.size else float("nan"), rows))
     groups.sort(key=lambda g: (np.nan_to_num(g[1], nan=np.inf), g[0]))
     return groups
 

@@ -81,9 +81,9 @@ def irls(A_NP: np.ndarray, y_N: np.ndarray, w_BN: np.ndarray, *, loss: RobustLos
     check_loss(loss)
     if not f_scale > 0:
         raise ValueError(f"f_scale={f_scale!r} is invalid: expected a number > 0")
+    if loss == "linear":  # closed form for every weighting; a starting point has nothing to add
+        return weighted_lstsq(A_NP, y_N, w_BN)
     beta_BP = weighted_lstsq(A_NP, y_N, w_BN) if beta0_BP is None else beta0_BP.copy()
-    if loss == "linear":
-        return beta_BP
     inv_f2 = 1.0 / f_scale**2
     limit = tol * max(float(np.max(np.abs(y_N))), 1.0)
     active = np.flatnonzero(np.isfinite(beta_BP).all(axis=1))

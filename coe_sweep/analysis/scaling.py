@@ -2,11 +2,14 @@
 
 - x*(C) = a C^b and tokens*(C) = a_D C^b_D: ordinary least squares in log-log space over the
   budgets whose IsoFLOP profile has a vertex (Chinchilla Approach 2).
-- loss*(C): `loss_law="power"` (default) fits loss* = A C^-alpha in log-log space (no irreducible
-  term: stable with few budgets, fine over the narrow compute ranges a sweep spans);
-  `loss_law="irreducible"` fits loss* = E + A C^-alpha (needs >= 3 budgets): for a given E,
-  (A, alpha) are the log-log least squares of loss* - E; E in [0, min loss*) minimises the squared
-  error in loss (grid over E, then a bounded scalar refinement for the point fit).
+- loss*(C): `loss_law="irreducible"` fits loss* = E + A C^-alpha: for a given E, (A, alpha) are the
+  log-log least squares of loss* - E; E in [0, min loss*) minimises the squared error in loss (grid
+  over E, then a bounded scalar refinement for the point fit). `loss_law="power"` fits
+  loss* = A C^-alpha (no irreducible term). The default `"auto"` takes the irreducible form with
+  >= 3 budgets and the power law with 2: a pure power law through real losses that approach an
+  irreducible floor misses the budgets' own intervals and serves too-low losses far out.
+- Lack of fit: the loss law is checked against every used budget's own vertex-loss interval
+  (`audit.lack_of_fit`); too many misses for chance add a warning.
 - Intervals: a "vertex-draw" bootstrap. Each replicate draws, for every budget, one of that
   budget's bootstrap vertices (x*, loss*, tokens* drawn together, from `IsoFlopProfile`'s
   resampled refits) and refits all laws; percentile intervals over replicates for coefficient,
@@ -25,12 +28,14 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from coe_sweep.analysis import columns as C
+from coe_sweep.analysis.audit import lack_of_fit
 from coe_sweep.analysis.configs import parse_param, trainable_config
 from coe_sweep.analysis.isoflop import IsoFlopProfile, IsoFlopWarning
 
 log = logging.getLogger(__name__)
 
 LossLawKind = Literal["power", "irreducible"]
+LOSS_LAWS = ("auto", "power", "irreducible")
 _E_GRID = 256
 
 
@@ -214,12 +219,12 @@ class ScalingFit:
         return C.jsonable(out)  # type: ignore[return-value]
 
 
-def scaling_fit(profiles: list[IsoFlopProfile], *, loss_law: str = "power", n_boot: int = 1000,
+def scaling_fit(profiles: list[IsoFlopProfile], *, loss_law: str = "auto", n_boot: int = 1000,
                 seed: int = 0, ci: float = 0.95,
                 exclude_warnings: tuple[IsoFlopWarning | str, ...] = ()) -> ScalingFit:
     """Fit the laws over profiles with a vertex (and none of `exclude_warnings`); NotEnoughData below 2."""
-    if loss_law not in ("power", "irreducible"):
-        raise ValueError(f"loss_law={loss_law!r} is invalid: expected 'power' or 'irreducible'")
+    if loss_law not in LOSS_LAWS:
+        raise ValueError(f"loss_law={loss_law!r} is invalid: expected one of {', '.join(LOSS_LAWS)}")
     if not 0 < ci < 1:
         raise ValueError(f"ci={ci!r} is invalid: expected a level strictly between 0 and 1, e.g. 0.95")
     if n_boot < 2:
@@ -240,7 +245,7 @@ def scaling_fit(profiles: list[IsoFlopProfile], *, loss_law: str = "power", n_bo
     if len({p.budget_flops for p in used}) < 2:
         raise NotEnoughData(f"scaling_fit needs >= 2 budgets with a vertex at distinct FLOPs, got {len(used)}"
                             f"{'; skipped: ' + str(skipped) if skipped else ''}")
-    kind: LossLawKind = loss_law  # type: ignore[assignment]
+    kind: LossLawKind = ("irreducible" if len(used) >= 3 else "power") if loss_law == "auto" else loss_law  # type: ignore[assignment]
     warnings = [f"budget {p.budget_label}: {', '.join(w.value for w in p.warnings)}" for p in used if p.warnings]
     if kind == "irreducible" and len(used) < 3:
         warnings.append("loss_law='irreducible' needs >= 3 budgets: fitted a pure power law instead")
@@ -261,6 +266,9 @@ def scaling_fit(profiles: list[IsoFlopProfile], *, loss_law: str = "power", n_bo
         tokens_law = _power_law(lc_K, log_mean, log_tok_K, draws_BK[:, :, 2], ci)
     loss_K = np.array([p.loss_opt for p in used], dtype=float)
     law = _loss_law(kind, lc_K, log_mean, loss_K, draws_BK[:, :, 1], ci)
+    misfit = lack_of_fit(f"the {law.kind} loss law", [p.budget_label for p in used],
+                         [law(p.budget_flops) for p in used], [p.loss_opt_ci for p in used], ci)
+    warnings += [misfit] if misfit else []
     return ScalingFit(
         x_name=used[0].x_name, budgets_flops=[p.budget_flops for p in used],
         budget_labels=[p.budget_label for p in used], x_opt=[float(p.x_opt) for p in used],  # type: ignore[arg-type]

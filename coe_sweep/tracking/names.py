@@ -26,6 +26,10 @@ TAG_BUDGET_LABEL = "coe_sweep.budget_label"
 TAG_FAMILY = "coe_sweep.family"  # moe | coe | dense
 TAG_SIMULATED = "coe_sweep.simulated"  # "true" | "false"
 TAG_DEVICE = "coe_sweep.device"
+TAG_IMPORTED = "coe_sweep.imported"  # "true" on a sweep (and its trials) written by `coe-sweep import`
+TAG_ARM = "coe_sweep.arm"
+TAG_SEED = "coe_sweep.seed"
+TAG_TRIAL_ID = "coe_sweep.trial_id"
 
 KIND_SWEEP = "sweep"
 KIND_TRIAL = "trial"

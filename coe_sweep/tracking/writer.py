@@ -88,7 +88,8 @@ class SweepTracker:
 
     def __init__(self, uri: str, sweep_name: str, spec_yaml: str, spec_hash: str, *,
                  journal_dir: Path | str | None = None, experiment: str | None = None,
-                 simulated: bool = False, retry: RetryPolicy | None = None) -> None:
+                 simulated: bool = False, retry: RetryPolicy | None = None,
+                 parent_tags: Mapping[str, str] | None = None) -> None:
         if not isinstance(uri, str) or not uri:
             raise ValueError(f"uri={uri!r} is invalid: expected an MLflow tracking URI (sqlite:///..., http://...)")
         if not isinstance(sweep_name, str) or not sweep_name.strip():
@@ -99,6 +100,7 @@ class SweepTracker:
         self.spec_yaml = spec_yaml
         self.spec_hash = _check_key("spec_hash", spec_hash)
         self.simulated = bool(simulated)
+        self.parent_tags = {_check_key("tag", str(k)): str(v) for k, v in (parent_tags or {}).items()}
         self.retry = retry or RetryPolicy()
         suffix = "-simulated" if simulated else ""
         self.journal = Journal(journal_dir or DEFAULT_JOURNAL_ROOT / f"{spec_hash[:32]}{suffix}")
@@ -317,8 +319,8 @@ class SweepTracker:
             return run.info.run_id
         created = self._client.create_run(
             self.experiment_id, run_name=self.sweep_name,
-            tags={TAG_KIND: KIND_SWEEP, TAG_SPEC_HASH: self.spec_hash, TAG_SWEEP_NAME: self.sweep_name,
-                  TAG_SIMULATED: bool_tag(self.simulated)})
+            tags={**self.parent_tags, TAG_KIND: KIND_SWEEP, TAG_SPEC_HASH: self.spec_hash,
+                  TAG_SWEEP_NAME: self.sweep_name, TAG_SIMULATED: bool_tag(self.simulated)})
         return created.info.run_id
 
     def _ensure_spec_artifact(self) -> None:

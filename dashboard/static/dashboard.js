@@ -121,10 +121,78 @@ async function drawScaling(prediction) {
       error_y: p.x_opt_ci ? { type: "data", symmetric: false, array: [p.x_opt_ci[1] - p.x_opt], arrayminus: [p.x_opt - p.x_opt_ci[0]] } : undefined,
       hovertemplate: "predicted x*=%{y:.4g}<br>loss*=" + fmt(p.loss_opt) + "<extra></extra>" });
   }
+  if (data.x === "params_active") traces.push(...drawMethods(data)); else drawMethods(data);
+  if (prediction && prediction.methods) {
+    for (const m of prediction.methods) {
+      if (m.method === "approach2" || m.n_opt === null) continue;
+      traces.push({ type: "scatter", mode: "markers", name: m.method + " at " + fmt(m.flops || prediction.flops), x: [prediction.flops], y: [m.n_opt],
+        marker: { size: 13, symbol: "star-open", color: METHOD_COLORS[m.method] },
+        error_y: m.n_opt_ci ? { type: "data", symmetric: false, array: [m.n_opt_ci[1] - m.n_opt], arrayminus: [m.n_opt - m.n_opt_ci[0]] } : undefined,
+        hovertemplate: m.method + " N*=%{y:.4g}<br>" + m.reach_text + "<extra></extra>" });
+    }
+  }
   Plotly.react("scaling-plot", traces, {
     margin: { t: 20, r: 20 }, xaxis: { type: "log", title: { text: "training budget (FLOPs)" } },
     yaxis: { type: "log", title: { text: "optimal " + data.x } },
   }, { responsive: true, displaylogo: false });
+}
+
+// ---- every method side by side (scaling laws) ---------------------------------------------------
+const METHOD_COLORS = { approach2: "#1f77b4", approach3: "#ff7f0e", coe_law: "#2ca02c" };
+
+function ciText(ci) { return ci ? " [" + fmt(ci[0]) + ", " + fmt(ci[1]) + "]" : ""; }
+function pctText(v) { return v === null || v === undefined ? "-" : (v >= 0 ? "+" : "") + (100 * v).toFixed(1) + "%"; }
+
+function fillTable(id, names, rows) {
+  const table = $(id);
+  header(table, names);
+  const body = document.createElement("tbody");
+  for (const values of rows) {
+    const tr = document.createElement("tr");
+    for (const v of values) cell(tr, v);
+    body.appendChild(tr);
+  }
+  table.tBodies[0].replaceWith(body);
+}
+
+function auditText(a) {
+  if (!a) return "-";
+  return "N " + pctText(a.n_opt_rel_error) + ", loss " + (a.loss_error === null ? "-" : (a.loss_error >= 0 ? "+" : "") + a.loss_error.toFixed(4)) +
+    " (held out " + a.held_out + ", vs its " + a.reference + ")";
+}
+
+function drawMethods(data) {
+  const methods = data.methods || [];
+  setMessage("methods-message", [...(data.method_warnings || []), ...methods.filter((m) => m.message).map((m) => m.method + ": " + m.message)].join(" | "));
+  $("methods-note").textContent = (data.flops_per_token || "") + (methods.length ? " | N = active params; audit = leave-future-out error" : "");
+  fillTable("methods-table", ["method", "fitter / form", "N* exponent", "parameters", "leave-future-out error", "warnings"],
+    methods.filter((m) => !m.message).map((m) => [m.method, [m.fitter, m.form].filter(Boolean).join(" / "),
+      fmt(m.n_exponent) + ciText(m.n_exponent_ci), m.params.map((p) => p.name + "=" + fmt(p.value) + ciText(p.ci)).join("; "),
+      auditText(m.audit), m.warnings.join("; ")]));
+  const fitted = methods.filter((m) => m.per_budget.length);
+  const labels = fitted.length ? fitted[0].per_budget.map((b) => b.budget_label) : [];
+  const names = ["budget"];
+  for (const m of fitted) names.push(m.method + " N*", m.method + " tokens*", m.method + " loss*");
+  fillTable("method-budgets-table", names, labels.map((label, i) => {
+    const row = [label];
+    for (const m of fitted) { const b = m.per_budget[i] || {}; row.push(fmt(b.n_opt) + (b.arm ? " (" + b.arm + ")" : ""), fmt(b.d_opt), fmt(b.loss_opt)); }
+    return row;
+  }));
+  const law = data.coe_law;
+  $("coe-law-summary").textContent = law ? law.summary + " Form: " + law.reason + "." : "";
+  fillTable("coe-law-table", law ? ["form", "parameters", "held-out error", "excess over the best", "its standard error", "kept"] : [],
+    law ? law.scores.map((s) => [s.form, String(s.n_params), fmt(s.cv_rmse), fmt(s.excess), fmt(s.excess_se), s.chosen ? "yes" : ""]) : []);
+  return fitted.map((m) => ({ type: "scatter", mode: "lines+markers", name: m.method + " N*", x: m.per_budget.map((b) => b.budget_flops),
+    y: m.per_budget.map((b) => b.n_opt), line: { color: METHOD_COLORS[m.method], width: 1.5 }, marker: { size: 6, symbol: "x" },
+    hovertemplate: m.method + " N*=%{y:.4g}<extra></extra>" }));
+}
+
+function drawPredictionTable(data) {
+  const methods = (data && data.methods) || [];
+  fillTable("prediction-table", methods.length ? ["method", "arm", "optimal N", "optimal tokens", "predicted loss", "reach", "leave-future-out error", "drop-one spread of N"] : [],
+    methods.map((m) => [m.method, m.arm || "-", fmt(m.n_opt) + ciText(m.n_opt_ci), fmt(m.d_opt) + ciText(m.d_opt_ci),
+      fmt(m.loss_opt) + ciText(m.loss_opt_ci), m.reach_text, auditText(m.audit),
+      m.spread && m.spread.n_opt_range ? "[" + fmt(m.spread.n_opt_range[0]) + ", " + fmt(m.spread.n_opt_range[1]) + "]" : "-"]));
 }
 
 async function predict() {
@@ -141,6 +209,7 @@ async function predict() {
     if (p) text = "x*=" + fmt(p.x_opt) + ", tokens*=" + fmt(p.tokens_opt) + ", loss*=" + fmt(p.loss_opt) + (text ? " | " + text : "");
     if (near) text += " | nearest config: " + Object.entries(near.config).map(([k, v]) => k + "=" + fmt(v)).join(", ");
     $("prediction").textContent = text;
+    drawPredictionTable(data);
     await drawScaling(data);
   } catch (error) {
     $("prediction").textContent = String(error.message || error);
@@ -284,6 +353,8 @@ async function initSweep() {
     if (state.offset + PAGE_ROWS < state.total) { state.offset += PAGE_ROWS; drawTrials(); }
   });
   const sweep = await refreshSweep(true);
+  const target = new URLSearchParams(window.location.search).get("flops");  // /sweeps/X?flops=1e16 predicts at once
+  if (target) { $("target-flops").value = target; await predict(); }
   if (sweep.running) schedule(sweep.page_refresh_s);
 }
 

@@ -38,3 +38,53 @@ def scaling_frame(budgets: list[float], x_opt_of: Callable[[float], float], loss
         xs = np.geomspace(x_opt_of(c) / span, x_opt_of(c) * span, points)
         rows += parabola_rows(f"{c:.0e}", c, xs, x_opt_of(c), loss_opt_of(c), noise=noise, rng=rng, start=len(rows))
     return pd.DataFrame(rows)
+
+
+# --- trials from a known parametric law (Approach 3 / the CoE law) ----------------------------------
+CHINCHILLA_THETA = (1.69, 406.4, 410.7, 0.34, 0.28)  # Hoffmann et al. 2022, eq. 10: E, A, B, alpha, beta
+
+
+def flops_per_token_of(n: float, iterations: int, slope: float = 1.0) -> float:
+    """FLOPs/token of a simulated arm: 6 N^slope, 15% more per extra iteration (router and shared expert
+    run C times), so the map the analysis fits is known."""
+    return 6.0 * (1.0 + 0.15 * (iterations - 1)) * n**slope
+
+
+def law_frame(theta: tuple[float, ...], budgets: list[float], *, psi: float = 1.0, gamma: float = 0.0,
+              chain: str = "power", arms: tuple[tuple[int, int, int], ...] = ((1, 8, 2),), seeds: int = 1,
+              noise: float = 0.01, seed: int = 0, sizes: int = 7, span: float = 6.0,
+              off_centre: float = 0.0, outliers: float = 0.0, shift: float = 1.0) -> pd.DataFrame:
+    """Trials around each arm's true optimum at each budget, losses from
+    L = E + A / (N C^(1-psi) S^gamma)^alpha + B / D^beta + N(0, noise); arms are (C, n_experts, top_k).
+
+    chain 'power' (h = C^(1-psi)) or 'linear' (h = 1 + (1-psi)(C-1)); D = budget / flops_per_token_of(N, C).
+    Params are strings as MLflow stores them; each config's seeds share its config hash. off_centre: the
+    size grid is centred on the true optimum times exp(U(-off_centre, off_centre)) per budget and arm, as a
+    real sweep's guess of the optimum is off (and Approach 2's parabola then leans). outliers: the fraction
+    of trials that went wrong but finished (loss + U(0.1, 0.5)); shift: every grid centred at shift x N*.
+    """
+    E, A, B, alpha, beta = theta
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    for c_flops in budgets:
+        for iterations, experts, top_k in arms:
+            h = iterations ** (1 - psi) if chain == "power" else 1 + (1 - psi) * (iterations - 1)
+            m = h * (experts / top_k) ** gamma
+            k = flops_per_token_of(1.0, iterations)
+            n_opt = (alpha * A * m**-alpha * c_flops**beta / (beta * B * k**beta)) ** (1 / (alpha + beta))
+            centre = shift * n_opt * (np.exp(rng.uniform(-off_centre, off_centre)) if off_centre else 1.0)
+            for n in np.geomspace(centre / span, centre * span, sizes):
+                tokens = c_flops / flops_per_token_of(n, iterations)
+                mean = E + A / (n * m) ** alpha + B / tokens**beta
+                config = f"{c_flops:.3g}-{iterations}-{experts}-{top_k}-{n:.6g}"
+                for s in range(seeds):
+                    rows.append({
+                        "run_id": f"r{len(rows)}", "config_hash": config, "status": "ok",
+                        "budget_label": f"{c_flops:.3g}", "budget_flops": c_flops, "family": "coe" if iterations > 1 else "moe",
+                        "params_active": float(n), "tokens": float(tokens), "train_flops": float(c_flops),
+                        "train_flops_per_token": flops_per_token_of(n, iterations),
+                        "final_val_loss": float(mean + rng.normal(0.0, noise)
+                                                + (rng.uniform(0.1, 0.5) if rng.random() < outliers else 0.0)),
+                        "model.iterations": str(iterations), "model.n_experts": str(experts), "model.top_k": str(top_k),
+                        "train.seed": str(s)})
+    return pd.DataFrame(rows)

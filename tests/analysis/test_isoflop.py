@@ -145,3 +145,13 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="ci=1.5"):
         isoflop_profiles(df, ci=1.5)
     assert isoflop_profiles(df.assign(status="failed")) == []
+
+
+def test_linear_loss_bootstrap_has_width() -> None:
+    """Fix: with robust_loss='linear' every bootstrap refit started (and stayed) at the point fit: zero-width CIs."""
+    (p,) = isoflop_profiles(_frame(np.geomspace(X_OPT / 8, X_OPT * 8, 11), noise=0.01, seed=2), n_boot=200,
+                            robust_loss="linear")
+    lo, hi = p.x_opt_ci  # type: ignore[misc]
+    assert hi / lo > 1.05 and lo < X_OPT < hi
+    lo_l, hi_l = p.loss_opt_ci  # type: ignore[misc]
+    assert hi_l - lo_l > 1e-3

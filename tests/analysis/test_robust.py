@@ -60,3 +60,15 @@ def test_bad_loss_and_scale_are_named() -> None:
         irls(_design(np.arange(4.0)), np.arange(4.0), np.ones((1, 4)), loss="l2", f_scale=1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="f_scale=0"):
         irls(_design(np.arange(4.0)), np.arange(4.0), np.ones((1, 4)), loss="huber", f_scale=0)
+
+
+def test_linear_refits_every_weighting_even_from_a_start() -> None:
+    """Fix: `linear` used to return its starting coefficients, so every bootstrap refit equalled the point fit."""
+    rng = np.random.default_rng(5)
+    t = np.linspace(-2, 2, 12)
+    y = 0.4 * t * t + 0.1 * t + 2.0 + rng.normal(0, 0.05, t.size)
+    w = rng.integers(0, 3, size=(4, t.size)).astype(float)
+    w[:, :3] = 1.0
+    start = np.repeat(np.array([[9.0, 9.0, 9.0]]), 4, axis=0)
+    refits = irls(_design(t), y, w, loss="linear", f_scale=0.05, beta0_BP=start)
+    np.testing.assert_allclose(refits, weighted_lstsq(_design(t), y, w), rtol=1e-10)

@@ -66,12 +66,16 @@ def test_predict_at_a_new_budget(profiles: list) -> None:
 
 def test_pure_power_loss_law() -> None:
     df = scaling_frame(BUDGETS, x_true, lambda c: 5.0 * c**-0.05, noise=0.002, seed=2)
-    fit = scaling_fit(isoflop_profiles(df, n_boot=300))
+    profiles = isoflop_profiles(df, n_boot=300)
+    fit = scaling_fit(profiles, loss_law="power")
     assert fit.loss_law.kind == "power" and fit.loss_law.E == 0.0
     assert fit.loss_law.alpha == pytest.approx(0.05, abs=0.003)
     lo, hi = fit.loss_law.alpha_ci  # type: ignore[misc]
     assert lo < 0.05 < hi
     assert fit.predict(1e16).loss_opt == pytest.approx(5.0 * 1e16**-0.05, rel=0.01)
+    auto = scaling_fit(profiles, n_boot=300)  # the irreducible form finds E near 0 on a pure power law
+    assert auto.loss_law.kind == "irreducible" and auto.loss_law.E < 0.3
+    assert auto.predict(1e16).loss_opt == pytest.approx(5.0 * 1e16**-0.05, rel=0.01)
 
 
 def test_too_few_budgets_and_skips() -> None:
@@ -154,3 +158,35 @@ def test_nearest_config_memory_cap_and_filters() -> None:
         nearest_config(df, _prediction(3.5e5), max_memory=10.0)
     with pytest.raises(ValueError, match="max_memory=-1"):
         nearest_config(df, _prediction(3.5e5), max_memory=-1)
+
+
+def test_default_loss_law_has_the_irreducible_term_and_flags_lack_of_fit() -> None:
+    """Fix: the default was a pure power law: on losses with an irreducible floor it missed most budgets'
+    own intervals and served overconfident, too-low losses far out. Now: the irreducible form with >= 3
+    budgets, and a lack-of-fit warning when a law misses the budgets' own intervals."""
+    budgets = [1e13, 3e13, 1e14, 3e14, 1e15, 3e15]
+    profiles = isoflop_profiles(scaling_frame(budgets, x_true, loss_true, noise=0.003, seed=4), n_boot=400)
+    fit = scaling_fit(profiles, n_boot=400)
+    assert fit.loss_law.kind == "irreducible"
+    assert not any("lack of fit" in w for w in fit.warnings)
+    far = fit.predict(3e17)  # 100x beyond the largest budget
+    assert far.loss_opt_ci[0] <= loss_true(3e17) <= far.loss_opt_ci[1]  # type: ignore[index]
+    power = scaling_fit(profiles, loss_law="power", n_boot=400)
+    (warning,) = [w for w in power.warnings if "lack of fit" in w]
+    assert "the power loss law misses" in warning and "of 6 budgets' own 95% intervals" in warning
+    too_low = power.predict(3e17)
+    assert too_low.loss_opt_ci[1] < loss_true(3e17)  # type: ignore[index]  # what the old default served
+
+
+def test_lack_of_fit_rate_on_simulated_sweeps() -> None:
+    """Over 40 seeded sweeps from a law with an irreducible floor (noise sd 0.003 nats): the correct form
+    rarely warns, the pure power law (the wrong form) is flagged in most."""
+    budgets = [1e13, 3e13, 1e14, 3e14, 1e15]
+    false_alarms = detections = 0
+    for seed in range(40):
+        profiles = isoflop_profiles(scaling_frame(budgets, x_true, loss_true, noise=0.003, seed=100 + seed),
+                                    n_boot=200, seed=seed)
+        false_alarms += any("lack of fit" in w for w in scaling_fit(profiles, n_boot=200, seed=seed).warnings)
+        detections += any("lack of fit" in w for w in
+                          scaling_fit(profiles, loss_law="power", n_boot=200, seed=seed).warnings)
+    assert false_alarms <= 4 and detections >= 30, (false_alarms, detections)  # measured: 0 and 40 of 40

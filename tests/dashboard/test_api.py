@@ -168,6 +168,21 @@ def test_scaling_fit_matches_analysis(client: TestClient, frame: pd.DataFrame) -
     assert [p["budget_flops"] for p in body["points"]] == [1e12, 3e12, 1e13]
 
 
+def test_scaling_shows_every_method_with_its_audit(client: TestClient) -> None:
+    body = client.get(f"/api/sweeps/{SWEEP}/scaling").json()
+    methods = {m["method"]: m for m in body["methods"]}
+    assert list(methods) == ["approach2", "approach3", "coe_law"]
+    for method in methods.values():
+        assert method["message"] is None, method
+        assert [b["budget_label"] for b in method["per_budget"]] == ["1e12", "3e12", "1e13"]
+        assert method["audit"]["held_out"].startswith("1e13") and method["n_exponent"] > 0
+    assert {p["name"] for p in methods["approach3"]["params"]} == {"E", "A", "B", "alpha", "beta"}
+    law = body["coe_law"]
+    assert law["form"] in {s["form"] for s in law["scores"] if s["chosen"]} and law["summary"]
+    assert body["flops_per_token"].startswith("FLOPs/token f = k N^")
+    assert client.get(f"/api/sweeps/{SWEEP}/scaling", params={"x": "tokens"}).json()["methods"] == body["methods"]
+
+
 def test_optimal_prediction_and_nearest_config(client: TestClient, frame: pd.DataFrame) -> None:
     body = client.get(f"/api/sweeps/{SWEEP}/optimal", params={"flops": 1e14}).json()
     scaling = {law["quantity"]: law for law in client.get(f"/api/sweeps/{SWEEP}/scaling").json()["laws"]}

@@ -75,7 +75,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_sweep_page_renders_every_chart(server: str, tmp_path: Path) -> None:
     assert "127.0.0.1" in server  # bound locally by default
-    page = f"{server}/sweeps/{SWEEP}"
+    page = f"{server}/sweeps/{SWEEP}?flops=1e14"
     dom = chromium(tmp_path, "--virtual-time-budget=15000", "--dump-dom", page)
     html = dom.stdout
     assert "<html" in html, dom.stderr[-2000:]
@@ -88,6 +88,14 @@ def test_sweep_page_renders_every_chart(server: str, tmp_path: Path) -> None:
     assert "error:" not in html  # no endpoint failed inside the page
     compare_rows = re.search(r'<table id="compare-table".*?</table>', html, re.S).group(0)
     assert compare_rows.count("<tr>") >= 4  # header + 3 budgets
+    methods = re.search(r'<table id="methods-table".*?</table>', html, re.S).group(0)
+    for method in ("approach2", "approach3", "coe_law"):  # every method, each with its leave-future-out audit
+        assert re.search(rf"<td>{method}</td>.*?held out 1e13", methods, re.S), method
+    per_budget = re.search(r'<table id="method-budgets-table".*?</table>', html, re.S).group(0)
+    assert per_budget.count("<tr>") == 4 and "coe_law N*" in per_budget
+    assert "kept" in re.search(r'<table id="coe-law-table".*?</table>', html, re.S).group(0)
+    prediction = re.search(r'<table id="prediction-table".*?</table>', html, re.S).group(0)
+    assert prediction.count("10x beyond the largest trial") == 3 and "drop-one spread" in prediction
     trials = re.search(r'<table id="trials-table".*?</table>', html, re.S).group(0)
     assert trials.count("<tr>") >= 11 and "final_val_loss" in trials
     # the page worked offline: no external script or stylesheet

@@ -34,12 +34,17 @@ def test_optimal_json_equals_the_api(client: TestClient, tracking_uri: str, caps
     api = client.get(f"/api/sweeps/{SWEEP}/optimal", params={"flops": 1e14, "max_memory": "20MB"}).json()
     assert cli["prediction"] == api["prediction"]
     assert cli["nearest"]["run_id"] == api["nearest"]["run_id"]
+    assert cli["methods"] == api["methods"] and cli["method_warnings"] == api["method_warnings"]
+    assert [m["method"] for m in api["methods"]] == ["approach2", "approach3", "coe_law"]
 
 
 def test_optimal_table(tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["optimal", SWEEP, "--flops", "3e13", "--tracking-uri", tracking_uri]) == 0
     out = capsys.readouterr().out
     assert "Predicted optimum" in out and "Nearest trainable config" in out and "tokens to train" in out
+    assert "every method" in out and "Extrapolation audit" in out
+    for method in ("approach2", "approach3", "coe_law"):
+        assert method in out
 
 
 def test_compare_json_and_table_equal_the_api(client: TestClient, tracking_uri: str,
