@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coe_sweep.ingest.table import ImportedRun, ImportPlan, ImportRefused
-from coe_sweep.trial import RunResult, TrialStatus
 from coe_sweep.tracking import SweepTracker, TrackingStore
 from coe_sweep.tracking.connection import redact_uri
 from coe_sweep.tracking.names import TAG_ARM, TAG_IMPORTED, TAG_SEED, TAG_TRIAL_ID, Scalar
+from coe_sweep.trial import RunResult, TrialStatus
 
 
 @dataclass(frozen=True)
