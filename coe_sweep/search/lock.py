@@ -20,13 +20,16 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from filelock import FileLock, Timeout
 
+from coe_sweep.run import RunResult, TrialStatus
+
 log = logging.getLogger(__name__)
+TRIAL_STATUSES = get_args(TrialStatus)
 
 
 class StorageError(RuntimeError):
@@ -113,14 +116,16 @@ class SweepStore:
         return path
 
     def read_results(self) -> dict[str, ResultRecord]:
+        """Every readable record; one warning line for each file that is not one (kept on disk, its trial is
+        simply not counted as finished, so the sweep runs it again)."""
         records: dict[str, ResultRecord] = {}
         for path in sorted(self.results_dir.glob("*.json")):
             try:
-                d = json.loads(path.read_text())
-                records[d["config_hash"]] = ResultRecord(d["config_hash"], d["budget_label"], d["params"],
-                                                         d["result"], d.get("extra", {}))
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("ignoring unreadable result record %s: %s", path, exc)
+                record = _record_from(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                log.warning("ignoring unreadable result record %s: %s", path, str(exc).splitlines()[0][:200])
+                continue
+            records[record.config_hash] = record
         return records
 
     # --- journal ---
@@ -133,14 +138,18 @@ class SweepStore:
             os.fsync(f.fileno())
 
     def read_journal(self) -> list[dict[str, Any]]:
+        """The journal's events; a line that is not one (torn by kill -9 mid-write, edited) is skipped."""
         if not self.journal_path.exists():
             return []
         events = []
-        for line in self.journal_path.read_text().splitlines():
+        for line in self.journal_path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                events.append(json.loads(line))
-            except ValueError:  # a line torn by kill -9 mid-write
+                event = json.loads(line)
+            except ValueError:
                 continue
+            if isinstance(event, dict) and event.get("event") in ("start", "finish") \
+                    and isinstance(event.get("config_hash"), str):
+                events.append(event)
         return events
 
     def unfinished_starts(self) -> dict[str, dict[str, Any]]:
@@ -159,6 +168,31 @@ class SweepStore:
             if ev["event"] == "start":
                 counts[ev["config_hash"]] = counts.get(ev["config_hash"], 0) + 1
         return counts
+
+
+def _record_from(data: Any) -> ResultRecord:
+    """A ResultRecord from a record file's JSON, or ValueError saying what is wrong with it."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+    for key, kind in (("config_hash", str), ("budget_label", str), ("params", dict), ("result", dict)):
+        if not isinstance(data.get(key), kind):
+            raise ValueError(f"{key}: expected {kind.__name__}, found {data.get(key)!r:.60}")
+    extra = data.get("extra", {})
+    try:
+        result = RunResult.from_dict(data["result"])
+    except (TypeError, ValueError) as exc:  # unknown or missing fields, curves that are not pairs
+        raise ValueError(f"result: {exc}") from None
+    if result.status not in TRIAL_STATUSES:
+        raise ValueError(f"result.status: expected one of {', '.join(TRIAL_STATUSES)}, found {result.status!r:.40}")
+    for f in fields(RunResult):  # numbers must be numbers (NaN is one: a diverged trial's loss)
+        value, kind = getattr(result, f.name), str(f.type)
+        if kind.startswith(("int", "float")) and not (isinstance(value, int | float) and not isinstance(value, bool)
+                                                      or value is None and "None" in kind):
+            raise ValueError(f"result.{f.name}: expected a number, found {value!r:.40}")
+    if not isinstance(result.reason, str | None):
+        raise ValueError(f"result.reason: expected a string, found {result.reason!r:.40}")
+    return ResultRecord(data["config_hash"], data["budget_label"], data["params"], data["result"],
+                        extra if isinstance(extra, dict) else {})
 
 
 def _json_default(obj: Any) -> Any:

@@ -2,7 +2,7 @@
 
 `launch(spec)` runs each budget level as its own Tune experiment (so the searcher learns per budget):
 
-    SweepStore.open (probe-write) -> lock -> tracker reachable? -> tracker.start (parent run)
+    tracker reachable? -> SweepStore.open (probe-write) -> lock -> tracker.start (parent run)
     -> resume state (result records + MLflow, keyed by config hash; re-log what MLflow missed)
     -> Ray (local, started here, bound to 127.0.0.1; or an existing cluster by cluster.address)
     -> per budget: Tuner(with_resources(with_parameters(run_trial)), OptunaSearch|grid,
@@ -574,7 +574,12 @@ def _resume_state(spec: Any, store: SweepStore, tracker: Any, by_label: dict[str
         if h in logged or rec.budget_label not in by_label:
             continue
         log.info("re-logging trial %s to MLflow from its result record", h)
-        plan = plan_trial(spec, by_label[rec.budget_label], dict(rec.params))
+        try:
+            plan = plan_trial(spec, by_label[rec.budget_label], dict(rec.params))
+        except (TypeError, ValueError, KeyError) as exc:  # params this spec cannot plan: keep the record only
+            log.warning("trial %s: its result record's params cannot be planned (%s); kept, not re-logged", h,
+                        str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+            continue
         run_id = tracker.start_trial(h, _flat_params(plan), _trial_tags(plan, simulated))
         tracker.log_result(run_id, RunResult.from_dict(rec.result))
     space_names = set(spec.space)
@@ -582,7 +587,7 @@ def _resume_state(spec: Any, store: SweepStore, tracker: Any, by_label: dict[str
         if h in records:
             continue
         params = {k: tr.params.get(k, tr.params.get(f"model.{k}")) for k in space_names}
-        metrics = tr.metrics
+        metrics = _finite_metrics(h, tr.metrics)
         result = RunResult(status=tr.status if tr.status in TRIAL_STATUSES else "failed",
                            reason=tr.reason, final_val_loss=metrics.get("final_val_loss"),
                            flops=float(metrics.get("train_flops", 0.0)),
@@ -592,6 +597,16 @@ def _resume_state(spec: Any, store: SweepStore, tracker: Any, by_label: dict[str
         records[h] = ResultRecord(h, tr.budget_label or "?", {k: v for k, v in params.items() if v is not None},
                                   result.to_dict(), {"from": "mlflow"})
     return records
+
+
+def _finite_metrics(config_hash: str, metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics that are numbers; the others (NaN, inf: a trial that logged what it could not measure) are
+    dropped with one line, so a relaunch repairs the record instead of failing on it."""
+    bad = sorted(k for k, v in metrics.items() if not isinstance(v, int | float) or not math.isfinite(v))
+    if bad:
+        log.warning("trial %s: MLflow metric(s) %s are not finite numbers; resumed without them", config_hash,
+                    ", ".join(f"{k}={metrics[k]!r}" for k in bad[:5]))
+    return {k: v for k, v in metrics.items() if k not in bad}
 
 
 def _int_or_none(x: Any) -> int | None:
@@ -631,7 +646,7 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
     with finished trials), ResourceError (the cluster cannot fit one trial).
     """
     from coe_sweep.search.candidates import budgets as spec_budgets
-    from coe_sweep.tracking import SweepTracker
+    from coe_sweep.tracking import SweepTracker, check_reachable
 
     start_s = time.time()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -642,6 +657,7 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
             logging.getLogger(name).addFilter(_ONE_LINE)
     objectives = _objectives(spec)
     max_failures = max_failures if max_failures is not None else getattr(spec.search, "max_failures", None)
+    check_reachable(spec.tracking.uri)  # before anything is created on disk: a dead server leaves nothing behind
     store = SweepStore.open(sweep_dir(spec))
     store.acquire()
     # Ctrl-C stops the whole sweep: Tune's own SIGINT handler would end only the running budget's
@@ -652,7 +668,6 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
         tracker = SweepTracker(spec.tracking.uri, spec.name, spec.to_yaml(), spec.spec_hash(),
                                journal_dir=store.root / "tracking-journal", experiment=spec.tracking.experiment,
                                simulated=simulate)
-        tracker.check_reachable()
         tracker.start()
         budget_list = list(spec_budgets(spec))
         by_label = {b.label: b for b in budget_list}
@@ -683,11 +698,11 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
             _mark_running_interrupted(sweep, "interrupted: the driver was stopped (Ctrl-C or SIGTERM)")
         raise
     finally:
-        if tracker is not None:
+        if tracker is not None and tracker.parent_run_id is not None:  # started: end the parent run
             try:
                 tracker.finish(status)
-            except Exception:
-                log.exception("tracking: finishing the parent run failed")
+            except Exception as exc:  # noqa: BLE001 - the launch's own outcome or error matters more
+                log.error("tracking: finishing the parent run failed: %s", str(exc).splitlines()[0][:300])
             if outcome is not None:  # the store went away and has not come back: say so, keep the journal
                 outcome.tracking_pending = tracker.pending_writes
                 outcome.tracking_journal = tracker.journal.path

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rich.table import Table
+from rich.text import Text
 
 OK_STATUS = "ok"
 
@@ -107,7 +108,7 @@ def render_progress(progress: SweepProgress, *, title: str | None = None) -> Tab
     for b in progress.budgets.values():
         frac = f" ({b.spent_flops / b.planned_flops:.0%})" if b.planned_flops else ""
         table.add_row(
-            b.label, f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else "")
+            Text(b.label), f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else "")
             + (f" ({b.interrupted} interrupted)" if b.interrupted else ""),
             str(b.running), str(b.failed), str(b.pruned), str(b.rejected),
             "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}", f"{_fmt_flops(b.spent_flops)}{frac}")
@@ -211,13 +212,13 @@ def render_summary(outcome: Any) -> list[Table]:
         failures.add_column(col)
     for b in outcome.budgets.values():
         best = b.best()
-        counts.add_row(b.label, _fmt_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)), str(len(b.pruned)),
+        counts.add_row(Text(b.label), _fmt_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)), str(len(b.pruned)),
                        str(len(b.rejected)), str(sum(t.resumed for t in b.trials)),
                        "-" if best is None else f"{best.val_loss:.4f}")
         if best is not None:
-            best_table.add_row(b.label, f"{best.val_loss:.4f}", _fmt_params(best.params))
+            best_table.add_row(Text(b.label), f"{best.val_loss:.4f}", Text(_fmt_params(best.params)))
         for t in b.failed:
-            failures.add_row(b.label, t.config_hash[:10], t.status, (t.reason or "")[:120])
+            failures.add_row(Text(b.label), Text(t.config_hash[:10]), Text(t.status), Text((t.reason or "")[:120]))
     tables = [counts, best_table]
     if len(outcome.objectives) > 1:
         pareto = Table(title="Pareto set per budget (" + ", ".join(f"{n} {m}" for n, m in outcome.objectives) + ")")
@@ -225,8 +226,8 @@ def render_summary(outcome: Any) -> list[Table]:
             pareto.add_column(col)
         for label in outcome.budgets:
             for t in outcome.pareto(label):
-                pareto.add_row(label, *[_fmt_num(t.objectives.get(n)) for n, _ in outcome.objectives],
-                               _fmt_params(t.params))
+                pareto.add_row(Text(label), *[_fmt_num(t.objectives.get(n)) for n, _ in outcome.objectives],
+                               Text(_fmt_params(t.params)))
         tables.append(pareto)
     if failures.row_count:
         tables.append(failures)
@@ -235,7 +236,8 @@ def render_summary(outcome: Any) -> list[Table]:
         rejected.add_column(col)
     for b in outcome.budgets.values():
         for h, reason in list(b.rejected.items())[:20]:
-            rejected.add_row(b.label, _fmt_params(b.rejected_params.get(h, {})) or h[:10], reason[:120])
+            rejected.add_row(Text(b.label), Text(_fmt_params(b.rejected_params.get(h, {})) or h[:10]),
+                             Text(str(reason)[:120]))
     if rejected.row_count:
         tables.append(rejected)
     return tables

@@ -118,6 +118,8 @@ def parse_memory(value: Any) -> Any:
         match = _MEMORY_RE.match(value)
         if match and match.group(2).lower() in _MEMORY_UNITS:
             size = float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+            if not math.isfinite(size):  # '1e400GB': larger than any float
+                raise ValueError(f"a finite size: {MEMORY_ACCEPTED}")
             if size >= 1:
                 return int(size)
             raise ValueError(f"a positive size: {MEMORY_ACCEPTED}")

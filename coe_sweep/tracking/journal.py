@@ -93,13 +93,17 @@ class Journal:
             return []
         applied = self._applied()
         out: list[tuple[int, Op]] = []
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
             for index, line in enumerate(fh):
                 if index < applied or not line.strip():
                     continue
                 try:
-                    out.append((index, json.loads(line)))
+                    op = json.loads(line)
                 except json.JSONDecodeError:
+                    op = None
+                if isinstance(op, dict) and isinstance(op.get("op"), str):
+                    out.append((index, op))
+                else:
                     log.warning("tracking journal %s: skipping unreadable line %d (torn write?)", self.path, index + 1)
         return out
 
