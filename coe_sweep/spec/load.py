@@ -136,6 +136,9 @@ def validate_spec_data(located: LocatedData | dict[str, Any], *, file: str = "<s
         for cut in range(len(loc), 0, -1):
             if loc[:cut] in overridden:
                 return SpecIssue(format_path(loc), found, expected, override=overridden[loc[:cut]])
+        for path, key in overridden.items():  # `--set name.first=x` made `name` a mapping: the issue is at `name`
+            if loc and path[:len(loc)] == loc:
+                return SpecIssue(format_path(loc), found, expected, override=key)
         return SpecIssue(format_path(loc), found, expected, line=located.line_of(loc))
 
     try:

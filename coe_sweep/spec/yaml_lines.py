@@ -156,8 +156,8 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], count: list[int],
         raise YamlLocationError(lines.get(path[:1], node.start_mark.line + 1),
                                 f"the document expands to more than {MAX_NODES} nodes (alias bomb?)",
                                 f"at most {MAX_NODES} values once aliases are expanded")
-    if len(path) > MAX_DEPTH:  # aliases can nest deeper than the text does
-        raise _too_deep(here)
+    if len(path) > MAX_DEPTH:  # aliases can nest deeper than the text does: reported at the top-level key
+        raise _too_deep(lines.get(path[:1], here))
     if id(node) in inside:
         raise YamlLocationError(here, "an alias used inside the node its anchor names (a value that contains "
                                       "itself)", "an alias that refers to a node defined before it and outside it")

@@ -23,6 +23,9 @@ TAG_BUDGET_LABEL = "coe_sweep.budget_label"
 TAG_FAMILY = "coe_sweep.family"  # moe | coe | dense
 TAG_SIMULATED = "coe_sweep.simulated"  # "true" | "false"
 TAG_DEVICE = "coe_sweep.device"
+# On the parent run: JSON {trial status: count} kept current by the writer, so that listing sweeps reads
+# parent runs only (statuses as store.trial_status reports them: running, ok, ..., killed).
+TAG_TRIAL_COUNTS = "coe_sweep.trial_counts"
 
 KIND_SWEEP = "sweep"
 KIND_TRIAL = "trial"
