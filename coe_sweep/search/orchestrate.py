@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_SUGGEST_ATTEMPTS = 64
 RANDOM_AFTER_ATTEMPTS = 8
 TRIAL_RETRIES = 1  # Tune re-runs a trial whose worker died (FailureConfig); trial exceptions are results
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0",
            # the driver writes its own records; Tune's CSV/JSON/TensorBoard loggers are pure overhead here
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
            # intermediate reports carry val_loss only; failed trials' final reports carry no objectives
@@ -64,7 +64,8 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # the sweep directory stopped taking writes
 PLAIN_PROGRESS_S = 30.0  # seconds between progress lines when stderr is not a terminal
 ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)  # a failed state save: the reason, no traceback
-QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",)  # warns for the result files we do not write
+QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",  # warns for the result files we do not write
+                 "ray._private.authentication.authentication_token_setup")  # "token authentication is enabled"
 
 
 class _OneLine(logging.Filter):
@@ -520,27 +521,54 @@ def _trial_outcome(record: ResultRecord, objectives: list[tuple[str, str]], *, r
 # ------------------------------------------------------------------------------------------------- Ray
 @contextmanager
 def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None) -> Iterator[dict[str, Any]]:
-    """Connect to `address`, or start a local Ray bound to 127.0.0.1 in a private temp dir; always shut down.
+    """Connect to `address`, or start a local Ray in a private temp dir with every listener on 127.0.0.1 and
+    token authentication on (coe_sweep.search.ray_local); always shut down.
 
     The local temp dir is /tmp/coe-ray-<driver pid>-XXXX (short: Ray's socket paths must fit 107 bytes),
     so a test that kill -9s a driver can find and reap the Ray processes that outlive it.
     """
+    from coe_sweep.search.ray_local import cluster_ray, is_loopback, local_ray
+
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
     info: dict[str, Any] = {"address": address}
     if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        settings = cluster_ray(address)
     else:
-        temp_dir = tempfile.mkdtemp(prefix=f"coe-ray-{os.getpid()}-", dir="/tmp")
-        info["temp_dir"] = temp_dir
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _temp_dir=temp_dir,
-                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+        info["temp_dir"] = tempfile.mkdtemp(prefix=f"coe-ray-{os.getpid()}-", dir="/tmp")
+        settings = local_ray(num_cpus=num_cpus, num_gpus=num_gpus, temp_dir=info["temp_dir"], environ=os.environ,
+                             home=Path.home())
+    os.environ.update(settings.env)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    context = _ray_init(settings)
     try:
+        node_ip = str(context.address_info.get("node_ip_address", ""))
+        if not address and not is_loopback(node_ip):  # fail closed if a Ray upgrade changes the switch
+            raise ResourceError(f"the local Ray started on {node_ip}, not on 127.0.0.1; refusing to run a sweep "
+                                "that the network can reach")
         yield info
     finally:
         ray.shutdown()
         if info.get("temp_dir"):  # logs of a clean run are not kept; a crashed run keeps nothing useful either
             shutil.rmtree(info["temp_dir"], ignore_errors=True)
+
+
+def _ray_init(settings: Any) -> Any:
+    """`ray.init` with Ray's local-only switch off in this process too: Ray reads it when `ray` is imported,
+    before ray_runtime could set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER (which Ray's own processes inherit)."""
+    import importlib
+
+    from coe_sweep.search.ray_local import LOCAL_ONLY_ATTR
+
+    module = importlib.import_module(LOCAL_ONLY_ATTR[0])
+    previous = getattr(module, LOCAL_ONLY_ATTR[1])
+    if settings.local_only:
+        setattr(module, LOCAL_ONLY_ATTR[1], False)
+    try:
+        return ray.init(**settings.init_kwargs)
+    finally:
+        setattr(module, LOCAL_ONLY_ATTR[1], previous)
 
 
 def _check_resources(spec: Any) -> None:
@@ -702,7 +730,9 @@ def launch(spec: Any, *, simulate: bool = False, resume: bool = True, max_failur
             try:
                 tracker.finish(status)
             except Exception as exc:  # noqa: BLE001 - the launch's own outcome or error matters more
-                log.error("tracking: finishing the parent run failed: %s", str(exc).splitlines()[0][:300])
+                from coe_sweep.tracking.connection import short_error
+
+                log.error("tracking: finishing the parent run failed: %s", short_error(exc, spec.tracking.uri))
             if outcome is not None:  # the store went away and has not come back: say so, keep the journal
                 outcome.tracking_pending = tracker.pending_writes
                 outcome.tracking_journal = tracker.journal.path
@@ -821,7 +851,8 @@ def _run_budget(sweep: _Sweep, budget: Any) -> None:
         log.info("budget %s: all %d trials already finished", label, planned)
         return
     names = tuple(n for n, _ in sweep.objectives)
-    trainable = tune.with_parameters(run_trial, spec=spec, report=tune.report, simulate=sweep.simulated,
+    trainable = tune.with_parameters(run_trial, spec=_without_credentials(spec), report=tune.report,
+                                     simulate=sweep.simulated,
                                      simulate_trial_s=sweep.simulate_trial_s,
                                      objectives=names)
     resources = {"cpu": float(spec.cluster.cpus_per_trial), "gpu": float(spec.cluster.gpus_per_trial or 0)}
@@ -841,6 +872,14 @@ def _run_budget(sweep: _Sweep, budget: Any) -> None:
         if exc.errno not in STORAGE_ERRNOS:
             raise
         sweep.storage_failed("Ray Tune experiment state", exc)
+
+
+def _without_credentials(spec: Any) -> Any:
+    """The spec the workers get: trials never write to MLflow (the driver does), so the tracking URI travels
+    without its password (Tune keeps the trainable's parameters in the object store and its experiment state)."""
+    from coe_sweep.tracking.connection import redact_uri
+
+    return spec.model_copy(update={"tracking": spec.tracking.model_copy(update={"uri": redact_uri(spec.tracking.uri)})})
 
 
 def _optuna_searcher(sweep: _Sweep, budget: Any, trials: int) -> _FeasibleOptunaSearch:
