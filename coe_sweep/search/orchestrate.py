@@ -555,20 +555,25 @@ def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None)
 
 
 def _ray_init(settings: Any) -> Any:
-    """`ray.init` with Ray's local-only switch off in this process too: Ray reads it when `ray` is imported,
-    before ray_runtime could set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER (which Ray's own processes inherit)."""
+    """`ray.init` with `settings.spawn_env` set while it starts Ray's processes, and Ray's local-only switch off
+    in this process too: Ray reads it when `ray` is imported, before ray_runtime could set
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER (which Ray's own processes inherit)."""
     import importlib
 
     from coe_sweep.search.ray_local import LOCAL_ONLY_ATTR
 
     module = importlib.import_module(LOCAL_ONLY_ATTR[0])
     previous = getattr(module, LOCAL_ONLY_ATTR[1])
+    saved_env = {key: os.environ.get(key) for key in settings.spawn_env}
+    os.environ.update(settings.spawn_env)
     if settings.local_only:
         setattr(module, LOCAL_ONLY_ATTR[1], False)
     try:
         return ray.init(**settings.init_kwargs)
     finally:
         setattr(module, LOCAL_ONLY_ATTR[1], previous)
+        for key, value in saved_env.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
 def _check_resources(spec: Any) -> None:

@@ -8,8 +8,9 @@ localhost address to the machine's routable one (`resolve_ip_for_localhost`) unl
 local-only nodes is off, `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (the default on macOS and Windows, where Ray
 keeps single-machine clusters on loopback). With that switch off and the node IP set to 127.0.0.1, every
 listener of the local Ray is on loopback. Ray reads the switch once, when `ray` is imported, so the call
-site also sets it for the driver's own `ray.init` (`LOCAL_ONLY_ATTR`); Ray's processes inherit the
-environment.
+site also sets it for the driver's own `ray.init` (`LOCAL_ONLY_ATTR`); Ray's processes inherit it from the
+environment, which holds it only while `ray.init` starts them (a `ray start` worker node refuses the
+switch: a multi-node cluster cannot be kept on loopback, and nothing started later should inherit it).
 
 Token authentication (Ray >= 2.52): every RPC and HTTP entry point demands a bearer token when
 `RAY_AUTH_MODE=token`. For a new local cluster Ray turns it on by itself when RAY_AUTH_MODE is unset,
@@ -41,13 +42,16 @@ COMMON_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 
 @dataclass(frozen=True)
 class RaySettings:
-    """What to do before `ray.init(**init_kwargs)`: set `env` (children inherit it) and, for a local Ray, turn
-    Ray's import-time cluster switch off in the driver (`local_only`). `warnings` are for the log."""
+    """What to do around `ray.init(**init_kwargs)`: set `env` for the rest of the process; set `spawn_env` only
+    while ray.init starts Ray's processes (they inherit it), then restore it, so that other processes this
+    one starts later (a `ray start` worker node, which refuses the local-only switch) do not inherit it; for
+    a local Ray, turn Ray's import-time cluster switch off in the driver too (`local_only`)."""
 
     init_kwargs: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
+    spawn_env: dict[str, str] = field(default_factory=dict)
     local_only: bool = False
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # for the log
 
 
 def token_configured(environ: Mapping[str, str], home: Path) -> bool:
@@ -58,7 +62,7 @@ def token_configured(environ: Mapping[str, str], home: Path) -> bool:
 def local_ray(*, num_cpus: int, num_gpus: int | None, temp_dir: str, environ: Mapping[str, str],
               home: Path) -> RaySettings:
     """A single-machine Ray started by this process: every listener on 127.0.0.1, token authentication on."""
-    env = {**COMMON_ENV, LOCAL_ONLY_ENV: "0"}
+    env = dict(COMMON_ENV)
     warnings: list[str] = []
     mode = environ.get(AUTH_MODE_ENV)
     if mode is not None and mode.lower() != "token":
@@ -69,19 +73,17 @@ def local_ray(*, num_cpus: int, num_gpus: int | None, temp_dir: str, environ: Ma
     kwargs: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "include_dashboard": False,
                               "dashboard_host": LOOPBACK_IP, "_temp_dir": temp_dir, "_node_ip_address": LOOPBACK_IP,
                               "log_to_driver": False, "configure_logging": False}
-    return RaySettings(init_kwargs=kwargs, env=env, local_only=True, warnings=tuple(warnings))
+    return RaySettings(init_kwargs=kwargs, env=env, spawn_env={LOCAL_ONLY_ENV: "0"}, local_only=True,
+                       warnings=tuple(warnings))
 
 
 def cluster_ray(address: str) -> RaySettings:
-    """An existing cluster: its listeners and token are its operator's; the driver brings its token (if the
-    cluster demands one: RAY_AUTH_MODE=token with RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token
-    set before the driver starts). A cluster on this machine's loopback (`127.0.0.1:6379`, started with
-    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) is reached with the same local-only switch, since Ray would
-    otherwise rewrite 127.0.0.1 to the machine's routable address before connecting."""
-    host = address.removeprefix("ray://").rsplit(":", 1)[0] if ":" in address else address
-    local = is_loopback(host)
+    """An existing cluster: its listeners and token are its operator's (Ray cannot keep a multi-node cluster on
+    loopback: a worker node refuses the local-only switch); the driver brings the cluster's token if it
+    demands one (RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, set before
+    the driver starts)."""
     return RaySettings(init_kwargs={"address": address, "log_to_driver": False, "configure_logging": False},
-                       env={**COMMON_ENV, **({LOCAL_ONLY_ENV: "0"} if local else {})}, local_only=local)
+                       env=dict(COMMON_ENV))
 
 
 def is_loopback(host: str) -> bool:

@@ -173,11 +173,10 @@ class RayNode:
             self.address, self.marker = address, None
             args += [f"--address={address}"]
         self.log = tmp / f"ray-start-{self.temp_dir.name}.log"
-        # on loopback only (Ray keeps a 127.0.0.1 node IP only with its local-only switch), with the session's
-        # token (tests/conftest.py): the same settings coe_sweep.search.ray_local gives a local sweep
-        env = test_env() | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        # with the session's token (tests/conftest.py); a multi-node cluster cannot be kept on loopback (a
+        # worker node refuses Ray's local-only switch), so its operator secures it: README "Security"
         with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=test_env(),
                                          start_new_session=True, cwd=tmp)
         self.pgid = self.proc.pid
         rc = self.proc.wait(timeout=180)
