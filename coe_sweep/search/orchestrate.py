@@ -23,6 +23,7 @@ experiment-state save): the driver's result records and MLflow are the truth.
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ from ray.tune.search.optuna import OptunaSearch
 from coe_sweep.run import RunResult
 from coe_sweep.search.lock import ResultRecord, SweepStore
 from coe_sweep.search.progress import PlainProgress, SweepProgress, progress_line, render_progress
+from coe_sweep.search.ray_local import LOCAL_ONLY_ATTR, RaySettings, cluster_ray, is_loopback, local_ray
 from coe_sweep.tracking.names import REJECTED_PREFIX, TRIAL_STATUSES
 from runners.trainable import RUN_RESULT_KEY, objective_value, run_trial
 
@@ -527,8 +529,6 @@ def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None)
     The local temp dir is /tmp/coe-ray-<driver pid>-XXXX (short: Ray's socket paths must fit 107 bytes),
     so a test that kill -9s a driver can find and reap the Ray processes that outlive it.
     """
-    from coe_sweep.search.ray_local import cluster_ray, is_loopback, local_ray
-
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
     info: dict[str, Any] = {"address": address}
@@ -554,14 +554,10 @@ def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None)
             shutil.rmtree(info["temp_dir"], ignore_errors=True)
 
 
-def _ray_init(settings: Any) -> Any:
+def _ray_init(settings: RaySettings) -> Any:
     """`ray.init` with `settings.spawn_env` set while it starts Ray's processes, and Ray's local-only switch off
     in this process too: Ray reads it when `ray` is imported, before ray_runtime could set
     RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER (which Ray's own processes inherit)."""
-    import importlib
-
-    from coe_sweep.search.ray_local import LOCAL_ONLY_ATTR
-
     module = importlib.import_module(LOCAL_ONLY_ATTR[0])
     previous = getattr(module, LOCAL_ONLY_ATTR[1])
     saved_env = {key: os.environ.get(key) for key in settings.spawn_env}

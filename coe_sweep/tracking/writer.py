@@ -279,6 +279,8 @@ class SweepTracker:
             return
         self._statuses[config_hash] = status
         if not self._statuses_complete:  # a resumed parent whose children were not listed yet
+            if self._backlog:  # the store is down: list them (and write the counts) once it is back
+                return
             try:
                 self.finished_trials()  # lists them, then writes the counts
             except TrackingError as exc:  # store down: the counts follow once it is back
