@@ -210,6 +210,7 @@ class _Sweep:
     plans: dict[str, Any] = field(default_factory=dict)  # config hash -> TrialPlan (this launch)
     run_ids: dict[str, str] = field(default_factory=dict)  # config hash -> MLflow child run id
     running: set[str] = field(default_factory=set)
+    logging: set[str] = field(default_factory=set)  # finished, their MLflow record being written right now
     simulate_trial_s: float = 0.0
     n_failed: int = 0
     stopped_reason: str | None = None
@@ -480,7 +481,9 @@ class _DriverCallback(tune.Callback):
         sweep.running.discard(h)
         run_id = sweep.run_ids.get(h)
         if run_id:
+            sweep.logging.add(h)  # a Ctrl-C in the middle of these writes: _mark_running_interrupted redoes them
             self._safe("log_result", sweep.tracker.log_result, run_id, result)
+            sweep.logging.discard(h)
         outcome = _trial_outcome(record, sweep.objectives, resumed=False)
         sweep.outcome[label].trials.append(outcome)
         bp = sweep.progress.budget(label)
@@ -760,7 +763,15 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _mark_running_interrupted(sweep: _Sweep, reason: str) -> None:
     """The driver is going down: trials still running are marked KILLED in MLflow, not left RUNNING; the
-    trial journal has their start without a finish, so the relaunch runs them first."""
+    trial journal has their start without a finish, so the relaunch runs them first. A finished trial whose
+    MLflow writes the interrupt cut short gets them again (they are idempotent)."""
+    for h in sorted(sweep.logging):
+        run_id, record = sweep.run_ids.get(h), sweep.finished.get(h)
+        if run_id and record is not None:
+            try:
+                sweep.tracker.log_result(run_id, RunResult.from_dict(record.result))
+            except Exception:  # going down anyway; the relaunch re-logs it from its result record
+                log.exception("tracking: re-logging trial %s failed", h)
     for h in sorted(sweep.running - set(sweep.finished)):
         run_id = sweep.run_ids.get(h)
         if run_id:
