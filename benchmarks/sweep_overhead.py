@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-for _key, _value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true",
+for _key, _value in {"RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true",
                      "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}.items():
     os.environ.setdefault(_key, _value)
 

@@ -72,14 +72,16 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     from coe_sweep.sweep.outcome import render_summary
     from coe_sweep.sweep.runtime import ResourceError
     from coe_sweep.sweep.store import StorageError, SweepLocked
-    from coe_sweep.tracking.connection import redact_uri
+    from coe_sweep.tracking.connection import install_redaction, redact, redact_uri
     from coe_sweep.tracking.records import TrackingError
+
+    install_redaction(spec.tracking.uri or "")
 
     try:
         outcome = launch(spec, simulate=args.simulate, resume=args.resume, max_failures=args.max_failures,
                          progress=not args.no_progress, simulate_trial_s=args.simulate_trial_s)
     except (StorageError, SweepLocked, SweepExists, ResourceError, TrackingError) as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"error: {redact(str(exc), spec.tracking.uri or '')}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print(f"interrupted: finished trials are kept and running ones are marked interrupted; run "
@@ -111,6 +113,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from coe_sweep.console import make_console
     from coe_sweep.sweep.progress import render_progress, status_progress
     from coe_sweep.tracking import TrackingStore
+    from coe_sweep.tracking.connection import install_redaction, redact, redact_uri
     from coe_sweep.tracking.records import NotFound, TrackingError
 
     out, err = make_console(), make_console(stderr=True)
@@ -126,20 +129,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
             return EXIT_BAD_INPUT
         name = spec.name
     uri = args.tracking_uri or (spec.tracking.uri if spec else None) or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    install_redaction(uri)
     try:
         store = TrackingStore(uri)
         sweeps = [s for s in store.list_sweeps() if name in (None, s.id, s.name)]
         if spec is not None:
             sweeps = [s for s in sweeps if s.spec_hash in (None, spec.spec_hash())] or sweeps
         if not sweeps:
-            err.print(f"error: SWEEP: found {name!r}; expected a sweep name or id in {uri} "
+            err.print(f"error: SWEEP: found {name!r}; expected a sweep name or id in {redact_uri(uri)} "
                       f"(known: {', '.join(sorted({s.name for s in store.list_sweeps()})) or 'none'})",
                       highlight=False, markup=False, soft_wrap=True)
             return EXIT_BAD_INPUT
         sweep = max(sweeps, key=lambda s: s.start_time or 0)
         frame = store.trials_frame(sweep.id)
     except (TrackingError, NotFound) as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"error: {redact(str(exc), uri)}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     progress = status_progress(store, sweep, frame, spec)
     out.print(render_progress(progress, title=f"sweep {sweep.name} [{sweep.status}] ({sweep.id})"))
@@ -156,7 +160,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         settings = settings_from(os.environ, tracking_uri=args.tracking_uri, host=args.host, port=args.port,
                                  cache_ttl_s=args.cache_ttl)
     except SettingsError as exc:
-        print(f"coe-sweep dashboard: {exc}", file=sys.stderr)
+        from coe_sweep.tracking.connection import redact
+
+        print(f"coe-sweep dashboard: {redact(str(exc), args.tracking_uri or '')}", file=sys.stderr)
         return EXIT_BAD_INPUT
     serve(settings)
     return EXIT_OK
@@ -167,17 +173,20 @@ def _dashboard_query(args: argparse.Namespace, run: object) -> int:
     import os
 
     from coe_sweep.tracking import TrackingError
+    from coe_sweep.tracking.connection import install_redaction, redact
     from dashboard.settings import SettingsError, settings_from
     from dashboard.terminal import BadInput
 
+    uri = args.tracking_uri or ""
     try:
         uri = settings_from(os.environ, tracking_uri=args.tracking_uri).tracking_uri
+        install_redaction(uri)
         run(uri)  # type: ignore[operator]
     except (BadInput, SettingsError) as exc:
-        print(f"coe-sweep {args.command}: {exc}", file=sys.stderr)
+        print(f"coe-sweep {args.command}: {redact(str(exc), uri)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrackingError as exc:
-        print(f"coe-sweep {args.command}: {exc}", file=sys.stderr)
+        print(f"coe-sweep {args.command}: {redact(str(exc), uri)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -375,7 +384,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception:  # a failure no command expected: its traceback, with any credential redacted
+        import traceback
+
+        from coe_sweep.tracking.connection import redact
+
+        sys.stderr.write(redact(traceback.format_exc(), getattr(args, "tracking_uri", None) or ""))
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

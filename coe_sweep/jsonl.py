@@ -39,7 +39,7 @@ class JsonLines:
         if not self.path.exists():
             return []
         out: list[tuple[int, Record]] = []
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
             for index, line in enumerate(fh):
                 if index < start or not line.strip():
                     continue

@@ -16,10 +16,12 @@ SweepSpec -> TrialPlan -> RunSpec(model, train, data, horizon) + TrialIdentity -
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -272,10 +274,29 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
+        """A RunResult from its `to_dict()` (a result record, a Tune report); ValueError or TypeError naming the
+        field when the data is not one (a record edited or torn on disk must not become a trial)."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"RunResult: expected a mapping, found {type(d).__name__}")
         values = dict(d)
         values["train_curve"] = [(int(s), float(v)) for s, v in d.get("train_curve", [])]
         values["val_curve"] = [(int(s), float(v)) for s, v in d.get("val_curve", [])]
+        hints = _result_hints()
+        for name, value in values.items():
+            kind = str(hints.get(name, ""))
+            if kind.startswith(("int", "float")):  # numbers must be numbers (NaN is one: a diverged loss)
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                if not (number or (value is None and "None" in kind)):
+                    raise ValueError(f"RunResult.{name}: expected a number, found {value!r:.40}")
+        if not isinstance(values.get("reason"), str | None):
+            raise ValueError(f"RunResult.reason: expected a string, found {values.get('reason')!r:.40}")
         return cls(**values)
+
+
+@functools.cache
+def _result_hints() -> dict[str, Any]:
+    """RunResult's resolved annotations (what `from_dict` checks numbers against)."""
+    return typing.get_type_hints(RunResult)
 
 
 # ------------------------------------------------------------------------------------- objectives
@@ -343,6 +364,10 @@ class TrialIdentity:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrialIdentity:
+        if not isinstance(d, Mapping) or not isinstance(d.get("config_hash"), str) \
+                or not isinstance(d.get("point", {}), Mapping):
+            raise ValueError(f"a trial identity: expected {{config_hash, seed, budget_label, arm, point}}, "
+                             f"found {d!r:.80}")
         return cls(str(d["config_hash"]), int(d.get("seed", 0)), str(d["budget_label"]), str(d.get("arm", "")),
                    dict(d.get("point", {})))
 
@@ -359,4 +384,6 @@ class FinishedTrial:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinishedTrial:
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a finished trial: expected a JSON object, found {type(d).__name__}")
         return cls(TrialIdentity.from_dict(d["identity"]), RunResult.from_dict(d["result"]))

@@ -32,7 +32,8 @@ def parse_bytes(value: object, name: str | None = None) -> int:
             unit += "b"
         size = float(match["num"]) * _BYTE_UNITS[unit]
     if size is None or not math.isfinite(size) or size < 1:
-        raise ValueError(BYTES_ACCEPTED if name is None else f"{name}={value!r} is invalid: expected {BYTES_ACCEPTED}")
+        accepted = BYTES_ACCEPTED if size is None or math.isfinite(size) else f"a finite size: {BYTES_ACCEPTED}"
+        raise ValueError(accepted if name is None else f"{name}={value!r} is invalid: expected {accepted}")
     return int(size)
 
 

@@ -3,7 +3,8 @@
 The store is the tracking read side (`coe_sweep.tracking.TrackingStore`) or an already built
 `SweepCache`; nothing here opens files or connections by itself, so tests hand in a store over a
 temporary MLflow database. `app_from_env()` is the uvicorn factory for deployments
-(`uvicorn --factory dashboard.app:app_from_env`). Read-only: every route is a GET.
+(`uvicorn --factory dashboard.app:app_from_env`). Read-only: every route is a GET. A tracking store
+that is down answers 503 (refusing: 502) with a JSON `detail`; credentials never appear in answers or logs.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import logging
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from coe_sweep.tracking import TrackingError
+from coe_sweep.tracking.connection import install_redaction, redact_uri
 from dashboard.cache import SweepCache, TrackingReader
-from dashboard.deps import explain_validation_error
+from dashboard.deps import STORE_ERRORS, explain_validation_error, store_error
 from dashboard.routers import compare, frontier, pages, pareto, scaling, sweeps, trials
 from dashboard.settings import Settings, get_settings
 
@@ -36,10 +39,11 @@ def create_app(store: TrackingReader | SweepCache, settings: Settings | None = N
         redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, explain_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(TrackingError, store_error)
     app.state.cache = cache
     app.state.settings = settings
     for module in (sweeps, trials, frontier, scaling, pareto, compare):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=STORE_ERRORS)
     app.include_router(pages.router)
     return app
 
@@ -49,5 +53,6 @@ def app_from_env() -> FastAPI:
     from coe_sweep.tracking import TrackingStore
 
     settings = get_settings()
-    log.info("dashboard reading %s", settings.tracking_uri)
+    install_redaction(settings.tracking_uri)  # uvicorn has configured its handlers before calling the factory
+    log.info("dashboard reading %s", redact_uri(settings.tracking_uri))
     return create_app(TrackingStore(settings.tracking_uri), settings)

@@ -1,7 +1,7 @@
 """FastAPI dependencies and their `Annotated` aliases, plus the one way to refuse a query value.
 
 Routers declare what they need (`CacheDep`, `SweepDep`, `SettingsDep`, `LimitQ` ...) and never
-reach into `app.state` themselves. `invalid_query` raises FastAPI's own validation error so that
+reach into `app.state` themselves. `store_error` answers a tracking store that is down (503) or refuses (502). `invalid_query` raises FastAPI's own validation error so that
 a bad objective or column name has exactly the documented 422 shape (HTTPValidationError) with
 `loc` naming the parameter.
 """
@@ -16,6 +16,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from coe_sweep.tracking import TrackingUnavailable
+from coe_sweep.tracking.connection import redact
 from coe_sweep.units import BYTES_ACCEPTED, parse_bytes
 from dashboard.answers import parse_objectives
 from dashboard.cache import SweepCache, SweepData, UnknownSweep
@@ -23,6 +25,10 @@ from dashboard.schemas import ErrorMessage
 from dashboard.settings import Settings
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorMessage, "description": "unknown sweep or trial (named in `detail`)"}}
+STORE_ERRORS: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorMessage, "description": "the tracking store refused the read (its answer in `detail`)"},
+    503: {"model": ErrorMessage, "description": "the tracking store is unreachable (which one and why in `detail`)"},
+}
 
 
 def get_cache(request: Request) -> SweepCache:
@@ -75,6 +81,14 @@ PARAM_HINTS = {
     "columns": "comma-separated column names of the trials frame",
     "budget": "a budget label or FLOPs of the sweep, e.g. 1e15",
 }
+
+
+async def store_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the tracking store cannot be reached, 502 when it refused: JSON naming the store (credentials
+    redacted) and what failed, instead of a bare 500."""
+    status = 503 if isinstance(exc, TrackingUnavailable) else 502
+    return JSONResponse(status_code=status, content={"detail": redact(str(exc))},
+                        headers={"Retry-After": "5"} if status == 503 else None)
 
 
 async def explain_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -33,15 +33,19 @@ class BadInput(ValueError):
 
 
 def serve(settings: Settings) -> None:
-    """Run the dashboard with uvicorn on settings.host:settings.port (blocks until stopped)."""
+    """Run the dashboard with uvicorn on settings.host:settings.port (blocks until stopped). Every log handler,
+    uvicorn's included, redacts the tracking URI's credentials."""
     import uvicorn
 
     from coe_sweep.tracking import TrackingStore
+    from coe_sweep.tracking.connection import install_redaction, redact_uri
     from dashboard.app import create_app
 
     app = create_app(TrackingStore(settings.tracking_uri), settings)
-    log.info("dashboard on http://%s:%d (tracking %s)", settings.host, settings.port, settings.tracking_uri)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")  # configures logging
+    install_redaction(settings.tracking_uri)
+    log.info("dashboard on http://%s:%d (tracking %s)", settings.host, settings.port, redact_uri(settings.tracking_uri))
+    uvicorn.Server(config).run()
 
 
 def _frame(tracking_uri: str, sweep: str) -> tuple[Any, str]:

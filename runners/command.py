@@ -116,15 +116,18 @@ def run_train_command(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- RunSpec from YAML and flags
 
 def load_run_spec_yaml(path: Path) -> dict[str, dict[str, Any]]:
-    """Sections of a RunSpec YAML; unknown sections or fields are a ValueError that names them."""
-    import yaml
+    """Sections of a RunSpec YAML; unknown sections or fields are a ValueError that names them. Read with the
+    spec's bounded YAML reader (nesting, aliases, number length: coe_sweep.spec.yaml_lines)."""
+    from coe_sweep.spec.yaml_lines import YamlLocationError, load_located
 
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = load_located(Path(path).read_text(encoding="utf-8")).data
     except FileNotFoundError:
         raise ValueError(f"--config {path}: no such file") from None
-    except yaml.YAMLError as e:
-        raise ValueError(f"--config {path}: not valid YAML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--config {path}: cannot be read as UTF-8 text ({e})") from None
+    except YamlLocationError as e:
+        raise ValueError(f"--config {path}:{e.line}: found {e.message}; expected {e.expected}") from None
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ValueError(f"--config {path}: expected a mapping with sections {list(SECTIONS)}")

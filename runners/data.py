@@ -5,7 +5,8 @@ Sources (`DataConfig.source`):
     `DataConfig.num_examples` rows, seeded by `DataConfig.seed`; needs nothing external.
   - `files:PATH_OR_GLOB`: jsonl / json / parquet / txt files (a directory means the supported files in
     it); rows become text through `DataConfig.text_template` (plain-text files have one column, `text`:
-    use `text_template="{text}"`).
+    use `text_template="{text}"`). Every file, symlinks followed, must lie inside the directory the
+    pattern's literal part names or a root of $COE_SWEEP_DATA_ROOTS (runners.files).
   - `hf:NAME[:CONFIG][@SPLIT]`: a hub data set (split `train` by default); fails at once when offline.
 
 Validation is a fixed set of held-out *documents*, drawn by `DataConfig.seed` (never the training
@@ -20,7 +21,6 @@ concurrent trials wait for the first).
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -38,17 +38,14 @@ from urllib.parse import urlparse
 import numpy as np
 
 from coe_sweep.trial import DataConfig, config_hash
+from runners.files import FILE_BUILDERS, DataError, resolve_files
 from runners.tokenizer import build_tokenizer
 
 log = logging.getLogger(__name__)
 
-FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text"}
+SOURCE_FORMS = "builtin:arithmetic, files:PATH_OR_GLOB or hf:NAME[:CONFIG][@SPLIT]"
 _FORMAT_VERSION = 1  # bump when tokenization/packing/generation changes, to invalidate caches
 _TRUE = ("1", "true", "yes", "on")
-
-
-class DataError(ValueError):
-    """Bad data configuration or unusable source (a ValueError: bad input, nothing trained)."""
 
 
 @dataclass(frozen=True)
@@ -204,30 +201,6 @@ def _builtin_dataset(data_cfg: DataConfig) -> Any:
     return datasets.Dataset.from_generator(
         generate_arithmetic, gen_kwargs={"seed": data_cfg.seed, "num_examples": data_cfg.num_examples},
         cache_dir=str(cache_root(data_cfg) / "hf"))
-
-
-def resolve_files(pattern: str) -> list[Path]:
-    """Files a `files:` argument names: a file, a directory (its supported files) or a glob."""
-    expanded = os.path.expanduser(pattern)
-    if any(c in expanded for c in "*?["):
-        matches = [Path(p) for p in sorted(glob.glob(expanded, recursive=True)) if Path(p).is_file()]
-    elif Path(expanded).is_dir():
-        matches = sorted(p for p in Path(expanded).iterdir() if p.suffix in FILE_BUILDERS)
-    else:
-        matches = [Path(expanded)] if Path(expanded).is_file() else []
-    if not matches:
-        raise DataError(f"DataConfig.source='files:{pattern}' is invalid: no file matches "
-                        f"{expanded!r} (cwd {os.getcwd()}); expected an existing file, directory or glob "
-                        f"of {'/'.join(sorted(FILE_BUILDERS))} files")
-    unsupported = [str(p) for p in matches if p.suffix not in FILE_BUILDERS]
-    if unsupported:
-        raise DataError(f"DataConfig.source='files:{pattern}' matches unsupported file(s) {unsupported[:5]}; "
-                        f"expected extensions {sorted(FILE_BUILDERS)}")
-    builders = {FILE_BUILDERS[p.suffix] for p in matches}
-    if len(builders) > 1:
-        raise DataError(f"DataConfig.source='files:{pattern}' mixes formats {sorted(builders)}; "
-                        "expected files of one format")
-    return matches
 
 
 def _files_dataset(pattern: str, data_cfg: DataConfig) -> Any:

@@ -1,14 +1,18 @@
-"""Suite-wide settings: offline hubs, no telemetry, Ray without auth; GPU tests skipped without CUDA."""
+"""Suite-wide settings: offline hubs, no telemetry, Ray with token authentication (one random token for the
+session, set before anything imports ray, so that in-process drivers, subprocess launches and `ray start`
+test clusters share it); GPU tests skipped without CUDA."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
 
 for _key, _value in {
-    "RAY_AUTH_MODE": "disabled",
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": secrets.token_hex(32),
     "RAY_USAGE_STATS_ENABLED": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "HF_DATASETS_OFFLINE": "1",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_EXPRESSION_CHARS = 500
+MAX_NESTING = 32  # parentheses and unary minus inside each other: the parser and evaluator recurse per level
 
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"
@@ -153,6 +154,14 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.pos = 0
+        self.depth = 0
+
+    def nested(self, token: tuple[str, str, int]) -> None:
+        """One more level of '(' or unary '-'; refused past MAX_NESTING (before Python's recursion limit)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ConstraintSyntaxError(f"{token[1]!r} at column {token[2] + 1} nests {self.depth} levels deep; "
+                                        f"expected at most {MAX_NESTING} levels of parentheses and minus signs")
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -197,7 +206,10 @@ class _Parser:
         token = self.peek()
         if token is not None and token[1] == "-":
             self.pos += 1
-            return _Neg(self.unary())
+            self.nested(token)
+            node = _Neg(self.unary())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Any:
@@ -218,11 +230,13 @@ class _Parser:
         if kind == "str":
             return _Str(text[1:-1])
         if text == "(":
+            self.nested(token)
             node = self.sum()
             closing = self.peek()
             if closing is None or closing[1] != ")":
                 raise self.fail("')'")
             self.pos += 1
+            self.depth -= 1
             return node
         self.pos -= 1
         raise self.fail("a name, a number or '('")

@@ -15,12 +15,12 @@ Every problem is reported as `FILE:LINE: field.path: found <value>; expected <wh
 File sources (`data.source: files:PATTERN`): a relative pattern resolves against the spec file's
 directory and may not leave it (`..` that escapes is refused); an absolute pattern must lie inside
 the spec file's directory or inside a root listed in the environment variable COE_SWEEP_DATA_ROOTS
-(os.pathsep-separated). `~` is not expanded. The pattern must match at least one file.
+(os.pathsep-separated). `~` is not expanded. The pattern must match at least one file, and every file
+it matches must lie inside those roots once its symlinks are followed (runners.files checks each one).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,9 +43,9 @@ from coe_sweep.spec.rules import check_cross_fields
 from coe_sweep.spec.schema import (
     SweepSpec,
 )
-from coe_sweep.spec.yaml_lines import LocatedData, YamlLocationError, load_located, parse_scalar
+from coe_sweep.spec.yaml_lines import MAX_DEPTH, LocatedData, YamlLocationError, load_located, parse_scalar
+from runners.files import DATA_ROOTS_ENV, check_files, data_roots
 
-DATA_ROOTS_ENV = "COE_SWEEP_DATA_ROOTS"
 Check = Callable[[SweepSpec], list[Issue]]  # a check a caller adds to loading (see the module docstring)
 
 
@@ -61,7 +61,7 @@ def load_spec(path: str | os.PathLike[str], overrides: Sequence[str] = (), check
     try:
         located = load_located(text)
     except YamlLocationError as exc:
-        raise SpecError(file, [SpecIssue("<yaml>", exc.message, "well-formed YAML", line=exc.line)]) from None
+        raise SpecError(file, [SpecIssue("<yaml>", exc.message, exc.expected, line=exc.line)]) from None
     return validate_spec_data(located, file=file, base_dir=Path(path).resolve().parent, overrides=overrides,
                               checks=checks)
 
@@ -88,6 +88,9 @@ def validate_spec_data(located: LocatedData | dict[str, Any], *, file: str = "<s
         for cut in range(len(loc), 0, -1):
             if loc[:cut] in overridden:
                 return SpecIssue(format_path(loc), found, expected, override=overridden[loc[:cut]])
+        for path, key in overridden.items():  # `--set name.first=x` made `name` a mapping: the issue is at `name`
+            if loc and path[:len(loc)] == loc:
+                return SpecIssue(format_path(loc), found, expected, override=key)
         return SpecIssue(format_path(loc), found, expected, line=located.line_of(loc))
 
     try:
@@ -120,13 +123,17 @@ def _apply_overrides(data: dict[str, Any], overrides: Sequence[str], overridden:
             parts = None
         if not parts:
             raise Issues([((item,), show(item), "KEY.PATH=VALUE, e.g. search.trials_per_budget=4")])
+        if len(parts) > MAX_DEPTH:
+            raise Issues([((show(key),), f"a key path of {len(parts)} parts",
+                           f"KEY.PATH=VALUE with at most {MAX_DEPTH} parts, e.g. search.trials_per_budget=4")])
         # space keys contain a dot themselves (`space.train.lr.float`): join them back
         if parts[0] == "space" and len(parts) >= 3 and parts[1] in ("train", "data", "model"):
             parts[1:3] = [f"{parts[1]}.{parts[2]}"]
         try:
             value = parse_scalar(raw)
         except YamlLocationError as exc:
-            raise Issues([(tuple(parts), show(raw), f"a YAML value ({exc.message})")]) from None
+            expected = exc.expected if exc.expected != "well-formed YAML" else f"a YAML value ({exc.message})"
+            raise Issues([(tuple(parts), show(raw), expected)]) from None
         node: Any = data
         for depth, part in enumerate(parts[:-1]):
             if isinstance(node, dict):
@@ -183,16 +190,9 @@ def _resolve(spec: SweepSpec, base_dir: Path) -> SweepSpec:
     return spec.model_copy(update={"tracking": tracking, "cluster": cluster, "data": data, "space": space})
 
 
-def _allowed_roots(base_dir: Path) -> list[Path]:
-    roots = [Path(os.path.realpath(base_dir))]
-    for entry in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep):
-        if entry.strip():
-            roots.append(Path(entry).resolve())
-    return roots
-
-
 def resolve_files_source(source: str, base_dir: Path) -> tuple[str, str | None]:
-    """`files:PATTERN` -> (`files:/absolute/PATTERN`, None), or (source, what is accepted)."""
+    """`files:PATTERN` -> (`files:/absolute/PATTERN`, None), or (source, what is accepted). Every file the
+    pattern names is checked (runners.files), not only the pattern: a glob can pass through a symlink."""
     pattern = source.removeprefix("files:").strip()
     accepted_root = (f"a path inside the spec's directory {base_dir} (relative, without '..' leaving it) or "
                      f"inside a root listed in ${DATA_ROOTS_ENV}")
@@ -203,10 +203,12 @@ def resolve_files_source(source: str, base_dir: Path) -> tuple[str, str | None]:
     candidate = Path(pattern)
     # realpath on both sides: a symlink can neither lead out of a root nor make a root refuse its own files
     absolute = Path(os.path.realpath(candidate if candidate.is_absolute() else base_dir / candidate))
-    if not any(absolute == root or root in absolute.parents for root in _allowed_roots(base_dir)):
+    roots = [Path(os.path.realpath(base_dir)), *data_roots()]
+    if not any(absolute == root or root in absolute.parents for root in roots):
         return source, accepted_root
-    matches = glob.glob(str(absolute), recursive=True)
-    if not matches:
-        return source, f"a path or glob that matches at least one file (none match {absolute})"
+    _, problem = check_files(str(absolute), roots)
+    if problem is not None:
+        return source, f"{accepted_root}, symlinks followed ({problem.what})" if problem.outside else \
+            f"{problem.expected} ({problem.what})"
     return f"files:{absolute}", None
 

@@ -48,6 +48,7 @@ class DriverCallback(tune.Callback):
         self._progress, self._stop, self._simulated = progress, stop, simulated
         self._run_ids: dict[TrialKey, str] = {}
         self._logged_rejected: dict[str, int] = {}
+        self._logging: dict[TrialKey, RunResult] = {}  # finished, their MLflow record being written right now
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
         # Tune pickles its Tuner, run_config included, for its own restore; coe-sweep never uses that
@@ -135,7 +136,12 @@ class DriverCallback(tune.Callback):
 
     def mark_running_interrupted(self, reason: str) -> None:
         """The driver is going down: trials still running are marked KILLED in MLflow, not left RUNNING; the
-        trial journal has their start without a finish, so the relaunch runs them first."""
+        trial journal has their start without a finish, so the relaunch runs them first. A finished trial whose
+        MLflow writes the interrupt cut short gets them again (they are idempotent)."""
+        for key, result in sorted(self._logging.items()):
+            run_id = self._run_ids.get(key)
+            if run_id:
+                self._safe(f"re-logging trial {key[0]}", self._tracker.log_result, run_id, result)
         for key in sorted(set(self._ledger.running) - set(self._ledger.finished)):
             run_id = self._run_ids.get(key)
             if run_id:
@@ -151,7 +157,9 @@ class DriverCallback(tune.Callback):
         self._ledger.finish(finished)
         run_id = self._run_ids.get(identity.key)
         if run_id:
+            self._logging[identity.key] = result  # a Ctrl-C in the middle of these writes: they are redone
             self._safe("log_result", self._tracker.log_result, run_id, result)
+            self._logging.pop(identity.key, None)
         self._progress.budget(identity.budget_label).add_finished(
             result.status, objective_value(result, PRIMARY_OBJECTIVE), result.flops, dict(identity.point))
         self._log_line(identity, result)

@@ -1,8 +1,8 @@
 """Run (or resume) a sweep on Ray Tune: `launch(spec)`.
 
-    SweepStore.open (probe-write) -> lock -> tracker reachable? -> tracker.start (parent run)
+    tracker reachable? -> SweepStore.open (probe-write) -> lock -> tracker.start (parent run)
     -> resume (result records + MLflow, keyed by (config hash, seed); re-log what MLflow missed)
-    -> Ray (local, started here, bound to 127.0.0.1; or an existing cluster by cluster.address)
+    -> Ray (local, started here: every listener on 127.0.0.1, token auth on; or a cluster by cluster.address)
     -> per budget: Tuner(with_resources(with_parameters(run_trial)), FeasibleOptunaSearch | GridSearch,
                          ConcurrencyLimiter, optional ASHA, reuse_actors=True); the driver-side callback
                    writes the sweep store, MLflow and progress; the StopPolicy ends the sweep early
@@ -43,7 +43,8 @@ from coe_sweep.sweep.runtime import (
 )
 from coe_sweep.sweep.searchers import FeasibleOptunaSearch, GridSearch
 from coe_sweep.sweep.store import SweepStore
-from coe_sweep.tracking import SweepTracker
+from coe_sweep.tracking import SweepTracker, check_reachable
+from coe_sweep.tracking.connection import redact_uri, short_error
 from coe_sweep.trial import PRIMARY_OBJECTIVE, objective_value
 from runners.trainable import run_trial
 
@@ -77,6 +78,7 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
     start_s = time.time()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet_tune_logging()
+    check_reachable(spec.tracking.uri or "")  # before anything is created on disk: a dead server leaves nothing
     store = SweepStore.open(sweep_dir(spec))
     store.acquire()
     tracker: SweepTracker | None = None
@@ -86,7 +88,6 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
         tracker = SweepTracker(spec.tracking.uri or "", spec.name, spec.to_yaml(), spec.spec_hash(),
                                journal_dir=store.root / "tracking-journal", experiment=spec.tracking.experiment,
                                simulated=simulate)
-        tracker.check_reachable()
         tracker.start()
         ledger = Ledger.resumed_from(finished_trials(spec, store, tracker, simulated=simulate))
         if ledger.finished and not resume:
@@ -129,10 +130,12 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
 
 
 def _finish_tracking(tracker: SweepTracker, status: str, outcome: SweepOutcome | None) -> None:
+    if tracker.parent_run_id is None:  # never started: there is no parent run to end
+        return
     try:
         tracker.finish(status)
-    except Exception:
-        log.exception("tracking: finishing the parent run failed")
+    except Exception as exc:  # noqa: BLE001 - the launch's own outcome or error matters more
+        log.error("tracking: finishing the parent run failed: %s", short_error(exc, tracker.uri))
     if outcome is not None:  # the store went away and has not come back: say so, keep the journal
         outcome.tracking_pending = tracker.pending_writes
         outcome.tracking_journal = tracker.journal.path
@@ -211,7 +214,8 @@ def _run_budget(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: 
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(_searcher(spec, planned, ledger, store), max_concurrent=max_concurrent(spec)),
+            search_alg=ConcurrencyLimiter(_searcher(_without_credentials(spec), planned, ledger, store),
+                                          max_concurrent=max_concurrent(spec)),
             scheduler=_asha(spec), num_samples=remaining, reuse_actors=True),
         run_config=tune.RunConfig(name=f"{label}-{attempt}", storage_path=str(store.tune_dir),
                                   callbacks=[callback], stop=FailureStopper(stop),
@@ -224,3 +228,12 @@ def _run_budget(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: 
         if exc.errno not in STORAGE_ERRNOS:
             raise
         callback.storage_failed("Ray Tune experiment state", exc)
+
+
+def _without_credentials(spec: SweepSpec) -> SweepSpec:
+    """The spec the searchers keep: Tune pickles them into its experiment state (tuner.pkl), and they never
+    write to MLflow (the driver's callback does), so their tracking URI travels without its password."""
+    uri = spec.tracking.uri
+    if not uri:
+        return spec
+    return spec.model_copy(update={"tracking": spec.tracking.model_copy(update={"uri": redact_uri(uri)})})

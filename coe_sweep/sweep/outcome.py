@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from coe_sweep.sweep.ledger import Ledger, Rejection, TrialKey
 from coe_sweep.trial import PRIMARY_OBJECTIVE, FinishedTrial, TrialStatus, objective_value
@@ -124,12 +125,13 @@ def render_summary(outcome: SweepOutcome) -> list[Table]:
     for b in outcome.budgets.values():
         best = b.best()
         loss = None if best is None else objective_value(best.result, PRIMARY_OBJECTIVE)
-        counts.add_row(b.label, format_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)),
+        counts.add_row(Text(b.label), format_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)),
                        str(len(b.pruned)), str(len(b.rejected)), str(len(b.resumed)), _fmt_num(loss))
         if best is not None:
-            best_table.add_row(b.label, _fmt_num(loss), _fmt_params(best.identity.point))
+            best_table.add_row(Text(b.label), _fmt_num(loss), Text(_fmt_params(best.identity.point)))
         for t in b.failed:
-            failures.add_row(b.label, t.identity.trial_id, t.result.status.value, (t.result.reason or "")[:120])
+            failures.add_row(Text(b.label), Text(t.identity.trial_id), t.result.status.value,
+                             Text((t.result.reason or "")[:120]))
     tables = [counts, best_table]
     if len(outcome.objectives) > 1:
         pareto = Table(title="Pareto set per budget (" + ", ".join(f"{n} {m}" for n, m in outcome.objectives) + ")")
@@ -137,8 +139,8 @@ def render_summary(outcome: SweepOutcome) -> list[Table]:
             pareto.add_column(col)
         for label in outcome.budgets:
             for t in outcome.pareto(label):
-                pareto.add_row(label, *[_fmt_num(objective_value(t.result, n)) for n, _ in outcome.objectives],
-                               _fmt_params(t.identity.point))
+                pareto.add_row(Text(label), *[_fmt_num(objective_value(t.result, n)) for n, _ in outcome.objectives],
+                               Text(_fmt_params(t.identity.point)))
         tables.append(pareto)
     if failures.row_count:
         tables.append(failures)
@@ -147,7 +149,8 @@ def render_summary(outcome: SweepOutcome) -> list[Table]:
         rejected.add_column(col)
     for b in outcome.budgets.values():
         for h, rejection in list(b.rejected.items())[:20]:
-            rejected.add_row(b.label, _fmt_params(rejection.point) or h[:10], rejection.reason[:120])
+            rejected.add_row(Text(b.label), Text(_fmt_params(rejection.point) or h[:10]),
+                             Text(rejection.reason[:120]))
     if rejected.row_count:
         tables.append(rejected)
     return tables

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pandas as pd
 import yaml
 from rich.table import Table
+from rich.text import Text
 
 from coe_sweep.trial import TrialStatus
 from coe_sweep.units import format_elapsed, format_flops
@@ -106,7 +107,7 @@ def render_progress(progress: SweepProgress, *, title: str | None = None) -> Tab
     for b in progress.budgets.values():
         frac = f" ({b.spent_flops / b.planned_flops:.0%})" if b.planned_flops else ""
         table.add_row(
-            b.label, f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else "")
+            Text(b.label), f"{b.done}/{b.planned_trials or '?'}" + (f" ({b.resumed} resumed)" if b.resumed else "")
             + (f" ({b.interrupted} interrupted)" if b.interrupted else ""),
             str(b.running), str(b.failed), str(b.pruned), str(b.rejected),
             "-" if b.best_val_loss is None else f"{b.best_val_loss:.4f}", f"{format_flops(b.spent_flops)}{frac}")

@@ -32,7 +32,12 @@ def finished_trials(spec: SweepSpec, store: SweepStore, tracker: SweepTracker, *
         if key in logged or identity.budget_label not in by_label:
             continue
         log.info("re-logging trial %s to MLflow from its result record", identity.trial_id)
-        plan = plan_trial(spec, by_label[identity.budget_label], dict(identity.point))
+        try:
+            plan = plan_trial(spec, by_label[identity.budget_label], dict(identity.point))
+        except (TypeError, ValueError, KeyError) as exc:  # params this spec cannot plan: keep the record only
+            log.warning("trial %s: its result record's params cannot be planned (%s); kept, not re-logged",
+                        identity.trial_id, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+            continue
         run_id = tracker.start_trial(identity.config_hash, trial_params(plan, identity),
                                      trial_tags(plan, identity, simulated))
         tracker.log_result(run_id, trial.result)

@@ -1,12 +1,14 @@
 """The Ray runtime of a sweep: start or join Ray, size the slots, signals, and Tune's logging.
 
-A local Ray is started bound to 127.0.0.1 in a private temp dir and shut down at the end; an existing
-cluster is joined by address (and left running). SIGTERM is turned into KeyboardInterrupt while the sweep
+A local Ray is started in a private temp dir with every listener on 127.0.0.1 and token authentication on
+(coe_sweep.sweep.ray_local says how) and shut down at the end; an existing cluster is joined by address (and
+left running; its operator secures it). SIGTERM is turned into KeyboardInterrupt while the sweep
 runs, so `docker stop` stops it like Ctrl-C.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -16,13 +18,18 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import ray
 
 from coe_sweep.spec.schema import SweepSpec
+from coe_sweep.sweep.ray_local import LOCAL_ONLY_ATTR, RaySettings, cluster_ray, is_loopback, local_ray
 
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+log = logging.getLogger(__name__)
+
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0",
            # the driver writes its own records; Tune's CSV/JSON/TensorBoard loggers are pure overhead here
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
            # intermediate reports carry val_loss only; failed trials' final reports carry no objectives
@@ -32,7 +39,8 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            # Ctrl-C stops the whole sweep: Tune's own SIGINT handler would end only the running experiment
            "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)  # a failed state save: the reason, no traceback
-QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",)  # warns for the result files we do not write
+QUIET_LOGGERS = ("ray.tune.analysis.experiment_analysis",  # warns for the result files we do not write
+                 "ray._private.authentication.authentication_token_setup")  # "token authentication is enabled"
 
 
 class ResourceError(RuntimeError):
@@ -61,7 +69,8 @@ def quiet_tune_logging() -> None:
 
 @contextmanager
 def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None) -> Iterator[str | None]:
-    """Connect to `address`, or start a local Ray bound to 127.0.0.1 in a private temp dir; always shut down.
+    """Connect to `address`, or start a local Ray in a private temp dir with every listener on 127.0.0.1 and
+    token authentication on (coe_sweep.sweep.ray_local); always shut down.
 
     Yields the local temp dir (None on an existing cluster): /tmp/coe-ray-<driver pid>-XXXX (short: Ray's
     socket paths must fit 107 bytes), so a test that kill -9s a driver can find and reap the Ray processes
@@ -71,17 +80,46 @@ def ray_runtime(address: str | None, num_cpus: int, num_gpus: int | None = None)
         os.environ.setdefault(key, value)
     temp_dir = None
     if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        settings = cluster_ray(address)
     else:
         temp_dir = tempfile.mkdtemp(prefix=f"coe-ray-{os.getpid()}-", dir="/tmp")
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _temp_dir=temp_dir,
-                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+        settings = local_ray(num_cpus=num_cpus, num_gpus=num_gpus, temp_dir=temp_dir, environ=os.environ,
+                             home=Path.home())
+    os.environ.update(settings.env)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    context = _ray_init(settings)
     try:
+        node_ip = str(context.address_info.get("node_ip_address", ""))
+        if not address and not is_loopback(node_ip):  # fail closed if a Ray upgrade changes the switch
+            raise ResourceError(f"the local Ray started on {node_ip}, not on 127.0.0.1; refusing to run a sweep "
+                                "that the network can reach")
         yield temp_dir
     finally:
         ray.shutdown()
         if temp_dir:  # logs of a clean run are not kept; a crashed run keeps nothing useful either
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _ray_init(settings: RaySettings) -> Any:
+    """`ray.init` with `settings.spawn_env` set while it starts Ray's processes, and Ray's local-only switch off
+    in this process too: Ray reads it when `ray` is imported, before ray_runtime could set
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER (which Ray's own processes inherit)."""
+    module = importlib.import_module(LOCAL_ONLY_ATTR[0])
+    previous = getattr(module, LOCAL_ONLY_ATTR[1])
+    saved_env = {key: os.environ.get(key) for key in settings.spawn_env}
+    os.environ.update(settings.spawn_env)
+    if settings.local_only:
+        setattr(module, LOCAL_ONLY_ATTR[1], False)
+    try:
+        return ray.init(**settings.init_kwargs)
+    finally:
+        setattr(module, LOCAL_ONLY_ATTR[1], previous)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager

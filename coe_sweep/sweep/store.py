@@ -26,7 +26,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from coe_sweep.jsonl import JsonLines
-from coe_sweep.trial import FinishedTrial, TrialIdentity
+from coe_sweep.trial import RESULT_STATUSES, FinishedTrial, TrialIdentity
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,10 @@ class SweepStore:
         records: dict[TrialKey, FinishedTrial] = {}
         for path in sorted(self.results_dir.glob("*.json")):
             try:
-                trial = FinishedTrial.from_dict(json.loads(path.read_text()))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("ignoring unreadable result record %s: %s", path, exc)
+                trial = _trial_from(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # undecodable, not JSON, not a record
+                log.warning("ignoring unreadable result record %s: %s", path, str(exc).splitlines()[0][:200]
+                            if str(exc) else type(exc).__name__)
                 continue
             records[trial.identity.key] = trial
         return records
@@ -133,9 +134,33 @@ class SweepStore:
         """Trials started but never finished (the driver died), with the identity of their start."""
         started: dict[TrialKey, TrialIdentity] = {}
         for event in self.read_journal():
-            identity = TrialIdentity.from_dict(event)
-            if event["event"] == "start":
+            try:
+                identity = TrialIdentity.from_dict(event)
+            except (KeyError, TypeError, ValueError):  # a line edited or torn on disk: not a trial event
+                continue
+            if event.get("event") == "start":
                 started[identity.key] = identity
-            elif event["event"] == "finish":
+            elif event.get("event") == "finish":
                 started.pop(identity.key, None)
         return started
+
+
+def _trial_from(data: Any) -> FinishedTrial:
+    """A FinishedTrial from a record file's JSON, or ValueError saying what is wrong with it (a record edited,
+    torn or written by something else must not become a trial, nor stop the relaunch)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+    for key in ("identity", "result"):
+        if not isinstance(data.get(key), dict):
+            raise ValueError(f"{key}: expected dict, found {data.get(key)!r:.60}")
+    identity, result = data["identity"], data["result"]
+    for key, kind in (("config_hash", str), ("budget_label", str), ("point", dict)):
+        if not isinstance(identity.get(key), kind):
+            raise ValueError(f"identity.{key}: expected {kind.__name__}, found {identity.get(key)!r:.60}")
+    if result.get("status") not in [s.value for s in RESULT_STATUSES]:
+        raise ValueError(f"result.status: expected one of {', '.join(s.value for s in RESULT_STATUSES)}, "
+                         f"found {result.get('status')!r:.40}")
+    try:
+        return FinishedTrial.from_dict(data)
+    except (TypeError, ValueError, KeyError) as exc:  # unknown or missing fields, numbers that are not
+        raise ValueError(f"result: {str(exc).removeprefix('RunResult.')}") from None

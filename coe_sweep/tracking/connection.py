@@ -1,9 +1,16 @@
-"""Reaching an MLflow store: client construction, the fast reachability probe, error classification.
+"""Reaching an MLflow store: client construction, the fast reachability probe, error classification, and
+the ONE redaction of credentials for everything the tracking layer lets out of the process.
 
 MLflow's HTTP client retries a dead server for minutes by default (7 retries, backoff factor 2,
 120 s timeout). The writer owns its retries (coe_sweep.tracking.journal.RetryPolicy), so the
 HTTP layer is set to fail fast through MLflow's own environment variables; `setdefault` keeps any
 value the user exported.
+
+Credentials: a tracking URI may carry a password (`http://user:pw@host`), and MLflow's own error texts
+quote the URI they failed on. `redact(text, *uris)` removes them from any text (URIs, error messages,
+the spec YAML stored on the parent run, tracebacks); `RedactingFilter` applies it to every log record a
+handler emits, tracebacks included. Everything that prints, logs or stores such a text goes through one
+of the two.
 """
 
 from __future__ import annotations
@@ -13,9 +20,11 @@ import os
 import re
 import sqlite3
 import threading
+import traceback
+from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -47,13 +56,76 @@ def make_client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+# `scheme://user:password@`: the password of any URI in a text (userinfo ends at the last '@' before the host)
+_USERINFO_RE = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#'\"]*):(?P<password>[^\s/?#'\"]*)@")
+# Environment variables whose values are credentials MLflow (or Ray) reads: never shown either.
+CREDENTIAL_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "RAY_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY",
+                  "AZURE_STORAGE_ACCESS_KEY", "DATABRICKS_TOKEN")
+MIN_SECRET_CHARS = 4  # shorter values are too common as substrings to replace wherever they appear
+MASK = "***"
+
+
+def _secrets(uris: Iterable[str]) -> list[str]:
+    """Passwords of `uris` (as written and percent-decoded) and credential env values, longest first."""
+    found: set[str] = set()
+    for uri in uris:
+        try:
+            password = urlsplit(str(uri)).password
+        except ValueError:  # an unparsable netloc (bad port): the regex below still masks its password
+            password = None
+        if password:
+            found |= {password, unquote(password), quote(unquote(password), safe="")}
+    found |= {os.environ.get(name, "") for name in CREDENTIAL_ENV}
+    return sorted((x for x in found if len(x) >= MIN_SECRET_CHARS), key=len, reverse=True)
+
+
+def redact(text: str, *uris: str) -> str:
+    """`text` with every credential replaced by ***: the password of any `scheme://user:password@host` in it,
+    and, wherever they appear, the passwords of `uris` and the values of CREDENTIAL_ENV variables."""
+    out = _USERINFO_RE.sub(lambda m: f"{m['head']}:{MASK}@", str(text))
+    for secret in _secrets(uris):
+        out = out.replace(secret, MASK)
+    return out
+
+
 def redact_uri(uri: str) -> str:
     """The URI with any password replaced by ***, safe for logs and error messages."""
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
+    return redact(uri, uri)
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that redacts each record's message and traceback (see `redact`) before it is written.
+
+    The traceback is formatted here and stored as `exc_text`, which logging's Formatter prints instead of
+    formatting the exception again."""
+
+    def __init__(self, uris: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.uris = tuple(uris)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message, *self.uris)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = redact(text, *self.uris)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, *self.uris)
+        return True
+
+
+def install_redaction(*uris: str) -> None:
+    """Put a RedactingFilter (for `uris`) on every handler of every logger configured so far: the root's
+    (where coe_sweep's, MLflow's and Ray's records end up) and those of loggers with their own (uvicorn)."""
+    loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
+                                        if isinstance(logger, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+                handler.removeFilter(old)
+            handler.addFilter(RedactingFilter(uris))
 
 
 def scheme_of(uri: str) -> str:
@@ -86,7 +158,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def unavailable(uri: str, why: str) -> TrackingUnavailable:
     return TrackingUnavailable(
-        f"MLflow tracking store {redact_uri(uri)!r} is unreachable: {why}. Start the tracking server "
+        f"MLflow tracking store {redact_uri(uri)!r} is unreachable: {redact(why, uri)}. Start the tracking server "
         "(e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db`) or "
         "set tracking.uri in the spec to a reachable store (default: sqlite:///<cwd>/mlflow.db).")
 
@@ -115,10 +187,10 @@ def _check_http(uri: str, timeout_s: float) -> None:
                                 max_retries=0, backoff_factor=0, timeout=timeout_s,
                                 params={"max_results": 1}, raise_on_status=False)
     except Exception as exc:  # noqa: BLE001 - any failure to connect means unreachable
-        raise unavailable(uri, _short(exc)) from exc
+        raise unavailable(uri, short_error(exc, uri)) from exc
     if response.status_code != 200:
         raise unavailable(uri, f"GET /api/2.0/mlflow/experiments/search answered HTTP {response.status_code}: "
-                               f"{response.text[:200]!r}")
+                               f"{redact(response.text[:200], uri)!r}")
 
 
 def _check_sqlite(uri: str, timeout_s: float) -> None:
@@ -165,13 +237,12 @@ def _check_by_thread(uri: str, timeout_s: float) -> None:
     if thread.is_alive():
         raise unavailable(uri, f"no answer within {timeout_s:g} s")
     if failure:
-        raise unavailable(uri, _short(failure[0])) from failure[0]
+        raise unavailable(uri, short_error(failure[0], uri)) from failure[0]
 
 
-def _short(exc: BaseException) -> str:
-    """First line of an exception, with URIs' passwords redacted and urllib3's noise trimmed."""
+def short_error(exc: BaseException, *uris: str, limit: int = 300) -> str:
+    """First line of an exception, credentials redacted (see `redact`) and urllib3's noise trimmed."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = re.sub(r"//([^:/@\s]+):([^@/\s]+)@", r"//\1:***@", text)
     if "Connection refused" in str(exc) or "NewConnectionError" in str(exc):
         return "connection refused (no server listening)"
-    return text[:300]
+    return redact(text, *uris)[:limit]

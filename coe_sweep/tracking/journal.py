@@ -86,7 +86,8 @@ class Journal:
 
     def entries(self) -> list[tuple[int, Op]]:
         """(index, op) of every entry not yet applied, in order; a torn last line is skipped."""
-        return self._lines.read(start=self._applied())
+        return [(index, op) for index, op in self._lines.read(start=self._applied())
+                if isinstance(op.get("op"), str)]  # a line edited on disk: not an operation
 
     def __len__(self) -> int:
         return len(self.entries())

@@ -30,6 +30,9 @@ TAG_IMPORTED = "coe_sweep.imported"  # "true" on a sweep (and its trials) writte
 TAG_ARM = "coe_sweep.arm"
 TAG_SEED = "coe_sweep.seed"
 TAG_TRIAL_ID = "coe_sweep.trial_id"
+# On the parent run: JSON {trial status: count} kept current by the writer, so that listing sweeps reads
+# parent runs only (statuses as store.trial_status reports them: running, ok, ..., killed).
+TAG_TRIAL_COUNTS = "coe_sweep.trial_counts"
 
 KIND_SWEEP = "sweep"
 KIND_TRIAL = "trial"

@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.tracking import MlflowClient
 
-from coe_sweep.tracking.names import TAG_CONFIG_HASH, TAG_PARENT
+from coe_sweep.tracking.names import TAG_CONFIG_HASH, TAG_PARENT, TAG_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,19 @@ PENDING_PREFIX = "pending:"
 MAX_METRICS_PER_CALL = 1000  # MLflow's log_batch limits
 MAX_PARAMS_TAGS_PER_CALL = 100
 PAGE_SIZE = 50_000  # MLflow's search_runs maximum
+
+
+_MLFLOW_TO_TRIAL_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED": "killed",
+                           "FAILED": "failed", "FINISHED": "finished"}
+
+
+def trial_status(run: Run) -> str:
+    """running while the run runs (a restarted trial's old result tag is stale); then ok | diverged | oom |
+    failed from the trial's own tag, else killed | failed | finished from the MLflow status."""
+    mlflow_status = run.info.status
+    if mlflow_status in ("RUNNING", "SCHEDULED"):
+        return "running"
+    return run.data.tags.get(TAG_STATUS) or _MLFLOW_TO_TRIAL_STATUS.get(mlflow_status, mlflow_status.lower())
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Plain dataclasses (no mlflow types leak out of coe_sweep.tracking). Times are ep
 
 from __future__ import annotations
 
+import logging
 import math
 import typing
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,8 @@ from typing import Any
 
 from coe_sweep.tracking.names import RESULT_TO_METRIC, Scalar
 from coe_sweep.trial import RunResult, TrialStatus, parse_status
+
+log = logging.getLogger(__name__)
 
 
 class TrackingError(RuntimeError):
@@ -58,11 +61,18 @@ class TrialRecord:
             status = TrialStatus.FAILED
         values: dict[str, Any] = {}
         hints = typing.get_type_hints(RunResult)
+        bad = []
         for attr, metric in RESULT_TO_METRIC.items():
             value = self.metrics.get(metric)
-            if value is None or math.isnan(value):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                bad.append(f"{metric}={value!r}")  # what the trial could not measure: dropped, not fatal
                 continue
             values[attr] = int(value) if "int" in str(hints[attr]) else float(value)
+        if bad:
+            log.warning("trial %s: MLflow metric(s) %s are not finite numbers; read without them",
+                        self.config_hash, ", ".join(bad[:5]))
         return RunResult(status=status if status.is_result else TrialStatus.FAILED, reason=self.reason, **values)
 
 

@@ -8,6 +8,7 @@ bools, and supports incremental refresh (`updated_after_ms`) for caches of 10,00
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 
 from coe_sweep.tracking import ops
-from coe_sweep.tracking.connection import is_transient, make_client, redact_uri, unavailable
+from coe_sweep.tracking.connection import is_transient, make_client, redact_uri, short_error, unavailable
 from coe_sweep.tracking.journal import RetryPolicy, call_with_retries
 from coe_sweep.tracking.names import (
     FINAL_METRICS,
@@ -35,11 +36,12 @@ from coe_sweep.tracking.names import (
     TAG_REASON,
     TAG_SIMULATED,
     TAG_SPEC_HASH,
-    TAG_STATUS,
     TAG_SWEEP_NAME,
+    TAG_TRIAL_COUNTS,
     parse_param,
     parse_params,
 )
+from coe_sweep.tracking.ops import trial_status
 from coe_sweep.tracking.records import (
     SweepNotFound,
     SweepSummary,
@@ -55,17 +57,7 @@ BASE_COLUMNS = ("run_id", "config_hash", "status", "reason", "budget_label", "bu
                 "simulated", "run_status")
 TIME_COLUMNS = ("start_time", "end_time")
 _RUN_ID_RE = re.compile(r"[0-9a-f]{32}")
-_MLFLOW_TO_TRIAL_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "KILLED": "killed",
-                           "FAILED": "failed", "FINISHED": "finished"}
-
-
-def trial_status(run: Run) -> str:
-    """running while the run runs (a restarted trial's old result tag is stale); then ok | diverged | oom |
-    failed from the trial's own tag, else killed | failed | finished from the MLflow status."""
-    mlflow_status = run.info.status
-    if mlflow_status in ("RUNNING", "SCHEDULED"):
-        return "running"
-    return run.data.tags.get(TAG_STATUS) or _MLFLOW_TO_TRIAL_STATUS.get(mlflow_status, mlflow_status.lower())
+_NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
 class TrackingStore:
@@ -125,7 +117,10 @@ class TrackingStore:
             out = call_with_retries(fn, self._retry, what)
         except Exception as exc:
             if is_transient(exc):
-                raise unavailable(self.uri, f"could not {what} ({str(exc).splitlines()[0][:200]})") from exc
+                raise unavailable(self.uri, f"could not {what} ({short_error(exc, self.uri, limit=200)})") from exc
+            if isinstance(exc, MlflowException) and exc.error_code not in _NOT_FOUND_CODES:
+                raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused to {what}: "
+                                    f"{short_error(exc, self.uri)}") from exc
             raise
         if read_text:
             with open(str(out), encoding="utf-8") as fh:
@@ -162,9 +157,10 @@ class TrackingStore:
         try:
             return self._call(lambda: self._client.get_run(run_id), "get a run")
         except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            if exc.error_code in _NOT_FOUND_CODES:
                 return None
-            raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused get_run({run_id}): {exc}") from exc
+            raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused get_run({run_id}): "
+                                f"{short_error(exc, self.uri)}") from exc
 
     def _resolve_sweep(self, sweep: str) -> Run:
         if not isinstance(sweep, str) or not sweep:
@@ -196,16 +192,19 @@ class TrackingStore:
         return list(by_id.values())
 
     def _summary(self, parent: Run) -> SweepSummary:
-        counts: dict[str, int] = {}
-        children = self._children(parent, None)
-        for run in children:
-            status = trial_status(run)
-            counts[status] = counts.get(status, 0) + 1
+        """From the parent run alone when its writer keeps the trial counts on it (TAG_TRIAL_COUNTS); sweeps
+        written before that tag existed are counted from their children (slow for big sweeps)."""
+        counts = trial_counts(parent.data.tags.get(TAG_TRIAL_COUNTS))
+        if counts is None:
+            counts = {}
+            for run in self._children(parent, None):
+                status = trial_status(run)
+                counts[status] = counts.get(status, 0) + 1
         tags = parent.data.tags
         return SweepSummary(
             id=parent.info.run_id, name=_sweep_name(parent), experiment_id=parent.info.experiment_id,
             status=parent.info.status, spec_hash=tags.get(TAG_SPEC_HASH),
-            simulated=tags.get(TAG_SIMULATED) == "true", n_trials=len(children), counts=counts,
+            simulated=tags.get(TAG_SIMULATED) == "true", n_trials=sum(counts.values()), counts=counts,
             start_time=parent.info.start_time, end_time=parent.info.end_time)
 
     def _curve(self, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -214,6 +213,20 @@ class TrackingStore:
         for m in sorted(history, key=lambda m: (m.step, m.timestamp)):
             points.setdefault(m.step, (m.step, m.value))
         return list(points.values())
+
+
+def trial_counts(text: str | None) -> dict[str, int] | None:
+    """The parent run's TAG_TRIAL_COUNTS ({status: count} as JSON), or None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        counts = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(counts, dict) or not all(isinstance(k, str) and type(v) is int and v >= 0
+                                               for k, v in counts.items()):
+        return None
+    return {k: v for k, v in counts.items() if v}
 
 
 def _sweep_name(run: Run) -> str:

@@ -29,8 +29,10 @@ from coe_sweep.tracking.connection import (
     check_reachable,
     is_transient,
     make_client,
+    redact,
     redact_uri,
     scheme_of,
+    short_error,
     sqlite_path,
     unavailable,
 )
@@ -57,6 +59,7 @@ from coe_sweep.tracking.names import (
     TAG_SPEC_HASH,
     TAG_STATUS,
     TAG_SWEEP_NAME,
+    TAG_TRIAL_COUNTS,
     Scalar,
     bool_tag,
     family_of,
@@ -64,6 +67,7 @@ from coe_sweep.tracking.names import (
     params_to_str,
     parse_params,
 )
+from coe_sweep.tracking.ops import trial_status
 from coe_sweep.tracking.records import TrackingError, TrialRecord
 from coe_sweep.trial import RESULT_STATUSES, RunResult, TrialStatus
 
@@ -97,7 +101,7 @@ class SweepTracker:
         self.uri = uri
         self.sweep_name = sweep_name
         self.experiment_name = experiment or sweep_name
-        self.spec_yaml = spec_yaml
+        self.spec_yaml = redact(spec_yaml, uri)  # stored on the parent run: everything but the credential
         self.spec_hash = _check_key("spec_hash", spec_hash)
         self.simulated = bool(simulated)
         self.parent_tags = {_check_key("tag", str(k)): str(v) for k, v in (parent_tags or {}).items()}
@@ -112,6 +116,10 @@ class SweepTracker:
         self._handles: dict[str, str] = {}  # run id or pending ref handed out -> config hash
         self._resolved: dict[str, str] = {}  # pending ref -> run id
         self._logged: dict[str, dict[str, set[int]]] = {}  # config hash -> metric key -> steps logged
+        # config hash -> trial status, counted onto the parent run (TAG_TRIAL_COUNTS) whenever one changes;
+        # complete once every existing child is known: a new parent run, or after listing the children
+        self._statuses: dict[str, str] = {}
+        self._statuses_complete = False
         self._backlog = len(self.journal)
         self._next_drain_s = 0.0
 
@@ -171,6 +179,7 @@ class SweepTracker:
                 if config is None:
                     continue
                 self._children.setdefault(config, run.info.run_id)
+                self._statuses.setdefault(config, trial_status(run))
                 status = run.data.tags.get(TAG_STATUS)
                 if run.info.status in RUN_STATUSES and status and config not in records:  # KILLED: pruned
                     params = parse_params(run.data.params)
@@ -179,6 +188,9 @@ class SweepTracker:
                         reason=run.data.tags.get(TAG_REASON) or None, run_status=run.info.status,
                         metrics=dict(run.data.metrics), params=params,
                         budget_label=run.data.tags.get(TAG_BUDGET_LABEL, _opt_str(params.get(PARAM_BUDGET_LABEL))))
+            if not self._statuses_complete:
+                self._statuses_complete = True
+                self._write_counts()
             return records
 
     def start_trial(self, config_hash: str, params: Mapping[str, Scalar],
@@ -207,6 +219,7 @@ class SweepTracker:
             ref = ops.pending_ref(self.experiment_id, parent, config_hash)
             run_id = self._resolved.get(ref, ref)
             self._handles[run_id] = config_hash
+            self._set_status(config_hash, "running")
             return run_id
 
     def log_progress(self, run_id: str, step: int, metrics: Mapping[str, Any]) -> None:
@@ -242,6 +255,7 @@ class SweepTracker:
             text = json.dumps(result.to_dict(), indent=1, default=str, allow_nan=True)
             self._write({"op": "log_text", "run": run_id, "text": text, "path": RESULT_ARTIFACT})
             self._write({"op": "set_terminated", "run": run_id, "status": RUN_STATUS_OF.get(status, "FAILED")})
+            self._set_status(self._handles.get(run_id, run_id), status)
 
     def log_sweep_metrics(self, metrics: Mapping[str, float]) -> None:
         """Sweep-level figures on the parent run, latest value wins (e.g. `rejected.<budget>`: candidates
@@ -259,8 +273,31 @@ class SweepTracker:
             self._write({"op": "log_batch", "run": run_id, "metrics": [],
                          "tags": {TAG_REASON: reason[:MAX_TAG_VALUE_CHARS]}})
             self._write({"op": "set_terminated", "run": run_id, "status": "KILLED"})
+            self._set_status(self._handles.get(run_id, run_id), "killed")
 
     # ----- internals -----
+    def _set_status(self, config_hash: str, status: str) -> None:
+        """Record a trial's new status and keep the parent run's counts current (one tag write)."""
+        if self._statuses.get(config_hash) == status:
+            return
+        self._statuses[config_hash] = status
+        if not self._statuses_complete:  # a resumed parent whose children were not listed yet
+            if self._backlog:  # the store is down: list them (and write the counts) once it is back
+                return
+            try:
+                self.finished_trials()  # lists them, then writes the counts
+            except TrackingError as exc:  # store down: the counts follow once it is back
+                log.debug("tracking: trial counts deferred (%s)", exc)
+            return
+        self._write_counts()
+
+    def _write_counts(self) -> None:
+        counts: dict[str, int] = {}
+        for status in self._statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        self._write({"op": "log_batch", "run": self._require_started(), "metrics": [],
+                     "tags": {TAG_TRIAL_COUNTS: json.dumps(dict(sorted(counts.items())), separators=(",", ":"))}})
+
     def _require_started(self) -> str:
         if self.parent_run_id is None:
             raise RuntimeError("SweepTracker.start() must be called before writing trials")
@@ -272,8 +309,9 @@ class SweepTracker:
             return call_with_retries(fn, self.retry, what)
         except Exception as exc:
             if is_transient(exc):
-                raise unavailable(self.uri, f"could not {what} ({str(exc).splitlines()[0][:200]})") from exc
-            raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused to {what}: {exc}") from exc
+                raise unavailable(self.uri, f"could not {what} ({short_error(exc, self.uri, limit=200)})") from exc
+            raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused to {what}: "
+                                f"{short_error(exc, self.uri)}") from exc
 
     def _ensure_experiment(self) -> str:
         experiment = self._client.get_experiment_by_name(self.experiment_name)
@@ -317,6 +355,7 @@ class SweepTracker:
                 self._client.update_run(run.info.run_id, status="RUNNING")
             log.info("tracking: resuming sweep run %s (spec %s)", run.info.run_id, self.spec_hash)
             return run.info.run_id
+        self._statuses_complete = True  # a new sweep: no children yet
         created = self._client.create_run(
             self.experiment_id, run_name=self.sweep_name,
             tags={**self.parent_tags, TAG_KIND: KIND_SWEEP, TAG_SPEC_HASH: self.spec_hash,
@@ -361,9 +400,10 @@ class SweepTracker:
             call_with_retries(lambda: self._apply(op), self.retry, f"tracking {op['op']}")
         except Exception as exc:
             if not is_transient(exc):
-                raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused {op['op']}: {exc}") from exc
+                raise TrackingError(f"MLflow store {redact_uri(self.uri)!r} refused {op['op']}: "
+                                    f"{short_error(exc, self.uri)}") from exc
             log.warning("tracking: MLflow store %s unreachable (%s); journaling writes to %s",
-                        redact_uri(self.uri), str(exc).splitlines()[0][:200], self.journal.path)
+                        redact_uri(self.uri), short_error(exc, self.uri, limit=200), self.journal.path)
             self.journal.append(op)
             self._backlog += 1
             self._next_drain_s = time.monotonic() + self.retry.reconnect_interval_s
@@ -381,7 +421,7 @@ class SweepTracker:
                     self._next_drain_s = time.monotonic() + policy.reconnect_interval_s
                     self._backlog = len(entries) - position
                     return self._backlog
-                self.journal.reject(op, exc)
+                self.journal.reject(op, RuntimeError(redact(str(exc), self.uri)))
             self.journal.mark_applied(index + 1)
         self.journal.clear()
         log.info("tracking: replayed %d journaled writes into %s", len(entries), redact_uri(self.uri))

@@ -22,6 +22,7 @@ def list_sweeps(cache: CacheDep) -> SweepList:
             summary="One sweep: status, counts, budgets and the data version of the cache")
 def get_sweep(data: SweepDep, cache: CacheDep, settings: SettingsDep) -> SweepDetail:
     summary = serialize.sweep_out(cache.resolve(data.sweep_id))
+    budgets, columns = cache.memo(data, "detail", (), lambda: (serialize.budgets_of(data.frame),
+                                                               [str(c) for c in data.frame.columns]))
     return SweepDetail(**summary.model_dump(), data_version=data.version, running=data.running,
-                       n_loaded=len(data.frame), budgets=serialize.budgets_of(data.frame),
-                       columns=[str(c) for c in data.frame.columns], page_refresh_s=settings.page_refresh_s)
+                       n_loaded=len(data.frame), budgets=budgets, columns=columns, page_refresh_s=settings.page_refresh_s)

@@ -71,7 +71,7 @@ def _build(db_dir: Path) -> None:
     uri = f"sqlite:///{db_dir / 'mlflow.db'}"
     spec_path = db_dir / "synthetic.yaml"
     spec_path.write_text(SPEC.format(uri=uri, storage=db_dir / "sweeps"))
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
            "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     launched = subprocess.run([sys.executable, "-m", "coe_sweep.cli", "launch", str(spec_path), "--simulate",
                                "--no-progress"], env=env, capture_output=True, text=True, timeout=1200)

@@ -53,6 +53,13 @@ def test_ray_ports_stay_on_compose_network(compose: dict[str, Any]) -> None:
     assert "--include-dashboard=false" in head["command"]
 
 
+def test_ray_demands_a_token_from_every_client(compose: dict[str, Any]) -> None:
+    for name in ("ray-head", "ray-worker", "launch", "dashboard"):
+        env = compose["services"][name]["environment"]
+        assert env["RAY_AUTH_MODE"] == "token" and env["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?"), name
+    assert "RAY_AUTH_TOKEN=" in (ROOT / ".env.example").read_text()
+
+
 def test_gpu_workers_reserve_nvidia_devices_and_scale(compose: dict[str, Any]) -> None:
     worker = compose["services"]["ray-worker"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]

@@ -20,6 +20,7 @@ from sweep_helpers import (
     wait_for,
     write_spec,
 )
+from sweep_helpers import test_env as subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +88,7 @@ def test_second_concurrent_launch_refuses(tmp_path: Path) -> None:
     try:
         wait_for(lambda: list((tmp_path / "sweeps").glob("*/journal.jsonl")), 240, "the first launch's first trial")
         second = subprocess.run([*first.args[:-2], "--simulate"], cwd=tmp_path, capture_output=True, text=True,
-                                timeout=120, env=dict(os.environ, RAY_AUTH_MODE="disabled"))
+                                timeout=120, env=subprocess_env())
         assert second.returncode == 2, second.stdout + second.stderr
         assert "already running this sweep" in second.stderr
         rc = first.wait(timeout=300)

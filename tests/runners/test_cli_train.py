@@ -67,6 +67,10 @@ horizon: {{steps: 50}}
     ("train: {lr: 0.1, lr_decay: 2}\n", r"unknown train field\(s\) \['lr_decay'\]"),
     ("horizon: {epochs: 3}\n", r"unknown horizon field\(s\) \['epochs'\]"),
     ("- a\n- b\n", r"expected a mapping"),
+    ("model: {d_model: " + "[" * 2000 + "]" * 2000 + "}\n", r"bad\.yaml:1: found a value nested more than 64"),
+    ("model: &a {d_model: *a}\n", r"bad\.yaml:1: found an alias used inside the node its anchor names"),
+    ("train: {steps: " + "9" * 5000 + "}\n", r"found a number written with 5000 characters"),
+    ("model: {d_model: [1, 2}\n", r"bad\.yaml:1: found YAML syntax error"),
 ])
 def test_yaml_unknown_keys_exit_2_naming_them(tmp_path: Path, capsys: pytest.CaptureFixture[str], yaml_text: str,
                                               message: str) -> None:

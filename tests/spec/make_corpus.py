@@ -1,10 +1,16 @@
 """Regenerates tests/spec/malformed/*.yaml (the committed corpus): `python tests/spec/make_corpus.py`.
 
 Each case: the fragments the error message must contain (`# expect:` header lines) and the spec
-text, with `# <- error` on the line the message must point at.
+text, with `# <- error` on the line the message must point at. Two more header lines:
+  `# set: KEY=VALUE`   a `--set` override applied to the (valid) spec; the error names the override;
+  `# layout: ...`      files around the spec, made in a scratch directory whose `spec/` holds the spec:
+                       `file PATH`, `dir PATH` or `link PATH -> TARGET` (paths relative to the scratch root).
+And a corpus of unreadable result records (`records/*.json`, what a relaunch must survive), with
+`records/expect.json` mapping each file to a fragment of the one line the relaunch prints about it.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 OUT = Path(__file__).parent / "malformed"
@@ -20,6 +26,19 @@ def spec(name: str = "bad", head: str = HEAD, space: str = SPACE, budget: str = 
 
 
 E = "  # <- error"
+DEEP = 1000  # levels of nesting that ended in a RecursionError before the bounds (the limit is 64)
+OUTSIDE = ["file outside/data.jsonl", "file outside/sub/data.jsonl"]
+DATA = "data:\n  text_template: '{{text}}'\n  source: '{}'" + E + "\n"
+
+
+def sets(*items: str) -> str:
+    return "".join(f"# set: {item}\n" for item in items)
+
+
+def layout(*items: str) -> str:
+    return "".join(f"# layout: {item}\n" for item in items)
+
+
 cases = {
  # --- YAML syntax ---
  "yaml_unclosed_flow": (["<yaml>", "well-formed YAML"], spec(space="space:\n  iterations: {choice: [1, 2}" + E + "\n")),
@@ -113,6 +132,90 @@ cases = {
  "seq_len_over_max": (["train.seq_len", "model.max_seq_len=32"], spec(head="model: {d_model: 32, n_heads: 2, max_seq_len: 32}\n", train="train:\n  seq_len: 64" + E + "\n")),
  "cluster_bad_address": (["cluster.address", "ray://host:10001"], spec(extra="cluster:\n  address: 'http://head'" + E + "\n")),
  "cluster_zero_cpus": (["cluster.cpus_per_trial", "greater than 0"], spec(extra="cluster:\n  cpus_per_trial: 0" + E + "\n")),
+ # --- parse: inputs that ended in a traceback ---
+ "yaml_deep_flow_list": (["<yaml>", "nested more than 64 levels", "at most 64 levels"], spec(extra="deep: " + "[" * DEEP + "]" * DEEP + E + "\n")),
+ "yaml_deep_flow_map": (["<yaml>", "nested more than 64 levels"], spec(extra="deep: " + "{a: " * DEEP + "1" + "}" * DEEP + E + "\n")),
+ "yaml_deep_block_list": (["<yaml>", "nested more than 64 levels"], spec(extra="deep:\n  " + "- " * DEEP + "1" + E + "\n")),
+ "yaml_deep_block_map": (["<yaml>", "nested more than 64 levels"], spec(extra="deep:\n" + "".join(" " * (i + 1) + "k:\n" for i in range(62)) + " " * 63 + "k:" + E + "\n" + " " * 64 + "k:\n" + " " * 65 + "k: 1\n")),
+ "yaml_deep_space_choice": (["<yaml>", "nested more than 64 levels"], spec(space=SPACE + "  d_model: {choice: " + "[" * 200 + "32" + "]" * 200 + "}" + E + "\n")),
+ "yaml_self_alias_list": (["<yaml>", "contains itself", "an alias that refers to a node defined before it"], spec(extra="d: &a [*a]" + E + "\n")),
+ "yaml_self_alias_map": (["<yaml>", "contains itself"], spec(extra="d: &a {x: 1, y: *a}" + E + "\n")),
+ "yaml_self_merge": (["<yaml>", "contains itself"], spec(extra="d: &a {<<: *a}" + E + "\n")),
+ "yaml_self_alias_nested": (["<yaml>", "contains itself"], spec(extra="d: &a\n  x: [1, {y: *a}]" + E + "\n")),
+ "yaml_alias_deep_expansion": (["<yaml>", "nested more than 64 levels"], "a: &a " + "[" * 30 + "1" + "]" * 30 + "\nb: &b " + "[" * 30 + "*a" + "]" * 30 + "\nc: " + "[" * 30 + "*b" + "]" * 30 + E + "\n" + spec()),
+ "yaml_undefined_alias": (["<yaml>", "undefined alias"], spec(extra="d: *nowhere" + E + "\n")),
+ "yaml_python_tag": (["<yaml>", "python/object/apply:os.system"], spec(extra="d: !!python/object/apply:os.system ['true']" + E + "\n")),
+ "yaml_unhashable_key": (["<yaml>", "unhashable key"], spec(extra="d:\n  ? [a, b]" + E + "\n  : 1\n")),
+ "yaml_two_documents": (["<yaml>", "single document"], spec() + "---" + E + "\nname: other\n"),
+ "yaml_binary_name": (["name", "a string"], spec().replace("name: bad", "name: !!binary aGVsbG8=" + E, 1)),
+ "yaml_huge_int": (["<yaml>", "5000 characters", "at most 40 characters"], spec(extra="search:\n  trials_per_budget: " + "9" * 5000 + E + "\n")),
+ "yaml_huge_int_in_list": (["<yaml>", "5000 characters"], spec(budget="budget:\n  flops:\n    - " + "9" * 5000 + E + "\n")),
+ "yaml_huge_negative_int": (["<yaml>", "5001 characters"], spec(extra="search:\n  seed: -" + "1" * 5000 + E + "\n")),
+ "yaml_huge_hex_int": (["<yaml>", "at most 40 characters"], spec(extra="search:\n  seed: 0x" + "f" * 5000 + E + "\n")),
+ "yaml_huge_sexagesimal": (["<yaml>", "at most 40 characters"], spec(extra="search:\n  seed: " + ":".join(["59"] * 2000) + E + "\n")),
+ "yaml_huge_int_underscores": (["<yaml>", "at most 40 characters"], spec(extra="search:\n  seed: " + "1_" * 3000 + "1" + E + "\n")),
+ "memory_overflow_units": (["budget.max_memory", "'1e400GB'", "a finite size"], spec(budget="budget:\n  flops: [1e11]\n  max_memory: 1e400GB" + E + "\n")),
+ "memory_overflow_bytes": (["budget.max_memory", "'1e309'", "a finite size"], spec(budget="budget:\n  flops: [1e11]\n  max_memory: '1e309'" + E + "\n")),
+ "memory_inf_float": (["budget.max_memory", "inf"], spec(budget="budget:\n  flops: [1e11]\n  max_memory: .inf" + E + "\n")),
+ "flops_overflow": (["budget.flops[0]", "inf"], spec(budget="budget:\n  flops:\n    - 1e400" + E + "\n")),
+ "constraint_deep_parens": (["constraints[0]", "nests 33 levels deep", "at most 32 levels"], spec(extra="constraints:\n  - " + "(" * 240 + "top_k" + ")" * 240 + " <= 4" + E + "\n")),
+ "constraint_deep_minus": (["constraints[0]", "at most 32 levels"], spec(extra="constraints:\n  - " + "-" * 480 + "top_k <= 4" + E + "\n")),
+ "constraint_deep_mixed": (["constraints[0]", "at most 32 levels"], spec(extra="constraints:\n  - top_k <= " + "-(" * 160 + "4" + ")" * 160 + E + "\n")),
+ # --- --set overrides: the same bounds as the file ---
+ "set_deep_value": (["--set search.seed", "at most 64 levels of nested"], sets("search.seed=" + "[" * DEEP + "]" * DEEP) + spec()),
+ "set_deep_map_value": (["--set search", "at most 64 levels of nested"], sets("search={a: " + "{a: " * DEEP + "1" + "}" * DEEP + "}") + spec()),
+ "set_self_alias": (["--set search.seed", "an alias that refers to a node defined before it"], sets("search.seed=&a [*a]") + spec()),
+ "set_huge_int": (["--set search.seed", "at most 40 characters"], sets("search.seed=" + "7" * 5000) + spec()),
+ "set_deep_key": (["--set", "a key path of 1001 parts", "at most 64 parts"], sets("search" + ".a" * DEEP + "=1") + spec()),
+ "set_memory_overflow": (["--set budget.max_memory", "a finite size"], sets("budget.max_memory=1e400GB") + spec()),
+ "set_constraint_deep": (["--set constraints", "at most 32 levels"], sets("constraints=['" + "(" * 240 + "top_k" + ")" * 240 + " <= 4']") + spec()),
+ "set_bad_yaml": (["--set search.seed", "not a YAML value"], sets("search.seed={unclosed: [1, 2}") + spec()),
+ "set_two_documents": (["--set search.seed", "single document"], sets("search.seed=1\n---\n2".replace("\n", "\\n")) + spec()),
+ "set_python_tag": (["--set name", "python/name:os.system"], sets("name=!!python/name:os.system") + spec()),
+ "set_no_equals": (["--set search.seed", "KEY.PATH=VALUE"], sets("search.seed") + spec()),
+ "set_empty_key": (["--set =4", "KEY.PATH=VALUE"], sets("=4") + spec()),
+ "set_bad_key_segment": (["--set", "KEY.PATH=VALUE"], sets("search..seed=1") + spec()),
+ "set_index_out_of_range": (["--set budget.flops[9]", "an existing mapping key or list index"], sets("budget.flops[9]=1e11") + spec()),
+ "set_into_scalar": (["--set name.first", "expected a string"], sets("name.first=x") + spec()),
+ "set_unknown_section": (["--set nosuch", "unknown field 'nosuch'"], sets("nosuch.key=1") + spec()),
+ "set_nan_lr": (["--set train.lr", "finite number"], sets("train.lr=.nan") + spec()),
+ "set_inf_flops": (["--set budget.flops", "inf"], sets("budget.flops=[.inf]") + spec()),
+ # --- data sources: every resolved file is checked, symlinks followed ---
+ "source_glob_question_symlink": (["data.source", "l?nk/data.jsonl", "symlinks followed", "outside/data.jsonl"], layout(*OUTSIDE, "link spec/link -> ../outside") + spec(extra=DATA.format("files:l?nk/data.jsonl"))),
+ "source_glob_star_symlink": (["data.source", "symlinks followed", "outside/data.jsonl"], layout(*OUTSIDE, "link spec/link -> ../outside") + spec(extra=DATA.format("files:*/data.jsonl"))),
+ "source_glob_recursive_symlink": (["data.source", "2 matched file(s)", "symlinks followed"], layout(*OUTSIDE, "link spec/link -> ../outside") + spec(extra=DATA.format("files:**/data.jsonl"))),
+ "source_glob_class_symlink": (["data.source", "symlinks followed"], layout(*OUTSIDE, "link spec/link -> ../outside") + spec(extra=DATA.format("files:[l]ink/*.jsonl"))),
+ "source_glob_symlinked_file": (["data.source", "symlinks followed", "evil.jsonl"], layout(*OUTSIDE, "file spec/ok.jsonl", "link spec/evil.jsonl -> ../outside/data.jsonl") + spec(extra=DATA.format("files:*.jsonl"))),
+ "source_dir_with_symlinked_file": (["data.source", "symlinks followed", "evil.jsonl"], layout(*OUTSIDE, "file spec/corpus/ok.jsonl", "link spec/corpus/evil.jsonl -> ../../outside/data.jsonl") + spec(extra=DATA.format("files:corpus"))),
+ "source_plain_path_symlink": (["data.source", "inside the spec's directory"], layout(*OUTSIDE, "link spec/link -> ../outside") + spec(extra=DATA.format("files:link/data.jsonl"))),
+ "source_glob_dotdot": (["data.source", "inside the spec's directory"], layout(*OUTSIDE, "dir spec/sub") + spec(extra=DATA.format("files:*/../../outside/data.jsonl"))),
+ "source_space_choice_symlink": (["space.data.source.choice[1]", "symlinks followed"], layout(*OUTSIDE, "file spec/ok.jsonl", "link spec/link -> ../outside") + spec(space=SPACE + "  data.source:\n    choice:\n      - files:ok.jsonl\n      - files:l?nk/*.jsonl" + E + "\n", extra="data: {text_template: '{text}'}\n")),
+ "source_unsupported_ext": (["data.source", "unsupported file", "notes.csv"], layout("file spec/notes.csv") + spec(extra=DATA.format("files:*.csv"))),
+ "source_mixed_formats": (["data.source", "files of one format"], layout("file spec/data.jsonl", "file spec/data.txt") + spec(extra=DATA.format("files:data.*"))),
+ "source_empty_dir": (["data.source", "matches at least one file"], layout("dir spec/empty") + spec(extra=DATA.format("files:empty"))),
+}
+
+# Result records a relaunch must survive: each is skipped with one line naming the file (the fragment here).
+RECORD = {"identity": {"config_hash": "0123456789abcdef", "seed": 0, "budget_label": "1e11", "arm": "moe",
+                       "point": {"iterations": 1}},
+          "result": {"status": "ok", "final_val_loss": 1.0, "flops": 1e11}}
+IDENTITY = RECORD["identity"]
+records = {
+ "json_array": ("expected a JSON object, found list", "[1, 2, 3]"),
+ "json_string": ("expected a JSON object, found str", '"a record"'),
+ "json_null": ("expected a JSON object, found NoneType", "null"),
+ "truncated": ("Unterminated string", '{"identity": {"config_hash": "0123'),
+ "empty_file": ("Expecting value", ""),
+ "not_utf8": ("can't decode", b"\xff\xfe\x00garbage"),
+ "missing_result": ("result: expected dict", json.dumps({k: v for k, v in RECORD.items() if k != "result"})),
+ "result_is_list": ("result: expected dict", json.dumps(RECORD | {"result": [1, 2]})),
+ "identity_is_list": ("identity: expected dict", json.dumps(RECORD | {"identity": ["0123", 0]})),
+ "point_is_list": ("identity.point: expected dict", json.dumps(RECORD | {"identity": IDENTITY | {"point": ["iterations", 1]}})),
+ "hash_is_number": ("identity.config_hash: expected str", json.dumps(RECORD | {"identity": IDENTITY | {"config_hash": 12}})),
+ "unknown_result_field": ("unexpected keyword argument 'colour'", json.dumps(RECORD | {"result": RECORD["result"] | {"colour": 1}})),
+ "unknown_status": ("result.status: expected one of", json.dumps(RECORD | {"result": RECORD["result"] | {"status": "great"}})),
+ "loss_is_text": ("result: final_val_loss: expected a number", json.dumps(RECORD | {"result": RECORD["result"] | {"final_val_loss": "low"}})),
+ "curve_not_pairs": ("result:", json.dumps(RECORD | {"result": RECORD["result"] | {"train_curve": [5, 6]}})),
 }
 
 
@@ -122,6 +225,14 @@ def main() -> None:
     for name, (expects, body) in cases.items():
         header = "".join(f"# expect: {e}\n" for e in expects)
         (OUT / f"{name}.yaml").write_text(f"# malformed spec corpus: {name.replace('_', ' ')}\n{header}{body}")
+    out = OUT / "records"
+    out.mkdir(exist_ok=True)
+    for old in out.glob("*.json"):
+        old.unlink()
+    for name, (_, content) in records.items():
+        path = out / f"{name}.json"
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    (out / "expect.json").write_text(json.dumps({f"{n}.json": e for n, (e, _) in records.items()}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def free_port() -> int:
 
 def test_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true",
+    env.update({"RAY_USAGE_STATS_ENABLED": "0", "MLFLOW_DISABLE_TELEMETRY": "true",
                 "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
                 "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")})
     return env
@@ -173,6 +173,8 @@ class RayNode:
             self.address, self.marker = address, None
             args += [f"--address={address}"]
         self.log = tmp / f"ray-start-{self.temp_dir.name}.log"
+        # with the session's token (tests/conftest.py); a multi-node cluster cannot be kept on loopback (a
+        # worker node refuses Ray's local-only switch), so its operator secures it: README "Security"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=test_env(),
                                          start_new_session=True, cwd=tmp)
@@ -199,7 +201,7 @@ class RayNode:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def launch_cli(spec: Path, *args: str, cwd: Path, log: Path) -> subprocess.Popen:
+def launch_cli(spec: Path, *args: str, cwd: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`python -m coe_sweep.cli launch SPEC ...` as a subprocess in its own process group.
 
     SIGINT is reset to its default in the child: a test run started in the background by a
@@ -208,7 +210,7 @@ def launch_cli(spec: Path, *args: str, cwd: Path, log: Path) -> subprocess.Popen
     """
     out = open(log, "w")  # noqa: SIM115 - closed with the process by the caller's reap/wait
     return subprocess.Popen([PYTHON, "-m", "coe_sweep.cli", "launch", str(spec), "--no-progress", *args],
-                            stdout=out, stderr=subprocess.STDOUT, env=test_env(), cwd=cwd, start_new_session=True,
+                            stdout=out, stderr=subprocess.STDOUT, env=env or test_env(), cwd=cwd, start_new_session=True,
                             preexec_fn=_default_sigint)
 
 
