@@ -92,7 +92,10 @@ class ParametricFit:
         values = self.boot[:, P.PARAMS.index(name)]
         if name in ("A", "B"):
             return _log_interval(self.value(name), values, self.ci)
-        return basic_interval(self.value(name), values, self.ci)
+        bounds = basic_interval(self.value(name), values, self.ci)
+        if bounds is not None and name == "E":  # E >= 0 is a constraint of every fit: the reflection may not cross it
+            return max(bounds[0], 0.0), max(bounds[1], 0.0)
+        return bounds
 
     def params(self) -> dict[str, tuple[float, tuple[float, float] | None]]:
         """The fitted parameters of this form (name -> (value, interval))."""
