@@ -23,7 +23,7 @@ import math
 import re
 import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
@@ -205,14 +205,19 @@ class RunSpec:
                    data=DataConfig(**d.get("data", {})), horizon=Horizon(**d.get("horizon", {"steps": 100})))
 
     def config_hash(self) -> str:
-        """The trial's config key: a hash of the run spec without execution-only fields (EXECUTION_ONLY_FIELDS)."""
+        """The trial's config key: a hash of the run spec without execution-only fields (EXECUTION_ONLY_FIELDS)
+        and without train.seed, so that the seeds of one config share it (a trial is (config hash, seed))."""
         # the four parts are flat dataclasses: vars() is asdict() without its deep copies (10x faster)
         d = {name: dict(vars(getattr(self, name))) for name in ("model", "train", "data", "horizon")}
-        for section, names in EXECUTION_ONLY_FIELDS.items():
+        for section, names in (*EXECUTION_ONLY_FIELDS.items(), ("train", ("seed",))):
             for name in names:
                 d[section].pop(name, None)
         d["horizon"] = {k: v for k, v in d["horizon"].items() if v is not None}
         return config_hash(d)
+
+    def with_seed(self, seed: int) -> RunSpec:
+        """The same run with train.seed = seed (init and batch order; the validation set stays fixed)."""
+        return replace(self, train=replace(self.train, seed=seed))
 
     def flat_params(self) -> dict[str, str | int | float]:
         """`model.<f>`, `train.<f>`, `data.<f>`, `horizon.<f>` (None and bools as text): the MLflow params."""
@@ -337,6 +342,20 @@ def objective_value(result: RunResult, name: str) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------- identity
+def trial_id_of(config_hash: str, seed: int) -> str:
+    """`<config hash[:8]>-s<seed>`: a trial's short id."""
+    return f"{config_hash[:8]}-s{seed}"
+
+
+def derived_arm(model: ModelConfig) -> str:
+    """The arm of a trial whose spec names none: `dense`, `moe` (one chain iteration), `coe-C2`, `coe-C3`, ..."""
+    return arm_name(model.iterations, model.dense)
+
+
+def arm_name(iterations: int, dense: bool) -> str:
+    return "dense" if dense else "moe" if iterations == 1 else f"coe-C{iterations}"
+
+
 @dataclass(frozen=True)
 class TrialIdentity:
     """Who a trial is in a sweep: its config, its seed, its budget level, its arm, and the searcher's point
@@ -356,7 +375,7 @@ class TrialIdentity:
     @property
     def trial_id(self) -> str:
         """The one short id of logs, the page, the API and the MLflow run name."""
-        return f"{self.config_hash[:8]}-s{self.seed}"
+        return trial_id_of(self.config_hash, self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"config_hash": self.config_hash, "seed": self.seed, "budget_label": self.budget_label,

@@ -24,7 +24,10 @@ Direction = Literal["min", "max"]
 
 # --- identity and status ---
 RUN_ID = "run_id"
-CONFIG_HASH = "config_hash"
+CONFIG_HASH = "config_hash"  # the config, without its seed: a config's seeds share it
+SEED = "seed"  # int, 0 .. search.seeds-1 (seed i of every arm pairs up)
+TRIAL_ID = "trial_id"  # <config hash[:8]>-s<seed>
+ARM = "arm"  # the architecture a trial belongs to (named in the spec, or dense | moe | coe-C2 ...)
 STATUS = "status"
 STATUS_OK = "ok"
 REASON = "reason"

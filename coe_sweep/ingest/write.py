@@ -5,7 +5,7 @@ tagged `coe_sweep.imported=true`, with the import's record (source file and its 
 per token rule, levels) as its spec.yaml; one finished child run per row with params
 (`budget_label`, `budget_flops`, `model.<field>`, `seed`, `arm`, `import.line`), final metrics
 (final_val_loss, params_active, params_total, tokens, train_flops, train_flops_per_token) and tags
-(`coe_sweep.imported`, `coe_sweep.seed`, `coe_sweep.trial_id`, `coe_sweep.arm`).
+(`coe_sweep.imported`, `coe_sweep.arm`; the writer adds `coe_sweep.seed` and `coe_sweep.trial_id`).
 
 Nothing half-imported: the file was validated as a whole before this runs; a name already taken by
 another sweep is refused before the first write; every child run is keyed by its config and seed,
@@ -21,7 +21,7 @@ from pathlib import Path
 from coe_sweep.ingest.table import ImportedRun, ImportPlan, ImportRefused
 from coe_sweep.tracking import SweepTracker, TrackingStore
 from coe_sweep.tracking.connection import redact_uri
-from coe_sweep.tracking.names import TAG_ARM, TAG_IMPORTED, TAG_SEED, TAG_TRIAL_ID, Scalar
+from coe_sweep.tracking.names import TAG_ARM, TAG_IMPORTED, Scalar
 from coe_sweep.trial import RunResult, TrialStatus
 
 
@@ -33,10 +33,6 @@ class ImportOutcome:
     already: int  # runs an earlier run of the same import had written
     pending: int  # writes journaled while the store was unreachable
     plan: ImportPlan
-
-
-def trial_id(run: ImportedRun) -> str:
-    return f"{run.config_key()[:8]}-s{run.seed}"
 
 
 def _params(run: ImportedRun) -> dict[str, Scalar]:
@@ -73,13 +69,13 @@ def write_import(plan: ImportPlan, uri: str, sweep: str, *, journal_dir: str | P
     done = tracker.finished_trials()
     written = 0
     for run in plan.runs:
-        key = f"{run.config_key()[:16]}-s{run.seed}"
-        if key in done:
+        config = run.config_key()[:16]
+        if (config, run.seed) in done:
             continue
-        tags = {TAG_IMPORTED: "true", TAG_SEED: str(run.seed), TAG_TRIAL_ID: trial_id(run)}
+        tags = {TAG_IMPORTED: "true"}
         if run.arm is not None:
             tags[TAG_ARM] = run.arm
-        run_id = tracker.start_trial(key, _params(run), tags)
+        run_id = tracker.start_trial(config, _params(run), tags, seed=run.seed)
         tracker.log_result(run_id, _result(run))
         written += 1
     tracker.finish("FINISHED")

@@ -33,6 +33,7 @@ from coe_sweep.accounting import (
 )
 from coe_sweep.model.config import ModelConfig
 from coe_sweep.search.space import candidate_points, expand_point
+from coe_sweep.spec.arms import arm_of
 from coe_sweep.trial import DataConfig, Horizon, RunSpec, TrainConfig, tokenizer_vocab_size
 from coe_sweep.trial import config_hash as _hash
 from coe_sweep.units import format_bytes, format_number
@@ -82,6 +83,7 @@ class TrialPlan:
     reason: str | None = None  # why not feasible (the first failed check)
     failed_checks: tuple[str, ...] = ()
     family: str = ""  # moe | coe | dense
+    arm: str = ""  # the architecture's arm (coe_sweep.spec.arms): planning metadata, not in the config hash
     budget_index: int = 0
     fields: dict[str, Any] = field(default_factory=dict)  # the point's field values (bundles expanded)
 
@@ -202,7 +204,8 @@ def plan_trial(spec: SweepSpec, budget: Budget, sampled: dict[str, Any]) -> Tria
         params_total=params_total(cfg), params_active=params_active(cfg), flop_terms=terms.as_dict(),
         train_flops_per_token=tfpt, tokens=tokens, steps=steps, memory_bytes=memory.total,
         memory_terms=memory.as_dict(), feasible=not failures, reason=failures[0][1] if failures else None,
-        failed_checks=tuple(code for code, _ in failures), family=cfg.family, budget_index=budget.index,
+        failed_checks=tuple(code for code, _ in failures), family=cfg.family, arm=arm_of(spec, sampled, cfg),
+        budget_index=budget.index,
         fields=expand_point(spec, sampled),
     )
 

@@ -29,14 +29,17 @@ def render_plan(plan: dict[str, Any], console: Console, limit: int = 40) -> None
     """One table per budget level, then the totals. `limit` rows per level (0: all), feasible first."""
     console.print(f"[bold]{plan['name']}[/]  spec {plan['spec_hash']}  algorithm {plan['algorithm']}  "
                   f"objectives {', '.join(plan['objectives'])}  grid {plan['grid_size']} point(s)"
-                  + ("" if plan["exhaustive"] else "  (float ranges at their midpoint / sampled)"))
+                  + ("" if plan["exhaustive"] else "  (float ranges at their midpoint / sampled)")
+                  + f"\narms {', '.join(plan['arms'])} (baseline {plan['baseline']}), {plan['seeds']} seed(s) per config")
     for level in plan["budgets"]:
         title = (f"budget {level['label']}: {level['n_feasible']} feasible, {level['n_rejected']} rejected"
                  + (f" ({', '.join(f'{n} {k}' for k, n in level['rejected_by'].items())})"
                     if level["rejected_by"] else "")
-                 + f"; {level['trials']} trial(s), {level['planned_flops']:.3g} FLOPs")
+                 + f"; {level['trials']} trial(s)"
+                 + (f" ({level['configs']} config(s) x {level['seeds']} seeds)" if level["seeds"] > 1 else "")
+                 + f", {level['planned_flops']:.3g} FLOPs")
         table = Table(title=title, title_justify="left", show_lines=False)
-        for head in ("config", "family", "params", "active", *_TERM_HEADS, "train F/tok", "tokens", "steps",
+        for head in ("config", "arm", "params", "active", *_TERM_HEADS, "train F/tok", "tokens", "steps",
                      "memory", "est. s", "feasible / reason"):
             table.add_column(head, overflow="fold")
         rows = sorted(level["candidates"], key=lambda c: not c["feasible"])
@@ -44,7 +47,7 @@ def render_plan(plan: dict[str, Any], console: Console, limit: int = 40) -> None
         for c in shown:
             terms = c["forward_flops_per_token"]
             table.add_row(
-                _config(c["config"]), c["family"], format_count(c["params_total"]),
+                _config(c["config"]), c["arm"], format_count(c["params_total"]),
                 format_count(c["params_active"]), *(format_count(terms.get(t, 0.0)) for t in _TERMS),
                 format_count(c["train_flops_per_token"]), format_count(c["tokens"]), str(c["steps"]),
                 format_bytes(c["memory_bytes"]), f"{c['estimated_trial_s']:.0f}",

@@ -1,8 +1,10 @@
 """How many trials a sweep runs, per budget level: the one rule `launch`, `plan` and `status` count by.
 
+Configs per level:
 - grid: every feasible grid point, in grid order, configs equal up to execution-only fields counted once,
   capped by search.trials_per_budget;
 - random / tpe / nsga2: search.trials_per_budget configs (8 when unset).
+Trials per level = configs x search.seeds (every config trains with seeds 0 .. seeds-1).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ class PlannedBudget:
 
     budget: Budget
     configs: int  # configs the searcher proposes (grid: the feasible points, capped)
+    seeds: int = 1  # each config trains with seeds 0 .. seeds-1
     grid: tuple[TrialPlan, ...] | None = None  # grid search: those configs' plans, in order
     rejected: tuple[TrialPlan, ...] = ()  # grid search: the infeasible points, with their reasons
 
     @property
     def trials(self) -> int:
-        return self.configs
+        return self.configs * self.seeds
 
     @property
     def planned_flops(self) -> float:
@@ -36,7 +39,7 @@ class PlannedBudget:
         of the configs' FLOPs; 0 for a token budget a sampler explores (unknown before it runs)."""
         if self.budget.flops is not None:
             return self.trials * self.budget.flops
-        return sum(p.train_flops for p in self.grid or ())
+        return self.seeds * sum(p.train_flops for p in self.grid or ())
 
 
 def grid_plans(spec: SweepSpec, budget: Budget) -> tuple[list[TrialPlan], list[TrialPlan]]:
@@ -58,7 +61,7 @@ def planned_trials(spec: SweepSpec) -> list[PlannedBudget]:
     for budget in budgets(spec):
         if spec.search.algorithm == "grid":
             chosen, rejected = grid_plans(spec, budget)
-            out.append(PlannedBudget(budget, len(chosen), tuple(chosen), tuple(rejected)))
+            out.append(PlannedBudget(budget, len(chosen), spec.search.seeds, tuple(chosen), tuple(rejected)))
         else:
-            out.append(PlannedBudget(budget, spec.search.default_trials))
+            out.append(PlannedBudget(budget, spec.search.default_trials, spec.search.seeds))
     return out

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from coe_sweep.spec.arms import choice_fields
+
 if TYPE_CHECKING:
     from coe_sweep.spec.schema import Dimension, SweepSpec
 
@@ -137,7 +139,7 @@ def expand_point(spec: SweepSpec, point: dict[str, Any]) -> dict[str, Any]:
             assert dim.choice is not None
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(dim.choice):
                 raise ValueError(f"{key}={value!r} is invalid: expected a choice index 0..{len(dim.choice) - 1}")
-            fields.update(dim.choice[value])
+            fields.update(choice_fields(dim.choice[value]))
         else:
             fields[key] = value
     return fields

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from coe_sweep.search.candidates import TrialPlan, plan_trial
 from coe_sweep.search.planned import planned_trials
 from coe_sweep.search.space import MAX_GRID_POINTS, grid_points, grid_size, is_enumerable, sample_point
+from coe_sweep.spec.arms import possible_arms
 
 if TYPE_CHECKING:
     from coe_sweep.spec.schema import SweepSpec
@@ -87,6 +88,7 @@ def planned_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], bool]:
 def candidate_row(plan: TrialPlan, spec: SweepSpec, cpu_rate: float) -> dict[str, Any]:
     return {
         "config": plan.fields, "sampled": plan.sampled, "config_hash": plan.config_hash, "family": plan.family,
+        "arm": plan.arm,
         "params_total": plan.params_total, "params_active": plan.params_active,
         "forward_flops_per_token": plan.flop_terms, "train_flops_per_token": plan.train_flops_per_token,
         "tokens": plan.tokens, "steps": plan.steps, "memory_bytes": plan.memory_bytes,
@@ -110,7 +112,7 @@ def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU)
                 rejected_by[p.failed_checks[0]] = rejected_by.get(p.failed_checks[0], 0) + 1
         trials, level_flops = planned.trials, planned.planned_flops
         if planned.grid is not None:
-            trial_s = sum(trial_seconds(p, spec, cpu_rate) for p in planned.grid)
+            trial_s = planned.seeds * sum(trial_seconds(p, spec, cpu_rate) for p in planned.grid)
         else:  # a sampler: the mean trial of the level's feasible candidates
             mean_s = sum(trial_seconds(p, spec, cpu_rate) for p in feasible) / len(feasible) if feasible else 0.0
             trial_s = trials * mean_s
@@ -120,13 +122,15 @@ def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU)
             "label": budget.label, "flops": budget.flops, "tokens": budget.tokens,
             "candidates": [candidate_row(p, spec, cpu_rate) for p in plans],
             "n_candidates": len(plans), "n_feasible": len(feasible), "n_rejected": len(plans) - len(feasible),
-            "rejected_by": rejected_by, "trials": trials, "planned_flops": level_flops,
+            "rejected_by": rejected_by, "configs": planned.configs, "seeds": planned.seeds, "trials": trials,
+            "planned_flops": level_flops,
             "estimated_trial_s_sum": round(trial_s, 3),
         })
     total_trial_s = sum(level["estimated_trial_s_sum"] for level in levels)
     return {
         "name": spec.name, "spec_hash": spec.spec_hash(), "algorithm": spec.search.algorithm,
         "objectives": spec.search.objectives, "space": list(spec.space), "grid_size": grid_size(spec),
+        "seeds": spec.search.seeds, "arms": possible_arms(spec), "baseline": spec.analysis.baseline,
         "exhaustive": exhaustive, "budgets": levels,
         "total_trials": sum(level["trials"] for level in levels),
         "total_flops": sum(level["planned_flops"] for level in levels),

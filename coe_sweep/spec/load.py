@@ -6,8 +6,9 @@ Every problem is reported as `FILE:LINE: field.path: found <value>; expected <wh
 2. `--set key.path=value` overrides (values are YAML scalars/flow values);
 3. the pydantic schema (types, unknown keys, bounds, per-section rules);
 4. cross-field rules: space keys and their values, data source paths, vocab/seq_len, constraint names;
-5. resolution of defaults that depend on the environment: tracking.uri (`sqlite:///<cwd>/mlflow.db`),
-   tracking.experiment (= name), cluster.storage_path (`<cwd>/sweeps/<name>`), `files:` paths;
+5. resolution of defaults that depend on the environment or the space: tracking.uri
+   (`sqlite:///<cwd>/mlflow.db`), tracking.experiment (= name), cluster.storage_path (`<cwd>/sweeps/<name>`),
+   `files:` paths, analysis.baseline (coe_sweep.spec.arms.default_baseline);
 6. the caller's `checks` (functions spec -> issues), reported with line numbers like every other issue:
    coe_sweep.search.feasibility.load_feasible_spec passes the planner's feasibility check (every budget
    level keeps at least one candidate), which this package cannot import (spec/ never imports search/).
@@ -28,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from coe_sweep.spec.arms import default_baseline, possible_arms
 from coe_sweep.spec.issues import (
     Issue,
     Issues,
@@ -187,7 +189,10 @@ def _resolve(spec: SweepSpec, base_dir: Path) -> SweepSpec:
             space[key] = dim.model_copy(update={"choice": new_choices})
     if issues:
         raise Issues(issues)
-    return spec.model_copy(update={"tracking": tracking, "cluster": cluster, "data": data, "space": space})
+    analysis = spec.analysis.model_copy(update={
+        "baseline": spec.analysis.baseline or default_baseline(possible_arms(spec))})
+    return spec.model_copy(update={"tracking": tracking, "cluster": cluster, "data": data, "space": space,
+                                   "analysis": analysis})
 
 
 def resolve_files_source(source: str, base_dir: Path) -> tuple[str, str | None]:

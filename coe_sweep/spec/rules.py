@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from coe_sweep.model.config import model_field_names
-from coe_sweep.spec.issues import Issues, Loc, from_pydantic, show
+from coe_sweep.spec.arms import NAME_ACCEPTED, NAME_KEY, NAME_PATTERN, choice_fields, possible_arms
+from coe_sweep.spec.issues import Issues, Loc, format_path, from_pydantic, show
 from coe_sweep.spec.schema import DataSection, ModelSection, SweepSpec, TrainSection
 from coe_sweep.trial import EXECUTION_ONLY_FIELDS, tokenizer_vocab_size
 
@@ -49,6 +50,8 @@ def _target_problem(spec: SweepSpec, key: str) -> tuple[str, str] | None:
         return show(key), f"an architecture field: {name} changes execution, not the model"
     if section == "data" and name == "cache_dir":
         return show(key), "a data field that changes the data (cache_dir does not)"
+    if section == "train" and name == "seed":
+        return show(key), "search.seeds: N for seed repeats (seed i of every config trains with train.seed = i)"
     fixed_in = spec.fixed_model_fields() if section == "model" else getattr(spec, section).model_fields_set
     if name in fixed_in:
         return show(key), f"a field that is not also fixed in {section}.{name}: sample it or fix it, not both"
@@ -69,7 +72,7 @@ def _check_bundle(spec: SweepSpec, key: str, choices: list[Any], claimed: dict[s
         if not isinstance(entry, dict):
             issues.append((loc, show(entry), f"a mapping of fields (every choice of bundle {key!r} is one)"))
             continue
-        for field_key, value in entry.items():
+        for field_key, value in choice_fields(entry).items():
             field_loc = loc + (field_key,)
             if not isinstance(field_key, str) or (problem := _target_problem(spec, field_key)) is not None:
                 found, expected = problem if isinstance(field_key, str) and problem else (show(field_key), "")
@@ -84,9 +87,45 @@ def _check_bundle(spec: SweepSpec, key: str, choices: list[Any], claimed: dict[s
     return issues
 
 
+def _arm_name_issues(spec: SweepSpec) -> list[tuple[Loc, str, str]]:
+    """Bundle choice names: all or none within a bundle dimension, well-formed, unique across the space."""
+    issues: list[tuple[Loc, str, str]] = []
+    seen: dict[str, Loc] = {}
+    for key, dim in spec.space.items():
+        if not dim.is_bundle:
+            continue
+        choices = list(dim.choice or [])
+        named = [NAME_KEY in choice for choice in choices]
+        if any(named) and not all(named):
+            i = named.index(False)
+            issues.append((("space", key, "choice", i), show(choices[i]),
+                           f"a `name:` on every choice of bundle {key!r} or on none (choice {named.index(True)} "
+                           "has one)"))
+            continue
+        for i, choice in enumerate(choices if all(named) else []):
+            loc: Loc = ("space", key, "choice", i, NAME_KEY)
+            name = choice[NAME_KEY]
+            if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+                issues.append((loc, show(name), NAME_ACCEPTED))
+            elif name in seen:
+                issues.append((loc, show(name), f"a name no other choice has (it names {format_path(seen[name])})"))
+            else:
+                seen[name] = loc[:-1]
+    return issues
+
+
+def _baseline_issues(spec: SweepSpec) -> list[tuple[Loc, str, str]]:
+    baseline = spec.analysis.baseline
+    arms = possible_arms(spec)
+    if baseline is None or baseline in arms:
+        return []
+    return [(("analysis", "baseline"), show(baseline), f"an arm the space produces: {', '.join(arms)}")]
+
+
 def check_cross_fields(spec: SweepSpec) -> None:
     """Raise Issues for every cross-field rule `spec` breaks."""
-    issues = _space_issues(spec) + _model_issues(spec)
+    issues = _arm_name_issues(spec) + _space_issues(spec) + _model_issues(spec)
+    issues += [] if issues else _baseline_issues(spec)
     if issues:
         raise Issues(issues)
 
@@ -133,6 +172,9 @@ def _model_issues(spec: SweepSpec) -> list[tuple[Loc, str, str]]:
     """vocab and seq_len against the fixed model, constraint names, the band's reference fields."""
     issues: list[tuple[Loc, str, str]] = []
     fixed_model = spec.fixed_model_fields()
+    if "seed" in spec.train.model_fields_set:  # a trial's identity, set per trial from search.seeds
+        issues.append((("train", "seed"), show(spec.train.seed), "no train.seed: search.seeds sets it (seed i of "
+                       "every config trains with train.seed = i); search.seed seeds the sampler"))
     # vocab_size comes from the tokenizer
     vocab = tokenizer_vocab_size(spec.data.tokenizer)
     if "vocab_size" in fixed_model and fixed_model["vocab_size"] != vocab:

@@ -31,10 +31,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from coe_sweep.spec.arms import choice_fields
 from coe_sweep.spec.constraints import Constraint, ConstraintSyntaxError, parse_constraint
 from coe_sweep.spec.sections import (
     MAX_BUDGET_LEVELS,
     MAX_CHOICES,
+    MAX_SEEDS,
     MAX_TOKENS,
     MAX_TRIALS_PER_BUDGET,
     DataSection,
@@ -210,6 +212,9 @@ class SearchSection(Section):
                                           "None: every feasible point for grid, 8 for the samplers; "
                                           "for grid a number caps the points taken in grid order.")
     seed: Int = Field(0, ge=0, le=2**32 - 1, description="Sampler seed.")
+    seeds: Int = Field(1, ge=1, le=MAX_SEEDS, description="Training seeds per config: every config trains with "
+                       "train.seed = 0 .. seeds-1 (init and batch order; the validation set is fixed), so seed i of "
+                       "every arm pairs up. The searcher learns from the mean over a config's seeds.")
     asha: AshaSection = Field(default_factory=AshaSection, description="Early stopping (single-objective).")
     max_failures: Int | None = Field(None, ge=0, le=10**6, description="Abort after this many failed "
                                      "trials; None: never abort (failures are recorded).")
@@ -261,6 +266,11 @@ class SimulateSection(Section):
     def law_values(self) -> dict[str, float]:
         """The constants this section sets (for `SimulationLaw.from_mapping`)."""
         return self.model_dump(exclude_none=True)
+class AnalysisSection(Section):
+    """How the sweep's results are read."""
+
+    baseline: str | None = Field(None, min_length=1, max_length=200, description="The arm the others are "
+                                 "compared with. None: `moe` when the space has that arm, else the first arm.")
 
 
 class SweepSpec(Section):
@@ -281,6 +291,7 @@ class SweepSpec(Section):
     search: SearchSection = Field(default_factory=SearchSection, description="Algorithm and objectives.")
     train: TrainSection = Field(default_factory=TrainSection, description="Optimisation (TrainConfig).")
     simulate: SimulateSection | None = Field(None, description="Simulated-law constants for `launch --simulate`.")
+    analysis: AnalysisSection = Field(default_factory=AnalysisSection, description="Baseline arm.")
 
     @field_validator("constraints")
     @classmethod
@@ -305,14 +316,17 @@ class SweepSpec(Section):
         """Space keys of every sampled field (bundles contribute the keys their choices set)."""
         keys: set[str] = set()
         for key, dim in self.space.items():
-            keys.update(k for choice in dim.choice or [] for k in choice) if dim.is_bundle else keys.add(key)
+            keys.update(k for choice in dim.choice or [] for k in choice_fields(choice)) if dim.is_bundle \
+                else keys.add(key)
         return keys
 
     def canonical_dict(self) -> dict[str, Any]:
         """The validated spec as JSON-able data: only explicitly-set model fields, and the train/data
-        sections without the fields the space samples (their defaults would read as fixed values)."""
+        sections without the fields the space samples (their defaults would read as fixed values) and without
+        train.seed (search.seeds sets it per trial)."""
         data = self.model_dump(mode="json")
         data["model"] = self.model.model_dump(mode="json", exclude_unset=True)
+        data["train"].pop("seed", None)
         for key in self.sampled_field_keys():
             section, _, name = key.rpartition(".")
             if section in ("train", "data"):

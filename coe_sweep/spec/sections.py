@@ -26,6 +26,7 @@ MAX_MEMORY_BYTES = 2**50  # 1 PiB
 MAX_TRIALS_PER_BUDGET = 10_000
 MAX_BUDGET_LEVELS = 50
 MAX_CHOICES = 1_000
+MAX_SEEDS = 100
 
 SearchObjective = Literal[SEARCH_OBJECTIVES]  # type: ignore[valid-type]
 

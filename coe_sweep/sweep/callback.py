@@ -10,6 +10,7 @@ own stop (then it is marked interrupted and run again by the relaunch). Tracking
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from coe_sweep.trial import (
     TrialIdentity,
     TrialStatus,
     objective_value,
+    trial_id_of,
 )
 from runners.trainable import RUN_RESULT_KEY, trial_identity
 
@@ -84,8 +86,9 @@ class DriverCallback(tune.Callback):
         self.log_rejected(identity.budget_label)
         plan = self._ledger.plan_of(identity.key)
         if plan is not None and identity.key not in self._run_ids:
-            run_id = self._safe("start_trial", self._tracker.start_trial, identity.config_hash,
-                                trial_params(plan, identity), trial_tags(plan, identity, self._simulated))
+            run_id = self._safe("start_trial", functools.partial(
+                self._tracker.start_trial, identity.config_hash, trial_params(plan, identity),
+                trial_tags(plan, identity, self._simulated), seed=identity.seed))
             if run_id:
                 self._run_ids[identity.key] = run_id
 
@@ -145,7 +148,8 @@ class DriverCallback(tune.Callback):
         for key in sorted(set(self._ledger.running) - set(self._ledger.finished)):
             run_id = self._run_ids.get(key)
             if run_id:
-                self._safe(f"marking trial {key[0]} interrupted", self._tracker.mark_interrupted, run_id, reason)
+                self._safe(f"marking trial {trial_id_of(*key)} interrupted", self._tracker.mark_interrupted,
+                           run_id, reason)
 
     def _finish(self, identity: TrialIdentity, result: RunResult) -> None:
         finished = FinishedTrial(identity, result)
@@ -153,7 +157,7 @@ class DriverCallback(tune.Callback):
             self._store.write_result(finished)  # before MLflow: a relaunch re-logs from it
             self._store.journal("finish", identity, status=result.status.value)
         except OSError as exc:  # disk full: MLflow below still gets the result, and the relaunch reads it there
-            self.storage_failed(f"result record of trial {identity.config_hash}", exc)
+            self.storage_failed(f"result record of trial {identity.trial_id}", exc)
         self._ledger.finish(finished)
         run_id = self._run_ids.get(identity.key)
         if run_id:
@@ -168,11 +172,13 @@ class DriverCallback(tune.Callback):
         label, point = identity.budget_label, identity.point
         if result.status.is_failure:
             self._stop.failed()
-            log.warning("trial %s (%s) %s: %s", identity.config_hash, label, result.status, result.reason)
+            log.warning("trial %s (%s, %s) %s: %s", identity.trial_id, label, identity.arm, result.status,
+                        result.reason)
         elif result.status == TrialStatus.OK:
             loss = "-" if result.final_val_loss is None else f"{result.final_val_loss:.4f}"
-            log.info("trial %s (%s) ok: val_loss %s after %d steps in %.0f s [%s]", identity.config_hash, label,
-                     loss, result.steps, result.wall_s or 0.0, " ".join(f"{k}={v}" for k, v in sorted(point.items())))
+            log.info("trial %s (%s, %s) ok: val_loss %s after %d steps in %.0f s [%s]", identity.trial_id, label,
+                     identity.arm, loss, result.steps, result.wall_s or 0.0,
+                     " ".join(f"{k}={v}" for k, v in sorted(point.items())))
 
 
 def _driver_only() -> None:

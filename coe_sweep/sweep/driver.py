@@ -14,6 +14,7 @@ The driver owns the ledger of trials and hands it to the searchers and the callb
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -41,6 +42,7 @@ from coe_sweep.sweep.runtime import (
     ray_runtime,
     sigterm_as_interrupt,
 )
+from coe_sweep.sweep.scheduler import GroupedASHA
 from coe_sweep.sweep.searchers import FeasibleOptunaSearch, GridSearch
 from coe_sweep.sweep.store import SweepStore
 from coe_sweep.tracking import SweepTracker, check_reachable
@@ -179,23 +181,24 @@ def _progress_interval_s() -> float:
     return value if value > 0 else PLAIN_PROGRESS_S
 
 
-def _asha(spec: SweepSpec) -> ASHAScheduler | None:
-    """ASHA over evaluations: each intermediate report is one evaluation (`training_iteration`)."""
+def _asha(spec: SweepSpec) -> GroupedASHA | None:
+    """ASHA over evaluations (each intermediate report is one `training_iteration`), one per (budget, seed)."""
     asha = spec.search.asha
     if not asha.enabled:
         return None
     interval = max(1, int(spec.train.eval_interval))
     max_evals = (spec.budget.max_steps or 10**6) // interval + 2  # evals at 0?, every interval, the end
-    return ASHAScheduler(time_attr="training_iteration", metric="val_loss", mode="min", max_t=int(max_evals),
-                         grace_period=int(asha.grace_period), reduction_factor=float(asha.reduction_factor))
+    return GroupedASHA(functools.partial(
+        ASHAScheduler, time_attr="training_iteration", metric=PRIMARY_OBJECTIVE, mode="min", max_t=int(max_evals),
+        grace_period=int(asha.grace_period), reduction_factor=float(asha.reduction_factor)))
 
 
 def _searcher(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: SweepStore) -> Searcher:
     objectives = spec.search.objective_modes
     if planned.grid is not None:
-        return GridSearch(list(planned.grid), ledger, objectives)
+        return GridSearch(list(planned.grid), ledger, objectives, planned.seeds)
     label = planned.budget.label
-    searcher = FeasibleOptunaSearch(spec, planned.budget, ledger, objectives, planned.trials)
+    searcher = FeasibleOptunaSearch(spec, planned.budget, ledger, objectives, planned.configs)
     rerun = [dict(identity.point) for key, identity in store.unfinished_starts().items()
              if identity.budget_label == label and key not in ledger.finished]
     searcher.warm_start(ledger.finished_in(label), rerun)

@@ -25,7 +25,7 @@ def finished_trials(spec: SweepSpec, store: SweepStore, tracker: SweepTracker, *
                     simulated: bool) -> dict[TrialKey, FinishedTrial]:
     """Finished trials of earlier launches, keyed by (config hash, seed); re-logs to MLflow what it missed."""
     records = store.read_results()
-    logged = {identity_from_mlflow(spec, r).key: r for r in tracker.finished_trials().values()}
+    logged = tracker.finished_trials()
     by_label = {b.label: b for b in budgets(spec)}
     for key, trial in records.items():
         identity = trial.identity
@@ -39,7 +39,7 @@ def finished_trials(spec: SweepSpec, store: SweepStore, tracker: SweepTracker, *
                         identity.trial_id, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
             continue
         run_id = tracker.start_trial(identity.config_hash, trial_params(plan, identity),
-                                     trial_tags(plan, identity, simulated))
+                                     trial_tags(plan, identity, simulated), seed=identity.seed)
         tracker.log_result(run_id, trial.result)
     for key, record in logged.items():
         if key not in records:
@@ -52,6 +52,5 @@ def identity_from_mlflow(spec: SweepSpec, record: TrialRecord) -> TrialIdentity:
     bundle's choice index is not logged: such a trial is counted, not taught to the searcher)."""
     params = record.params
     point = {k: params.get(k, params.get(f"model.{k}")) for k in spec.space}
-    seed = params.get("train.seed")
-    return TrialIdentity(record.config_hash, int(seed) if isinstance(seed, int) else 0, record.budget_label or "?",
+    return TrialIdentity(record.config_hash, record.seed, record.budget_label or "?", record.arm or "",
                          point={k: v for k, v in point.items() if v is not None})

@@ -5,7 +5,7 @@ Everything the driver keeps on disk for one sweep lives under one directory
 
     launch.lock              held (fcntl, via filelock) by the one `coe-sweep launch` running this sweep;
                              the OS drops it when the driver dies, even on kill -9
-    results/<key>.json       a finished trial (coe_sweep.trial.FinishedTrial: identity + RunResult), written
+    results/<hash>-s<seed>.json  a finished trial (coe_sweep.trial.FinishedTrial: identity + RunResult), written
                              atomically by the driver BEFORE it logs to MLflow, so a relaunch re-logs
                              anything MLflow missed
     journal.jsonl            one line per trial start/finish (coe_sweep.jsonl): which trials were running
@@ -42,8 +42,8 @@ class SweepLocked(RuntimeError):
 
 
 def record_name(identity: TrialIdentity) -> str:
-    """File stem of a trial's result record."""
-    return identity.config_hash
+    """File stem of a trial's result record: `<config hash>-s<seed>`."""
+    return f"{identity.config_hash}-s{identity.seed}"
 
 
 class SweepStore:

@@ -17,7 +17,10 @@ from coe_sweep.trial import OBJECTIVES, TrialStatus
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 TAG_KIND = "coe_sweep.kind"  # sweep | trial
-TAG_CONFIG_HASH = "coe_sweep.config_hash"
+TAG_CONFIG_HASH = "coe_sweep.config_hash"  # with the seed, the trial's key (coe_sweep.trial.TrialIdentity)
+TAG_SEED = "coe_sweep.seed"
+TAG_TRIAL_ID = "coe_sweep.trial_id"  # <config hash[:8]>-s<seed>, also the run name
+TAG_ARM = "coe_sweep.arm"
 TAG_SPEC_HASH = "coe_sweep.spec_hash"
 TAG_SWEEP_NAME = "coe_sweep.sweep_name"
 TAG_STATUS = "coe_sweep.status"  # a coe_sweep.trial.TrialStatus result value
@@ -64,8 +67,10 @@ ROUTING_PREFIX = "routing."
 # --- params ---
 PARAM_BUDGET_LABEL = "budget_label"
 PARAM_BUDGET_FLOPS = "budget_flops"
+PARAM_ARM = "arm"
+PARAM_SEED = "seed"
 PARAM_PREFIXES = ("model.", "train.", "data.", "horizon.")
-LABEL_PARAMS = frozenset({PARAM_BUDGET_LABEL})
+LABEL_PARAMS = frozenset({PARAM_BUDGET_LABEL, PARAM_ARM})
 
 SPEC_ARTIFACT = "spec.yaml"
 RESULT_ARTIFACT = "result.json"

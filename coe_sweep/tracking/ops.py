@@ -1,12 +1,12 @@
 """Applying one write op to an MLflow store: the code shared by direct writes and journal replay.
 
 An op is a JSON-able dict (see coe_sweep.tracking.journal). Every op is idempotent:
-- `create_trial`: find the child run by (parent run id, config hash) tag, create it only if absent,
+- `create_trial`: find the child run by (parent run id, config hash, seed) tags, create it only if absent,
   log the params it lacks, and set it RUNNING again if it had ended (a restarted trial);
 - `log_batch`: metrics as [key, value, timestamp_ms, step] (MLflow drops exact duplicates), tags;
 - `set_terminated`: run status FINISHED | FAILED | KILLED, end time = when it is applied;
 - `log_text`: an artifact file (overwritten with the same text).
-A run may be named by a *pending ref* ("pending:<experiment>:<parent run>:<config hash>") when
+A run may be named by a *pending ref* ("pending:<experiment>:<parent run>:<config hash>:<seed>") when
 its create_trial op was journaled; the ref resolves by the same find-or-create key.
 """
 
@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.tracking import MlflowClient
 
-from coe_sweep.tracking.names import TAG_CONFIG_HASH, TAG_PARENT, TAG_STATUS
+from coe_sweep.tracking.names import TAG_CONFIG_HASH, TAG_PARENT, TAG_SEED, TAG_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class CreatedTrial:
     reused: bool  # True when the child already existed (a resumed or restarted trial)
 
 
-def pending_ref(experiment_id: str, parent_run_id: str, config_hash: str) -> str:
-    return f"{PENDING_PREFIX}{experiment_id}:{parent_run_id}:{config_hash}"
+def pending_ref(experiment_id: str, parent_run_id: str, config_hash: str, seed: int = 0) -> str:
+    return f"{PENDING_PREFIX}{experiment_id}:{parent_run_id}:{config_hash}:{seed}"
 
 
 def is_pending(run: str) -> bool:
@@ -72,24 +72,27 @@ def search_all(client: MlflowClient, experiment_ids: list[str], filter_string: s
             return runs
 
 
-def children_filter(parent_run_id: str, config_hash: str | None = None) -> str:
+def children_filter(parent_run_id: str, config_hash: str | None = None, seed: int | None = None) -> str:
     text = f"tags.`{TAG_PARENT}` = '{parent_run_id}'"
     if config_hash is not None:
         text += f" and tags.`{TAG_CONFIG_HASH}` = '{config_hash}'"
+    if seed is not None:
+        text += f" and tags.`{TAG_SEED}` = '{int(seed)}'"
     return text
 
 
-def find_child(client: MlflowClient, experiment_id: str, parent_run_id: str, config_hash: str) -> Run | None:
-    runs = client.search_runs([experiment_id], filter_string=children_filter(parent_run_id, config_hash),
+def find_child(client: MlflowClient, experiment_id: str, parent_run_id: str, config_hash: str,
+               seed: int = 0) -> Run | None:
+    runs = client.search_runs([experiment_id], filter_string=children_filter(parent_run_id, config_hash, seed),
                               order_by=["attributes.start_time ASC"], max_results=10)
     if len(runs) > 1:
-        log.warning("tracking: %d child runs carry config hash %s under %s; using the oldest %s",
-                    len(runs), config_hash, parent_run_id, runs[0].info.run_id)
+        log.warning("tracking: %d child runs carry config hash %s seed %d under %s; using the oldest %s",
+                    len(runs), config_hash, seed, parent_run_id, runs[0].info.run_id)
     return runs[0] if runs else None
 
 
 def create_trial(client: MlflowClient, op: dict[str, Any]) -> CreatedTrial:
-    run = find_child(client, op["experiment_id"], op["parent_run_id"], op["config_hash"])
+    run = find_child(client, op["experiment_id"], op["parent_run_id"], op["config_hash"], int(op.get("seed", 0)))
     params: dict[str, str] = op["params"]
     if run is None:
         created = client.create_run(op["experiment_id"], tags=op["tags"], run_name=op["run_name"])
@@ -113,8 +116,8 @@ def resolve(client: MlflowClient, run: str, resolved: dict[str, str]) -> str:
         return run
     if run in resolved:
         return resolved[run]
-    experiment_id, parent_run_id, config_hash = run[len(PENDING_PREFIX):].split(":", 2)
-    child = find_child(client, experiment_id, parent_run_id, config_hash)
+    experiment_id, parent_run_id, config_hash, seed = run[len(PENDING_PREFIX):].split(":", 3)
+    child = find_child(client, experiment_id, parent_run_id, config_hash, int(seed))
     if child is None:
         raise MlflowException(f"no child run with config hash {config_hash} under parent {parent_run_id} "
                               "(its create_trial op was refused)", error_code=RESOURCE_DOES_NOT_EXIST)
@@ -146,7 +149,8 @@ def apply_op(client: MlflowClient, op: dict[str, Any], resolved: dict[str, str])
     kind = op.get("op")
     if kind == "create_trial":
         created = create_trial(client, op)
-        resolved[pending_ref(op["experiment_id"], op["parent_run_id"], op["config_hash"])] = created.run_id
+        resolved[pending_ref(op["experiment_id"], op["parent_run_id"], op["config_hash"],
+                             int(op.get("seed", 0)))] = created.run_id
         return created
     if kind not in ("log_batch", "set_terminated", "log_text"):
         raise ValueError(f"tracking op {kind!r} is invalid: expected create_trial, log_batch, set_terminated "

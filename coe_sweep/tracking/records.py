@@ -43,6 +43,8 @@ class TrialRecord:
 
     run_id: str
     config_hash: str
+    seed: int
+    arm: str | None
     status: str  # a coe_sweep.trial.TrialStatus result value
     reason: str | None
     run_status: str  # MLflow: FINISHED | FAILED | KILLED (pruned)

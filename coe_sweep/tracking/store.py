@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -25,19 +25,24 @@ from coe_sweep.tracking.names import (
     FINAL_METRICS,
     KIND_SWEEP,
     KIND_TRIAL,
+    PARAM_ARM,
     PARAM_BUDGET_FLOPS,
     PARAM_BUDGET_LABEL,
+    PARAM_SEED,
     STEP_METRICS,
+    TAG_ARM,
     TAG_BUDGET_LABEL,
     TAG_CONFIG_HASH,
     TAG_FAMILY,
     TAG_KIND,
     TAG_PARENT,
     TAG_REASON,
+    TAG_SEED,
     TAG_SIMULATED,
     TAG_SPEC_HASH,
     TAG_SWEEP_NAME,
     TAG_TRIAL_COUNTS,
+    TAG_TRIAL_ID,
     parse_param,
     parse_params,
 )
@@ -49,12 +54,14 @@ from coe_sweep.tracking.records import (
     TrialDetail,
     TrialNotFound,
 )
+from coe_sweep.trial import arm_name, trial_id_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BASE_COLUMNS = ("run_id", "config_hash", "status", "reason", "budget_label", "budget_flops", "family",
-                "simulated", "run_status")
+                "simulated", "run_status", "arm", "seed", "trial_id")
+_BASE_PARAMS = (PARAM_BUDGET_LABEL, PARAM_BUDGET_FLOPS, PARAM_ARM, PARAM_SEED)  # columns of their own
 TIME_COLUMNS = ("start_time", "end_time")
 _RUN_ID_RE = re.compile(r"[0-9a-f]{32}")
 _NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
@@ -242,8 +249,12 @@ def frame_from_runs(runs: Iterable[Run]) -> pd.DataFrame:
     param_keys: dict[str, None] = {}
     for run in runs:
         tags, params = run.data.tags, run.data.params
+        config_hash = tags.get(TAG_CONFIG_HASH)
+        seed = _seed_of(tags, params)
         row: dict[str, Any] = {
-            "run_id": run.info.run_id, "config_hash": tags.get(TAG_CONFIG_HASH), "status": trial_status(run),
+            "run_id": run.info.run_id, "config_hash": config_hash, "seed": seed,
+            "trial_id": tags.get(TAG_TRIAL_ID) or (trial_id_of(config_hash, seed) if config_hash else None),
+            "arm": tags.get(TAG_ARM) or params.get(PARAM_ARM) or _derived_arm(params), "status": trial_status(run),
             "reason": tags.get(TAG_REASON) or None,
             "budget_label": tags.get(TAG_BUDGET_LABEL) or params.get(PARAM_BUDGET_LABEL),
             "budget_flops": _parse_cached(params.get(PARAM_BUDGET_FLOPS), cache),
@@ -253,7 +264,7 @@ def frame_from_runs(runs: Iterable[Run]) -> pd.DataFrame:
         row.update(run.data.metrics)
         metric_keys.update(dict.fromkeys(run.data.metrics))
         for key, text in params.items():
-            if key not in (PARAM_BUDGET_LABEL, PARAM_BUDGET_FLOPS):
+            if key not in _BASE_PARAMS:
                 row[key] = _parse_cached(text, cache)
                 param_keys[key] = None
         rows.append(row)
@@ -265,11 +276,18 @@ def frame_from_runs(runs: Iterable[Run]) -> pd.DataFrame:
         frame[key] = pd.to_numeric(frame[key], errors="coerce").astype("float64")
     frame["budget_flops"] = pd.to_numeric(frame["budget_flops"], errors="coerce").astype("float64")
     frame["simulated"] = frame["simulated"].astype(bool)
+    frame["seed"] = frame["seed"].astype("int64")
     for key in params_sorted:
         frame[key] = _typed(frame[key])
     for key in TIME_COLUMNS:
         frame[key] = frame[key].astype("Int64")
     return frame
+
+
+def _seed_of(tags: dict[str, str], params: dict[str, str]) -> int:
+    """The seed tag; runs logged before seeds were tagged: their train.seed param (0 without one)."""
+    text = tags.get(TAG_SEED) or params.get(PARAM_SEED) or params.get("train.seed") or "0"
+    return int(text) if text.lstrip("-").isdigit() else 0
 
 
 def _parse_cached(text: str | None, cache: dict[str, Any]) -> Any:
@@ -292,3 +310,12 @@ def _typed(column: pd.Series) -> pd.Series:
     if kinds and kinds <= {int, float}:
         return pd.to_numeric(column, errors="coerce").astype("float64")
     return column.astype(object).where(column.notna(), None)
+
+
+def _derived_arm(params: Mapping[str, str]) -> str | None:
+    """The arm of a run that names none (written before arms, or by hand): derived from its architecture
+    params by the rule the planner uses (coe_sweep.trial.arm_name); None without them."""
+    iterations = params.get("model.iterations")
+    if iterations is None or not iterations.strip().isdigit():
+        return None
+    return arm_name(int(iterations), params.get("model.dense") in ("True", "true"))

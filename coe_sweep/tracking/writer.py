@@ -1,7 +1,7 @@
 """SweepTracker: the driver-side writer of one sweep's MLflow layout (DESIGN.md "MLflow layout").
 
 One experiment per sweep name; one parent run per (spec hash, simulated) with the spec YAML as an
-artifact; one child run per trial keyed by config hash (found-or-created, never duplicated);
+artifact; one child run per trial keyed by (config hash, seed) (found-or-created, never duplicated), named by its trial id;
 params once; step curves train_loss/val_loss; final metrics; status FINISHED or FAILED + reason.
 Uses MlflowClient with explicit run ids (no fluent active-run state), under one lock.
 
@@ -48,6 +48,7 @@ from coe_sweep.tracking.names import (
     RUN_STATUS_OF,
     RUN_STATUSES,
     SPEC_ARTIFACT,
+    TAG_ARM,
     TAG_BUDGET_LABEL,
     TAG_CONFIG_HASH,
     TAG_DEVICE,
@@ -55,11 +56,13 @@ from coe_sweep.tracking.names import (
     TAG_KIND,
     TAG_PARENT,
     TAG_REASON,
+    TAG_SEED,
     TAG_SIMULATED,
     TAG_SPEC_HASH,
     TAG_STATUS,
     TAG_SWEEP_NAME,
     TAG_TRIAL_COUNTS,
+    TAG_TRIAL_ID,
     Scalar,
     bool_tag,
     family_of,
@@ -69,9 +72,10 @@ from coe_sweep.tracking.names import (
 )
 from coe_sweep.tracking.ops import trial_status
 from coe_sweep.tracking.records import TrackingError, TrialRecord
-from coe_sweep.trial import RESULT_STATUSES, RunResult, TrialStatus
+from coe_sweep.trial import RESULT_STATUSES, RunResult, TrialStatus, trial_id_of
 
 log = logging.getLogger(__name__)
+TrialKey = tuple[str, int]  # (config hash, seed)
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 DEFAULT_JOURNAL_ROOT = Path.home() / ".cache" / "coe-sweep" / "tracking-journal"
@@ -112,13 +116,13 @@ class SweepTracker:
         self._lock = threading.RLock()
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
-        self._children: dict[str, str] = {}  # config hash -> run id
-        self._handles: dict[str, str] = {}  # run id or pending ref handed out -> config hash
+        self._children: dict[TrialKey, str] = {}  # (config hash, seed) -> run id
+        self._handles: dict[str, TrialKey] = {}  # run id or pending ref handed out -> (config hash, seed)
         self._resolved: dict[str, str] = {}  # pending ref -> run id
-        self._logged: dict[str, dict[str, set[int]]] = {}  # config hash -> metric key -> steps logged
-        # config hash -> trial status, counted onto the parent run (TAG_TRIAL_COUNTS) whenever one changes;
+        self._logged: dict[TrialKey, dict[str, set[int]]] = {}  # trial -> metric key -> steps logged
+        # trial -> its status, counted onto the parent run (TAG_TRIAL_COUNTS) whenever one changes;
         # complete once every existing child is known: a new parent run, or after listing the children
-        self._statuses: dict[str, str] = {}
+        self._statuses: dict[TrialKey, str] = {}
         self._statuses_complete = False
         self._backlog = len(self.journal)
         self._next_drain_s = 0.0
@@ -164,7 +168,7 @@ class SweepTracker:
             return self._drain(self.retry)
 
     # ----- trials -----
-    def finished_trials(self) -> dict[str, TrialRecord]:
+    def finished_trials(self) -> dict[TrialKey, TrialRecord]:
         """Child runs that ended with a result: a coe_sweep.status tag on a FINISHED, FAILED or KILLED (pruned)
         run. A KILLED run without it was interrupted by a sweep stop, and is not finished."""
         with self._lock:
@@ -173,18 +177,20 @@ class SweepTracker:
             assert experiment_id is not None
             runs = self._call(lambda: ops.search_all(self._client, [experiment_id], ops.children_filter(parent),
                                                      ["attributes.start_time ASC"]), "list trials")
-            records: dict[str, TrialRecord] = {}
+            records: dict[TrialKey, TrialRecord] = {}
             for run in runs:
                 config = run.data.tags.get(TAG_CONFIG_HASH)
                 if config is None:
                     continue
-                self._children.setdefault(config, run.info.run_id)
-                self._statuses.setdefault(config, trial_status(run))
+                key = (config, int(run.data.tags.get(TAG_SEED) or 0))
+                self._children.setdefault(key, run.info.run_id)
+                self._statuses.setdefault(key, trial_status(run))
                 status = run.data.tags.get(TAG_STATUS)
-                if run.info.status in RUN_STATUSES and status and config not in records:  # KILLED: pruned
+                if run.info.status in RUN_STATUSES and status and key not in records:  # KILLED: pruned
                     params = parse_params(run.data.params)
-                    records[config] = TrialRecord(
-                        run_id=run.info.run_id, config_hash=config, status=status,
+                    records[key] = TrialRecord(
+                        run_id=run.info.run_id, config_hash=config, seed=key[1], arm=run.data.tags.get(TAG_ARM),
+                        status=status,
                         reason=run.data.tags.get(TAG_REASON) or None, run_status=run.info.status,
                         metrics=dict(run.data.metrics), params=params,
                         budget_label=run.data.tags.get(TAG_BUDGET_LABEL, _opt_str(params.get(PARAM_BUDGET_LABEL))))
@@ -194,9 +200,12 @@ class SweepTracker:
             return records
 
     def start_trial(self, config_hash: str, params: Mapping[str, Scalar],
-                    tags: Mapping[str, Any] | None = None) -> str:
-        """Find-or-create the child run of this config hash; returns its run id (or a pending ref)."""
+                    tags: Mapping[str, Any] | None = None, *, seed: int = 0) -> str:
+        """Find-or-create the child run of this (config hash, seed); returns its run id (or a pending ref).
+        The run is named by the trial id (coe_sweep.trial.trial_id_of) and tagged with hash, seed and id."""
         _check_key("config_hash", config_hash)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed={seed!r} is invalid: expected an integer >= 0")
         params_str = params_to_str(params)
         user_tags = {_check_key("tag", str(k)): str(v) for k, v in (tags or {}).items()}
         for key, value in user_tags.items():
@@ -208,18 +217,19 @@ class SweepTracker:
             budget_label = user_tags.get(TAG_BUDGET_LABEL) or _opt_str(params.get(PARAM_BUDGET_LABEL))
             run_tags = {TAG_FAMILY: family_of(params)} | ({TAG_BUDGET_LABEL: budget_label} if budget_label else {})
             run_tags |= user_tags | {
-                TAG_PARENT: parent, TAG_KIND: KIND_TRIAL, TAG_CONFIG_HASH: config_hash,
+                TAG_PARENT: parent, TAG_KIND: KIND_TRIAL, TAG_CONFIG_HASH: config_hash, TAG_SEED: str(seed),
+                TAG_TRIAL_ID: trial_id_of(config_hash, seed),
                 TAG_SPEC_HASH: self.spec_hash, TAG_SWEEP_NAME: self.sweep_name,
                 TAG_SIMULATED: user_tags.get(TAG_SIMULATED, bool_tag(self.simulated)),
             }
             op: Op = {"op": "create_trial", "experiment_id": self.experiment_id, "parent_run_id": parent,
-                      "config_hash": config_hash, "params": params_str, "tags": run_tags,
-                      "run_name": f"{budget_label}-{config_hash[:8]}" if budget_label else config_hash}
+                      "config_hash": config_hash, "seed": seed, "params": params_str, "tags": run_tags,
+                      "run_name": trial_id_of(config_hash, seed)}
             self._write(op)
-            ref = ops.pending_ref(self.experiment_id, parent, config_hash)
+            ref = ops.pending_ref(self.experiment_id, parent, config_hash, seed)
             run_id = self._resolved.get(ref, ref)
-            self._handles[run_id] = config_hash
-            self._set_status(config_hash, "running")
+            self._handles[run_id] = (config_hash, seed)
+            self._set_status((config_hash, seed), "running")
             return run_id
 
     def log_progress(self, run_id: str, step: int, metrics: Mapping[str, Any]) -> None:
@@ -255,7 +265,7 @@ class SweepTracker:
             text = json.dumps(result.to_dict(), indent=1, default=str, allow_nan=True)
             self._write({"op": "log_text", "run": run_id, "text": text, "path": RESULT_ARTIFACT})
             self._write({"op": "set_terminated", "run": run_id, "status": RUN_STATUS_OF.get(status, "FAILED")})
-            self._set_status(self._handles.get(run_id, run_id), status)
+            self._set_status(self._handles.get(run_id, (run_id, 0)), status)
 
     def log_sweep_metrics(self, metrics: Mapping[str, float]) -> None:
         """Sweep-level figures on the parent run, latest value wins (e.g. `rejected.<budget>`: candidates
@@ -273,14 +283,14 @@ class SweepTracker:
             self._write({"op": "log_batch", "run": run_id, "metrics": [],
                          "tags": {TAG_REASON: reason[:MAX_TAG_VALUE_CHARS]}})
             self._write({"op": "set_terminated", "run": run_id, "status": "KILLED"})
-            self._set_status(self._handles.get(run_id, run_id), "killed")
+            self._set_status(self._handles.get(run_id, (run_id, 0)), "killed")
 
     # ----- internals -----
-    def _set_status(self, config_hash: str, status: str) -> None:
+    def _set_status(self, key: TrialKey, status: str) -> None:
         """Record a trial's new status and keep the parent run's counts current (one tag write)."""
-        if self._statuses.get(config_hash) == status:
+        if self._statuses.get(key) == status:
             return
-        self._statuses[config_hash] = status
+        self._statuses[key] = status
         if not self._statuses_complete:  # a resumed parent whose children were not listed yet
             if self._backlog:  # the store is down: list them (and write the counts) once it is back
                 return
@@ -369,7 +379,7 @@ class SweepTracker:
 
     def _claim(self, run_id: str, key: str, step: int) -> bool:
         """True (and remembered) if (key, step) is not logged yet for this trial."""
-        steps = self._logged.setdefault(self._handles.get(run_id, run_id), {}).setdefault(key, set())
+        steps = self._logged.setdefault(self._handles.get(run_id, (run_id, -1)), {}).setdefault(key, set())
         if step in steps:
             return False
         steps.add(step)
@@ -378,13 +388,14 @@ class SweepTracker:
     def _apply(self, op: Op) -> None:
         created = ops.apply_op(self._client, op, self._resolved)
         if created is not None:
-            self._children[op["config_hash"]] = created.run_id
-            if created.reused and op["config_hash"] not in self._logged:
-                self._seed_logged(op["config_hash"], created.run_id)
+            trial = (op["config_hash"], int(op.get("seed", 0)))
+            self._children[trial] = created.run_id
+            if created.reused and trial not in self._logged:
+                self._seed_logged(trial, created.run_id)
 
-    def _seed_logged(self, config_hash: str, run_id: str) -> None:
+    def _seed_logged(self, trial: TrialKey, run_id: str) -> None:
         """Steps a previous attempt of this trial already logged, so they are not logged twice."""
-        logged = self._logged.setdefault(config_hash, {})
+        logged = self._logged.setdefault(trial, {})
         for key in ("train_loss", "val_loss"):
             logged.setdefault(key, set()).update(m.step for m in self._client.get_metric_history(run_id, key))
 

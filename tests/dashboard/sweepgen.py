@@ -15,7 +15,7 @@ from typing import Any
 
 from coe_sweep.accounting import params_active, params_total, train_flops_per_token
 from coe_sweep.model.config import ModelConfig
-from coe_sweep.trial import DataConfig, Horizon, RunResult, RunSpec, TrainConfig, config_hash
+from coe_sweep.trial import DataConfig, Horizon, RunResult, RunSpec, TrainConfig, trial_id_of
 from runners.simulated import simulate
 
 SEQ_LEN, BATCH = 64, 8
@@ -35,6 +35,14 @@ class Plan:
     tokens: int
     steps: int
 
+    @property
+    def seed(self) -> int:
+        return self.run_spec.train.seed
+
+    @property
+    def trial_id(self) -> str:
+        return trial_id_of(self.config_hash, self.seed)
+
     def flat_params(self) -> dict[str, Any]:
         out: dict[str, Any] = {"budget_label": self.budget_label, "budget_flops": self.budget_flops}
         for section, values in self.run_spec.to_dict().items():
@@ -50,7 +58,7 @@ def plan(model: ModelConfig, budget_flops: float, label: str, lr: float = 3e-3, 
     train = TrainConfig(batch_size=BATCH, seq_len=SEQ_LEN, lr=lr, seed=seed,
                         eval_interval=max(1, tokens // (BATCH * SEQ_LEN) // 4))
     spec = RunSpec(model=model, train=train, data=DataConfig(), horizon=Horizon(flops=budget_flops))
-    return Plan(label, budget_flops, spec, config_hash(spec.to_dict()), params_total(model), params_active(model),
+    return Plan(label, budget_flops, spec, spec.config_hash(), params_total(model), params_active(model),
                 flops_per_token, tokens, max(1, tokens // (BATCH * SEQ_LEN)))
 
 
@@ -94,7 +102,7 @@ def append_extras(tracker: Any, base: Plan, *, running: int = 1) -> dict[str, st
         extra.append((plan(model, base.budget_flops, base.budget_label), None))
     ids = {}
     for p, result in extra:
-        ids[p.config_hash] = run_id = tracker.start_trial(p.config_hash, p.flat_params())
+        ids[p.trial_id] = run_id = tracker.start_trial(p.config_hash, p.flat_params(), seed=p.seed)
         if result is not None:
             tracker.log_result(run_id, result)
     return ids
@@ -104,7 +112,7 @@ def seed_sweep(uri: str, name: str, plans: Sequence[Plan], *, journal_dir: str, 
                running: int = 1, finish: str | None = "FINISHED", spec_yaml: str | None = None) -> dict[str, str]:
     """Write `plans` (+ a diverged and a failed trial, + `running` unfinished ones) as one sweep.
 
-    Returns {config_hash: run_id}. The parent run stays RUNNING when finish is None.
+    Returns {trial_id: run_id}. The parent run stays RUNNING when finish is None.
     """
     from coe_sweep.tracking import SweepTracker
 
@@ -123,8 +131,8 @@ def seed_sweep(uri: str, name: str, plans: Sequence[Plan], *, journal_dir: str, 
         base = plans[-1] if plans else next(grid(budgets=(("1e12", 1e12),)))
         extra.append((plan(replace(base.run_spec.model, n_layers=4 + i), base.budget_flops, base.budget_label), None))
     for p, result in [(p, result_for(p)) for p in plans] + extra:
-        run_id = tracker.start_trial(p.config_hash, p.flat_params())
-        ids[p.config_hash] = run_id
+        run_id = tracker.start_trial(p.config_hash, p.flat_params(), seed=p.seed)
+        ids[p.trial_id] = run_id
         if result is not None:
             tracker.log_result(run_id, result)
     if finish is not None:

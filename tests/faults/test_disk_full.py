@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sweep_helpers import launch_cli, launch_to_end, mlflow_children, reap, wait_while_running, write_spec
+from sweep_helpers import (
+    launch_cli,
+    launch_to_end,
+    mlflow_children,
+    reap,
+    record_name,
+    wait_while_running,
+    write_spec,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +78,7 @@ def test_disk_full_mid_sweep_stops_cleanly_and_relaunch_completes(tmp_path: Path
     before = _records(small_disk)
     assert 1 <= len(before) < TRIALS * len(FLOPS), "the fault should land mid-sweep"
     finished = [r for r in mlflow_children(uri, "diskfull") if r.info.status == "FINISHED"]
-    assert {r.data.tags["coe_sweep.config_hash"] for r in finished} >= set(before), "every record is in MLflow"
+    assert {record_name(r) for r in finished} >= set(before), "every record is in MLflow"
     assert not any(r.info.status == "RUNNING" for r in mlflow_children(uri, "diskfull")), \
         "a trial cut short by the stop is marked, not left RUNNING"
 
@@ -84,7 +92,7 @@ def test_disk_full_mid_sweep_stops_cleanly_and_relaunch_completes(tmp_path: Path
     assert len(hashes) == len(set(hashes)) == TRIALS * len(FLOPS)
     assert all(r.info.status == "FINISHED" and r.data.tags["coe_sweep.status"] == "ok" for r in children)
     for run in children:  # a trial whose record could not be written reached MLflow whole
-        rec = small_disk.glob(f"*/results/{run.data.tags['coe_sweep.config_hash']}.json")
+        rec = small_disk.glob(f"*/results/{record_name(run)}.json")
         for path in rec:
             result = json.loads(path.read_text())["result"]
             assert run.data.metrics["final_val_loss"] == pytest.approx(result["final_val_loss"], rel=1e-9)

@@ -34,8 +34,12 @@ def _finished(uri: str, name: str, driver: subprocess.Popen, log: Path) -> list:
     return [r for r in mlflow_children(uri, name) if r.info.status == "FINISHED"]
 
 
-def test_kill_driver_then_relaunch_keeps_every_trial_exactly_once(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "killme", trials=4, flops=[2e10, 6e10], max_concurrent=2)
+@pytest.mark.parametrize(("seeds", "configs"), [(1, 4), (3, 2)], ids=["1-seed", "3-seeds"])
+def test_kill_driver_then_relaunch_keeps_every_trial_exactly_once(tmp_path: Path, seeds: int, configs: int) -> None:
+    """Every (config, seed) exactly once after a kill -9 and a relaunch: 2 budgets x `configs` x `seeds`."""
+    spec = write_spec(tmp_path, "killme", trials=configs, flops=[2e10, 6e10], max_concurrent=2,
+                      extra={"search": {"algorithm": "tpe", "seed": 0, "trials_per_budget": configs, "seeds": seeds}})
+    expected = 2 * configs * seeds
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     driver = launch_cli(spec, "--simulate", "--simulate-trial-s", "3", cwd=tmp_path, log=tmp_path / "first.log")
     marker = f"coe-ray-{driver.pid}-"
@@ -53,26 +57,32 @@ def test_kill_driver_then_relaunch_keeps_every_trial_exactly_once(tmp_path: Path
     assert survivors, "expected Ray processes to outlive the killed driver (DESIGN.md); reaped them"
     results = next((tmp_path / "sweeps").glob("*/results"))
     before = {p.stem: p.stat().st_mtime_ns for p in results.glob("*.json")}
-    assert len(before) >= 2 and len(before) < 8, "the kill should land mid-sweep"
+    assert len(before) >= 2 and len(before) < expected, "the kill should land mid-sweep"
 
     rc = launch_to_end(spec, "--simulate", cwd=tmp_path, log=tmp_path / "second.log")
     assert rc == 0, (tmp_path / "second.log").read_text()[-3000:]
 
     children = mlflow_children(uri, "killme")
-    hashes = [r.data.tags["coe_sweep.config_hash"] for r in children]
-    assert len(hashes) == len(set(hashes)) == 8  # 2 budgets x 4 trials, each config once
+    keys = [(r.data.tags["coe_sweep.config_hash"], int(r.data.tags["coe_sweep.seed"])) for r in children]
+    assert len(keys) == len(set(keys)) == expected  # 2 budgets x configs x seeds, each (config, seed) once
     assert all(r.info.status == "FINISHED" and r.data.tags["coe_sweep.status"] == "ok" for r in children)
-    per_budget = {}
+    by_config: dict[str, set[int]] = {}
+    for config_hash, seed in keys:
+        by_config.setdefault(config_hash, set()).add(seed)
+    assert len(by_config) == 2 * configs and all(s == set(range(seeds)) for s in by_config.values())
+    per_budget: dict[str, int] = {}
     for r in children:
         per_budget[r.data.params["budget_label"]] = per_budget.get(r.data.params["budget_label"], 0) + 1
-    assert per_budget == {"2e10": 4, "6e10": 4}
+        assert r.info.run_name == r.data.tags["coe_sweep.trial_id"] == f"{r.data.tags['coe_sweep.config_hash'][:8]}-s" \
+            f"{r.data.tags['coe_sweep.seed']}"
+    assert per_budget == {"2e10": configs * seeds, "6e10": configs * seeds}
     after = {p.stem: p.stat().st_mtime_ns for p in results.glob("*.json")}
-    assert set(after) == set(hashes)
-    assert all(after[h] == before[h] for h in before), "a trial finished before the kill was trained again"
+    assert set(after) == {f"{h}-s{s}" for h, s in keys}
+    assert all(after[name] == before[name] for name in before), "a trial finished before the kill was trained again"
     journal = [json.loads(line) for line in (results.parent / "journal.jsonl").read_text().splitlines()
                if line.startswith("{") and line.endswith("}")]
-    starts = [e["config_hash"] for e in journal if e["event"] == "start"]
-    assert all(starts.count(h) == 1 for h in before)
+    starts = [f"{e['config_hash']}-s{e['seed']}" for e in journal if e["event"] == "start"]
+    assert all(starts.count(name) == 1 for name in before)
     import mlflow
 
     exp = mlflow.MlflowClient(uri).get_experiment_by_name("killme")

@@ -16,7 +16,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sweep_helpers import launch_cli, launch_to_end, mlflow_children, reap, wait_while_running, write_spec
+from sweep_helpers import (
+    launch_cli,
+    launch_to_end,
+    mlflow_children,
+    reap,
+    record_name,
+    wait_while_running,
+    write_spec,
+)
 
 from tests.tracking.conftest import MlflowServer, free_port
 
@@ -43,9 +51,9 @@ def _assert_mlflow_matches_records(uri: str, name: str, records: dict[str, dict]
     children = mlflow_children(uri, name)
     hashes = [r.data.tags["coe_sweep.config_hash"] for r in children]
     assert len(hashes) == len(set(hashes)) == expected, sorted(hashes)
-    assert set(hashes) == set(records)
+    assert {record_name(r) for r in children} == set(records)
     for run in children:
-        result = records[run.data.tags["coe_sweep.config_hash"]]["result"]
+        result = records[record_name(run)]["result"]
         assert run.info.status == "FINISHED" and run.data.tags["coe_sweep.status"] == "ok"
         assert run.data.metrics["final_val_loss"] == pytest.approx(result["final_val_loss"], rel=1e-9)
         logged = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_loss"))

@@ -140,8 +140,7 @@ def test_simulate_diverges_above_the_stability_limit(tmp_path: Path) -> None:
     assert result.final_val_loss is None
 
 
-@pytest.mark.parametrize("name", ["iso_flops.yaml", pytest.param("coe_vs_moe.yaml", marks=pytest.mark.xfail(
-    reason="named arms, search.seeds and analysis.baseline come with branch lifecycle", strict=False)), "quick.yaml"])
+@pytest.mark.parametrize("name", ["iso_flops.yaml", "coe_vs_moe.yaml", "quick.yaml"])
 def test_shipped_spaces_give_interior_isoflop_minima(name: str) -> None:
     """For every shipped space, each budget's best simulated trial is not at the smallest or largest model."""
     path = REPO / "search_spaces" / name

@@ -193,6 +193,27 @@ cases = {
  "source_unsupported_ext": (["data.source", "unsupported file", "notes.csv"], layout("file spec/notes.csv") + spec(extra=DATA.format("files:*.csv"))),
  "source_mixed_formats": (["data.source", "files of one format"], layout("file spec/data.jsonl", "file spec/data.txt") + spec(extra=DATA.format("files:data.*"))),
  "source_empty_dir": (["data.source", "matches at least one file"], layout("dir spec/empty") + spec(extra=DATA.format("files:empty"))),
+ # --- named arms, baseline, seeds ---
+ "arm_name_partial": (["space.arch.choice[1]", "a `name:` on every choice of bundle 'arch' or on none"],
+                      spec(space="space:\n  arch:\n    choice:\n      - {name: moe_4k, iterations: 1, top_k: 4}\n"
+                                 "      - {iterations: 2, top_k: 2}" + E + "\n")),
+ "arm_name_duplicate": (["space.arch.choice[1].name", "'moe_4k'", "a name no other choice has"],
+                        spec(space="space:\n  arch:\n    choice:\n      - {name: moe_4k, iterations: 1, top_k: 4}\n"
+                                   "      - {name: moe_4k, iterations: 2, top_k: 2}" + E + "\n")),
+ "arm_name_bad": (["space.arch.choice[0].name", "'coe 2k'", "letters, digits, _ . -"],
+                  spec(space="space:\n  arch:\n    choice:\n      - {name: coe 2k, iterations: 2, top_k: 2}" + E + "\n"
+                             "      - {name: moe_4k, iterations: 1, top_k: 4}\n")),
+ "arm_baseline_unknown": (["analysis.baseline", "'moe_8k'", "an arm the space produces: moe_4k, coe_2k"],
+                          spec(space="space:\n  arch:\n    choice:\n      - {name: moe_4k, iterations: 1, top_k: 4}\n"
+                                     "      - {name: coe_2k, iterations: 2, top_k: 2}\n",
+                               extra="analysis:\n  baseline: moe_8k" + E + "\n")),
+ "arm_baseline_derived_unknown": (["analysis.baseline", "'coe-C3'", "an arm the space produces: moe, coe-C2"],
+                                  spec(extra="analysis: {baseline: coe-C3}" + E + "\n")),
+ "seed_fixed_in_train": (["train.seed", "search.seeds sets it"],
+                         spec(train="train:\n  batch_size: 8\n  seq_len: 64\n  seed: 3" + E + "\n")),
+ "seed_sampled": (["space.train.seed", "search.seeds: N for seed repeats"],
+                  spec(space=SPACE + "  train.seed: {choice: [0, 1]}" + E + "\n")),
+ "seeds_zero": (["search.seeds", "greater than or equal to 1"], spec(extra="search:\n  seeds: 0" + E + "\n")),
 }
 
 # Result records a relaunch must survive: each is skipped with one line naming the file (the fragment here).

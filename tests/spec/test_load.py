@@ -18,12 +18,7 @@ from coe_sweep.units import parse_bytes as parse_memory
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
-# coe_vs_moe.yaml uses named bundle choices, search.seeds and analysis.baseline, which the lifecycle branch
-# adds to the schema: it loads once that lands (then drop this mark).
-NEEDS_LIFECYCLE = pytest.mark.xfail(reason="coe_vs_moe.yaml needs named arms, search.seeds and analysis.baseline "
-                                           "(branch lifecycle)", strict=False)
-SHIPPED_PARAMS = [pytest.param(p, id=p.stem, marks=NEEDS_LIFECYCLE if p.stem == "coe_vs_moe" else ())
-                  for p in SHIPPED]
+SHIPPED_PARAMS = [pytest.param(p, id=p.stem) for p in SHIPPED]
 
 SMALL = """\
 name: small

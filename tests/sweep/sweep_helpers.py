@@ -248,3 +248,8 @@ def mlflow_children(uri: str, sweep: str) -> list[Any]:
         return []
     runs = client.search_runs([exp.experiment_id], "tags.`coe_sweep.kind` = 'trial'", max_results=5000)
     return list(runs)
+
+
+def record_name(run: Any) -> str:
+    """The stem of an MLflow trial run's result record in the sweep store: `<config hash>-s<seed>`."""
+    return f"{run.data.tags['coe_sweep.config_hash']}-s{run.data.tags['coe_sweep.seed']}"

@@ -33,7 +33,7 @@ def test_simulated_tpe_sweep_end_to_end_then_resume_trains_nothing(tmp_path: Pat
     hashes = [r.data.tags["coe_sweep.config_hash"] for r in children]
     assert len(hashes) == 8 == len(set(hashes))
     records = {p.stem for p in (sweep_dir(spec) / "results").glob("*.json")}
-    assert records == set(hashes)
+    assert records == {f"{h}-s0" for h in hashes}
     for run in children:
         assert run.info.status == "FINISHED"
         assert run.data.tags["coe_sweep.status"] == "ok" and run.data.tags["coe_sweep.simulated"] == "true"
@@ -151,7 +151,7 @@ def test_asha_prunes_or_completes_every_trial(tmp_path: Path, ray_head: RayNode)
     budget = out.budgets["8e10"]
     assert len(budget.ok) + len(budget.pruned) == 6 and not budget.failed
     for t in budget.pruned:
-        record = json.loads((sweep_dir(spec) / "results" / f"{t.identity.config_hash}.json").read_text())
+        record = json.loads((sweep_dir(spec) / "results" / f"{t.identity.config_hash}-s0.json").read_text())
         assert record["result"]["status"] == "pruned" and record["result"]["reason"].startswith("ASHA stopped it")
     statuses = {r.data.tags["coe_sweep.config_hash"]: (r.data.tags["coe_sweep.status"], r.info.status)
                 for r in mlflow_children(_uri(tmp_path), "asha")}

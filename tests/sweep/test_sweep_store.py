@@ -52,7 +52,7 @@ def test_result_records_round_trip_and_journal(tmp_path: Path) -> None:
     first = TrialIdentity("abc123", 0, "1e12", point={"top_k": 2})
     trial = FinishedTrial(first, RunResult(status="ok", final_val_loss=1.5, val_curve=[(10, 1.5)]))
     path = store.write_result(trial)
-    assert path.name == "abc123.json"
+    assert path.name == "abc123-s0.json"
     assert store.read_results() == {("abc123", 0): trial}
     assert not list(store.results_dir.glob("*.tmp"))
     second = TrialIdentity("def456", 0, "1e12", point={"top_k": 4})

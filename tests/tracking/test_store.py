@@ -137,3 +137,23 @@ def test_empty_store_and_empty_sweep(sqlite_uri: str, tmp_path: Path) -> None:
     assert isinstance(frame, pd.DataFrame) and frame.empty
     assert {"run_id", "status", "final_val_loss", "start_time"} <= set(frame.columns)
     assert store.spec_yaml("unit-sweep").startswith("name: unit-sweep")
+
+
+def test_trials_frame_has_arm_seed_and_trial_id(sqlite_uri: str, tmp_path: Path) -> None:
+    """Seeds of one config are separate trials with one config hash; arm comes from its tag (else the family)."""
+    tracker = make_tracker(sqlite_uri, tmp_path / "journal")
+    tracker.start()
+    for seed in (0, 1, 2):
+        run = tracker.start_trial("cfgseed", {**trial_params(), "arm": "coe_2_k", "seed": seed},
+                                  {"coe_sweep.arm": "coe_2_k"}, seed=seed)
+        tracker.log_result(run, ok_result(2.0 + seed / 10))
+    tracker.start_trial("cfgold", trial_params(iterations=1), {})  # no arm tag: the family stands in
+    frame = TrackingStore(sqlite_uri).trials_frame("unit-sweep")
+    assert {"arm", "seed", "trial_id"} <= set(frame.columns) and "seed" not in frame.columns[:9]
+    assert frame["seed"].dtype == "int64"
+    seeds = frame[frame["config_hash"] == "cfgseed"].sort_values("seed")
+    assert seeds["seed"].tolist() == [0, 1, 2] and set(seeds["arm"]) == {"coe_2_k"}
+    assert seeds["trial_id"].tolist() == ["cfgseed-s0", "cfgseed-s1", "cfgseed-s2"]
+    assert seeds["final_val_loss"].tolist() == pytest.approx([2.0, 2.1, 2.2])
+    old = frame[frame["config_hash"] == "cfgold"].iloc[0]
+    assert (old["arm"], old["seed"], old["trial_id"]) == ("moe", 0, "cfgold-s0")

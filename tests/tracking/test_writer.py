@@ -134,15 +134,27 @@ def test_finished_trials_are_those_with_a_result(sqlite_uri: str, tmp_path: Path
     oom = tracker.start_trial("cfg0oom", trial_params(d_model=128), {})
     tracker.log_result(oom, RunResult(status="oom", reason="memory cap 1e6 bytes exceeded"))
     tracker.start_trial("cfg0run", trial_params(d_model=256), {})  # still running: not finished
+    seed2 = tracker.start_trial("cfg00ok", trial_params(), {}, seed=2)  # the same config, another seed
+    assert seed2 != ok
+    tracker.log_result(seed2, ok_result(2.5))
     relaunched = make_tracker(sqlite_uri, tmp_path / "journal")
     relaunched.start()
     finished = relaunched.finished_trials()
-    assert set(finished) == {"cfg00ok", "cfg0oom"}
-    assert finished["cfg00ok"].run_id == ok and finished["cfg00ok"].status == "ok"
-    assert finished["cfg00ok"].metrics["final_val_loss"] == 2.25
-    assert finished["cfg00ok"].params["model.d_model"] == 64
-    assert finished["cfg00ok"].budget_label == "1e12"
-    assert finished["cfg0oom"].run_status == "FAILED" and finished["cfg0oom"].reason.startswith("memory cap")
+    assert set(finished) == {("cfg00ok", 0), ("cfg0oom", 0), ("cfg00ok", 2)}
+    first = finished[("cfg00ok", 0)]
+    assert first.run_id == ok and first.status == "ok" and first.seed == 0
+    assert first.metrics["final_val_loss"] == 2.25 and finished[("cfg00ok", 2)].metrics["final_val_loss"] == 2.5
+    assert first.params["model.d_model"] == 64
+    assert first.budget_label == "1e12"
+    assert finished[("cfg0oom", 0)].run_status == "FAILED" and finished[("cfg0oom", 0)].reason.startswith("memory cap")
+    assert first.result().final_val_loss == 2.25 and first.result().status == "ok"
+    import mlflow
+
+    run = mlflow.MlflowClient(sqlite_uri).get_run(seed2)
+    assert run.info.run_name == "cfg00ok-s2" and run.data.tags["coe_sweep.trial_id"] == "cfg00ok-s2"
+    assert run.data.tags["coe_sweep.seed"] == "2"
+    # a relaunch finds the seed's run again instead of making a second one
+    assert relaunched.start_trial("cfg00ok", trial_params(), {}, seed=2) == seed2
 
 
 @pytest.mark.parametrize(("call", "message"), [
