@@ -18,6 +18,7 @@ from coe_sweep.model.config import ModelConfig
 Schedule = Literal["constant", "cosine", "linear"]
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "fp32", "bf16"]
+Compile = Literal["off", "on", "auto"]
 TrialStatus = Literal["ok", "diverged", "oom", "failed", "pruned"]  # pruned: stopped early by ASHA (sweeps only)
 
 
@@ -51,6 +52,7 @@ class TrainConfig:
     device: Device = "auto"
     dtype: Dtype = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     threads: int | None = None  # CPU threads; None: the CPUs this trial was given
+    compile: Compile = "auto"  # torch.compile the step: auto = when the horizon pays back the compile (runners/step.py)
 
 
 @dataclass(frozen=True)

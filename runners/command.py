@@ -28,7 +28,8 @@ SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data":
 _FLAGS: list[tuple[str, str, str, Any, str]] = [
     ("--d-model", "model", "d_model", int, "model width D"),
     ("--n-layers", "model", "n_layers", int, "transformer blocks"),
-    ("--n-heads", "model", "n_heads", int, "attention heads"),
+    ("--n-heads", "model", "n_heads", int, "attention heads (or --head-dim)"),
+    ("--head-dim", "model", "head_dim", int, "width of one attention head: heads = d_model / head_dim"),
     ("--n-kv-heads", "model", "n_kv_heads", int, "key/value heads (GQA)"),
     ("--d-expert", "model", "d_expert", int, "hidden width of one SwiGLU expert"),
     ("--n-experts", "model", "n_experts", int, "routed experts N"),
@@ -54,6 +55,7 @@ _FLAGS: list[tuple[str, str, str, Any, str]] = [
     ("--device", "train", "device", str, "auto | cpu | cuda"),
     ("--dtype", "train", "dtype", str, "auto | fp32 | bf16"),
     ("--threads", "train", "threads", int, "CPU threads (default: the CPUs given)"),
+    ("--compile", "train", "compile", str, "off | on | auto (compile when the horizon pays it back)"),
     ("--source", "data", "source", str, "builtin:arithmetic | files:PATH_OR_GLOB | hf:NAME[:CONFIG][@SPLIT]"),
     ("--text-template", "data", "text_template", str, "e.g. 'query : {question} response : {answer}'"),
     ("--tokenizer", "data", "tokenizer", str, "byte | bpe:N"),

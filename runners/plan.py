@@ -18,7 +18,7 @@ from coe_sweep.run import RunSpec, TrainConfig, tokenizer_vocab_size
 HorizonSource = Literal["steps", "tokens", "flops"]
 
 _CHOICES = {"schedule": ("constant", "cosine", "linear"), "device": ("auto", "cpu", "cuda"),
-            "dtype": ("auto", "fp32", "bf16")}
+            "dtype": ("auto", "fp32", "bf16"), "compile": ("off", "on", "auto")}
 
 
 @dataclass(frozen=True)

@@ -108,16 +108,16 @@ def _check_inputs(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str, o
 
 def _buffer_bytes(cfg: ModelConfig) -> int:
     # each attention layer's Rotary holds cos and sin tables of (max_seq_len, head_dim / 2), fp32
-    return cfg.n_layers * 2 * cfg.max_seq_len * (cfg.head_dim // 2) * _FP32
+    return cfg.n_layers * 2 * cfg.max_seq_len * (cfg.head_size // 2) * _FP32
 
 
 def _param_tensor_sizes(cfg: ModelConfig) -> list[int]:
     """Element counts of the parameter tensors in registration order (model.parameters())."""
     d, f, n = cfg.d_model, cfg.d_expert, cfg.n_experts
-    q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
-    layer = [d, q_width * d, kv_width * d, kv_width * d, d * q_width, d]  # attn_norm, wq, wk, wv, wo, ffn_norm
-    layer += [n * d] * cfg.n_routers + [n * f * d] * 3  # routers, w_gate, w_up, w_down
-    layer += [cfg.n_shared * f * d] * 3 if cfg.n_shared else []
+    q_width, kv_width = cfg.heads * cfg.head_size, cfg.kv_heads * cfg.head_size
+    layer = [d, (q_width + 2 * kv_width) * d, d * q_width, d]  # attn_norm, wqkv, wo, ffn_norm
+    layer += [n * d] * cfg.n_routers + [n * 2 * f * d, n * f * d]  # routers, w_gate_up, w_down
+    layer += [cfg.n_shared * 2 * f * d, cfg.n_shared * f * d] if cfg.n_shared else []  # shared w_gate_up, w_down
     head = [] if cfg.tie_embeddings else [cfg.vocab_size * d]
     return [cfg.vocab_size * d, *layer * cfg.n_layers, d, *head]
 
@@ -137,18 +137,18 @@ def _norm_bytes(d: int, output_saved: bool) -> int:
 
 
 def _attention_bytes(cfg: ModelConfig, seq_len: int, batch_size: int, e: int) -> float:
-    q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    q_width, kv_width = cfg.heads * cfg.head_size, cfg.kv_heads * cfg.head_size
     # normed input cast to the compute dtype by autocast, once per projection (casts are not cached)
     casts = 3 * e * cfg.d_model if e != _FP32 else 0
     if cfg.attention_impl == "sdpa":
         # CPU flash SDPA saves q, k, v (GQA natively), its output and the logsumexp (fp32, 1 per head)
-        saved = e * (2 * q_width + 2 * kv_width) + _FP32 * cfg.n_heads
+        saved = e * (2 * q_width + 2 * kv_width) + _FP32 * cfg.heads
     else:
         # explicit: q, K and V repeated to H heads (GQA), softmax probs (H x T per token: the
         # full T x T matrix, Korthikanti 2022 "5as/h" term), and the (T, T) bool mask per layer
         # (under autocast the fp32 softmax output is saved, and its bf16 cast by the AV matmul)
-        kv_saved = q_width if cfg.kv_heads != cfg.n_heads else kv_width
-        probs = cfg.n_heads * seq_len * (_FP32 + (e if e != _FP32 else 0))
+        kv_saved = q_width if cfg.kv_heads != cfg.heads else kv_width
+        probs = cfg.heads * seq_len * (_FP32 + (e if e != _FP32 else 0))
         saved = e * (q_width + 2 * kv_saved) + probs + _BOOL * seq_len / batch_size
     return casts + saved + e * q_width  # + the (B, T, H*hd) re-layout of the output saved by wo
 
@@ -217,6 +217,6 @@ def _weight_copy_bytes(cfg: ModelConfig, e: int) -> int:
     # autocast caches one bf16 copy of every nn.Linear / F.linear weight for the forward (attention,
     # shared experts, lm_head or the tied embedding); the routed experts cast their weights
     # explicitly on every call, once per iteration and layer. Routers run in fp32 (no copy).
-    q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    q_width, kv_width = cfg.heads * cfg.head_size, cfg.kv_heads * cfg.head_size
     linear = cfg.n_layers * (2 * d * q_width + 2 * d * kv_width + 3 * d * cfg.n_shared * f) + d * cfg.vocab_size
     return e * (linear + expert_weights)

@@ -1,8 +1,8 @@
 """Small building blocks of the LM: RMSNorm, rotary position embeddings, a dense SwiGLU FFN.
 
-Parameters (see CONTRACTS.md, accounting counts exactly these): RMSNorm has a weight and no bias;
-rotary embeddings have none (cos/sin tables are non-persistent buffers); SwiGLU has three
-bias-free linear maps `w_gate`, `w_up` (D -> F) and `w_down` (F -> D).
+Parameters (accounting counts exactly these): RMSNorm has a weight and no bias; rotary embeddings
+have none (cos/sin tables are non-persistent buffers); SwiGLU has two bias-free linear maps,
+`w_gate_up` (D -> 2F: gate rows [0, F), up rows [F, 2F), one matmul for both) and `w_down` (F -> D).
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ class RMSNorm(nn.Module):
 
 
 class Rotary(nn.Module):
-    """Rotary position embedding (half-split layout, as in LLaMA/NeoX); no parameters."""
+    """Rotary position embedding (half-split layout, as in LLaMA/NeoX) of (B, T, heads, hd) tensors;
+    no parameters. The rotation is one autograd Function whose backward is the inverse rotation, so
+    nothing is saved per token and q and k (adjacent heads of the qkv projection) rotate in one call."""
 
     def __init__(self, head_dim: int, max_seq_len: int, theta: float) -> None:
         super().__init__()
@@ -35,12 +37,36 @@ class Rotary(nn.Module):
         self.register_buffer("cos_TH", angles_TH.cos(), persistent=False)
         self.register_buffer("sin_TH", angles_TH.sin(), persistent=False)
 
-    def forward(self, x_BHTd: torch.Tensor) -> torch.Tensor:
-        T = x_BHTd.shape[-2]
-        cos = self.cos_TH[:T].to(x_BHTd.dtype)
-        sin = self.sin_TH[:T].to(x_BHTd.dtype)
-        x1, x2 = x_BHTd.chunk(2, dim=-1)
-        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+    def forward(self, x_BTNd: torch.Tensor) -> torch.Tensor:
+        T = x_BTNd.shape[1]
+        cos_T1H = self.cos_TH[:T, None].to(x_BTNd.dtype)
+        sin_T1H = self.sin_TH[:T, None].to(x_BTNd.dtype)
+        return _Rotate.apply(x_BTNd, cos_T1H, sin_T1H)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
+    """(x1, x2) -> (x1 cos - sign x2 sin, x2 cos + sign x1 sin), halves of the last dim; a new contiguous tensor."""
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    if torch.compiler.is_compiling():  # the compiler fuses this (and rejects out= into strided views)
+        return torch.cat((x1 * cos - sign * x2 * sin, x2 * cos + sign * x1 * sin), dim=-1)
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    out1, out2 = out[..., :h], out[..., h:]
+    torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=-sign)
+    torch.mul(x2, cos, out=out2).addcmul_(x1, sin, value=sign)
+    return out
+
+
+class _Rotate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        ctx.save_for_backward(cos, sin)
+        return _rotate(x, cos, sin, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: ANN001
+        cos, sin = ctx.saved_tensors
+        return _rotate(grad, cos, sin, -1.0), None, None  # R(theta)^T = R(-theta)
 
 
 class SwiGLU(nn.Module):
@@ -48,12 +74,12 @@ class SwiGLU(nn.Module):
 
     def __init__(self, d_model: int, d_hidden: int) -> None:
         super().__init__()
-        self.w_gate = nn.Linear(d_model, d_hidden, bias=False)
-        self.w_up = nn.Linear(d_model, d_hidden, bias=False)
+        self.w_gate_up = nn.Linear(d_model, 2 * d_hidden, bias=False)
         self.w_down = nn.Linear(d_hidden, d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+        gate, up = self.w_gate_up(x).chunk(2, dim=-1)
+        return self.w_down(F.silu(gate) * up)
 
 
 def init_weights(module: nn.Module, std: float) -> None:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 CHECKS = ("model", "seq_len", "constraint", "band", "memory", "max_steps", "min_steps")
 # Fields that change how a trial is executed, not what it computes: left out of the config hash so
 # that resuming on other hardware (or with another dispatch kernel) finds the same trials.
-EXECUTION_ONLY_FIELDS = {"model": ("dispatch", "attention_impl"), "train": ("device", "threads"),
+EXECUTION_ONLY_FIELDS = {"model": ("dispatch", "attention_impl"), "train": ("device", "threads", "compile"),
                          "data": ("cache_dir",)}
 
 

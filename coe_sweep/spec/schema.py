@@ -62,7 +62,7 @@ EXECUTION_ONLY_MODEL_FIELDS = ("dispatch", "attention_impl")  # same math: never
 # Inclusive bounds for ModelConfig's integer sizes: generous for real runs, fatal for typos.
 MODEL_BOUNDS: dict[str, tuple[int, int]] = {
     "vocab_size": (1, 1_000_000), "max_seq_len": (1, 1_048_576), "d_model": (1, 65_536),
-    "n_layers": (1, 1_024), "n_heads": (1, 1_024), "n_kv_heads": (1, 1_024), "d_expert": (1, 262_144),
+    "n_layers": (1, 1_024), "n_heads": (1, 1_024), "head_dim": (2, 65_536), "n_kv_heads": (1, 1_024), "d_expert": (1, 262_144),
     "n_experts": (1, 4_096), "n_shared": (0, 64), "top_k": (1, 4_096), "iterations": (1, 64),
 }
 
@@ -228,6 +228,8 @@ class TrainSection(Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when the trial has a GPU.")
     dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU.")
     threads: Int | None = Field(None, ge=1, le=1024, description="CPU threads; None: the CPUs the trial was given.")
+    compile: Literal["off", "on", "auto"] = Field("auto", description="torch.compile the training step: auto "
+                                                 "compiles when the horizon pays back the compile time.")
 
 
 def _model_field_type(name: str, hint: Any) -> Any:

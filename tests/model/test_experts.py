@@ -49,7 +49,8 @@ def test_one_expert_equals_dense_swiglu(probe_loss: Callable) -> None:
     x = torch.randn(11, 16)
     idx = torch.zeros(11, 1, dtype=torch.long)
     w = torch.ones(11, 1)
-    wg, wu, wd = grouped.w_gate_EFD[0], grouped.w_up_EFD[0], grouped.w_down_EDF[0]
+    wg, wu = grouped.w_gate_up_E2FD[0].chunk(2, dim=0)
+    wd = grouped.w_down_EDF[0]
     ref = F.linear(F.silu(F.linear(x, wg)) * F.linear(x, wu), wd)
     for m in (grouped, loop):
         torch.testing.assert_close(m(x, idx, w), ref, rtol=1e-5, atol=1e-6)
