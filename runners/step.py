@@ -120,6 +120,7 @@ class TrainStep:
             check = check + norm
         self.optimizer.found_inf = torch.logical_not(torch.isfinite(check)).float()
         self.optimizer.step()
+        self.optimizer.grad_scale = self.optimizer.found_inf = None  # step-local: hold nothing after it
         self.schedule.step()
         return losses_2
 
