@@ -25,10 +25,26 @@ SMALL = ModelConfig(vocab_size=50, max_seq_len=16, d_model=32, n_layers=2, n_hea
     ({"router_mode": "tied"}, "router_mode"),
     ({"dense": True, "top_k": 2}, "top_k"),
     ({"n_shared": -1}, "n_shared"),
+    ({"n_heads": None, "head_dim": 12}, "d_model"),  # 32 is not a multiple of 12
+    ({"n_heads": 4, "head_dim": 16}, "n_heads"),  # both given and 4 x 16 != 32
+    ({"n_heads": None, "head_dim": 0}, "head_dim"),
+    ({"n_heads": 32}, "d_model"),  # head size 1: odd, rotary needs pairs
 ])
 def test_invalid_config_raises_value_error_naming_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"ModelConfig\.{field}="):
         replace(SMALL, **overrides)
+
+
+def test_heads_follow_width_when_head_dim_is_given() -> None:
+    by_dim = [replace(SMALL, n_heads=None, head_dim=16, d_model=d) for d in (16, 32, 64)]
+    assert [(c.heads, c.head_size) for c in by_dim] == [(1, 16), (2, 16), (4, 16)]
+    assert (replace(SMALL, n_heads=None).heads, replace(SMALL, n_heads=None).head_size) == (4, 8)  # default 4 heads
+    both = replace(SMALL, n_heads=2, head_dim=16)  # both given and agreeing: accepted
+    assert (both.heads, both.head_size, both.kv_heads) == (2, 16, 2)
+    m = CoELM(replace(SMALL, n_heads=None, head_dim=16, d_model=64))
+    assert m.layers[0].attn.wqkv.weight.shape == ((4 + 2 * 4) * 16, 64)
+    with pytest.raises(ValueError, match=r"ModelConfig\.d_model=40 is invalid: expected a multiple of head_dim=16"):
+        replace(SMALL, n_heads=None, head_dim=16, d_model=40)
 
 
 def test_parameter_layout_matches_the_contract() -> None:
