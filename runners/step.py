@@ -85,11 +85,15 @@ class TrainStep:
             out = self.model(idx_BT, targets_BT=targets_BT)
         return out.loss, out.loss + out.aux_loss
 
-    def compile(self) -> bool:
-        """Compile the loss function (the first call after this compiles); False, logged, on failure."""
-        mode = "reduce-overhead" if self.device.device.type == "cuda" else None
+    def compile(self, mode: str | None = "auto", backend: str = "inductor") -> bool:
+        """Compile the loss function (the first call after this compiles); False, logged, on failure.
+
+        mode "auto": "reduce-overhead" (CUDA graphs) on CUDA, the default elsewhere; other values go
+        to torch.compile as they are (benchmarks compare them; tests use backend="aot_eager")."""
+        if mode == "auto":
+            mode = "reduce-overhead" if self.device.device.type == "cuda" else None
         try:
-            self._loss = torch.compile(self._eager_loss, mode=mode, dynamic=False)
+            self._loss = torch.compile(self._eager_loss, mode=mode, backend=backend, dynamic=False)
         except Exception as e:  # noqa: BLE001 - a trial runs eager rather than fail for its compiler
             log.warning("torch.compile unavailable (%s: %s); the trial runs eager", type(e).__name__, e)
             return False
@@ -100,7 +104,7 @@ class TrainStep:
         """One step on a (B, T+1) batch; returns [CE, CE + aux] as a (2,) fp32 device tensor (no sync)."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.compiled and self.device.device.type == "cuda":
-            torch.compiler.cudagraph_mark_step_begin()
+            torch.compiler.cudagraph_mark_step_begin()  # outputs of the previous replay may be overwritten
         try:
             ce, total = self._loss(batch_BT1[:, :-1], batch_BT1[:, 1:])
         except Exception as e:

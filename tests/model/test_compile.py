@@ -9,9 +9,12 @@ Fast: the `aot_eager` backend (dynamo + AOTAutograd + the fake implementations, 
 kernels as eager): equal to eager within 1e-5 (the same kernels; AOTAutograd may decompose an op or
 order a gradient sum differently, a few fp32 roundings).
 Slow: inductor (generated C++ kernels) in fp32 and under bf16 autocast. fp32: rtol 1e-4 / atol 1e-6
-(fused kernels reorder reductions; measured differences ~1e-6 relative). bf16: the relative L2 error
-of the loss and of each gradient < 3e-2 (bf16 keeps 8 mantissa bits, unit roundoff 3.9e-3; inductor
-keeps some fused intermediates in fp32 where eager rounds each op to bf16, so a few roundings differ).
+(fused kernels reorder reductions; measured differences ~1e-6 relative). bf16: compiled and eager
+round differently (inductor keeps fused intermediates in fp32 where eager rounds every op to bf16, and
+a rounding can flip a near-tie top-k choice), so both are held against the fp32 eager truth: the
+compiled bf16 loss and every gradient must be as close to it as eager bf16 is (relative L2 error at
+most 2x eager's + 1e-3). Measured: compiled against eager bf16 differs by up to 4.9% (a third-iteration
+router gradient), which is the size of bf16's own error there.
 """
 
 from __future__ import annotations
@@ -82,11 +85,12 @@ def _relative_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("iterations", [1, 2, 3])
-def test_inductor_bf16_equals_eager_bf16(iterations: int) -> None:
+def test_inductor_bf16_is_as_close_to_fp32_as_eager_bf16(iterations: int) -> None:
     model, batch = _pair(iterations)
+    loss_32, grads_32 = _loss_and_grads(model, batch, compiled=False)
     loss_e, grads_e = _loss_and_grads(model, batch, compiled=False, bf16=True)
     loss_c, grads_c = _loss_and_grads(model, batch, compiled=True, bf16=True)
-    assert _relative_l2(loss_c, loss_e) < 3e-2
-    for name, g in grads_e.items():
-        assert g.dtype == torch.float32  # fp32 master weights, bf16 compute
-        assert _relative_l2(grads_c[name], g) < 3e-2, name
+    assert _relative_l2(loss_c, loss_32) <= 2 * _relative_l2(loss_e, loss_32) + 1e-3
+    for name, g in grads_32.items():
+        assert grads_c[name].dtype == torch.float32  # fp32 master weights, bf16 compute
+        assert _relative_l2(grads_c[name], g) <= 2 * _relative_l2(grads_e[name], g) + 1e-3, name
