@@ -3,7 +3,7 @@
 Every category is in bytes. The activation count follows Korthikanti et al. 2022 ("Reducing
 Activation Recomputation in Large Transformer Models", section 4.1): sum, per layer, the tensors
 autograd saves for the backward pass, here term by term for this model's implementation
-(coe_sweep/model): RMSNorm decomposed by F.rms_norm on CPU, rotary, SDPA or explicit attention,
+(coe_sweep/model): RMSNorm, rotary, SDPA or explicit attention,
 one router, K dispatched token copies, SwiGLU intermediates and one new iterate per chain
 iteration. Weights/gradients/optimizer states follow Rajbhandari et al. 2020 ("ZeRO", section 3.1:
 mixed-precision Adam keeps fp32 parameters and two fp32 moments; here the weights stay fp32 and
@@ -119,11 +119,10 @@ def _param_tensor_sizes(cfg: ModelConfig) -> list[int]:
 
 
 def _norm_bytes(d: int, output_saved: bool) -> int:
-    # F.rms_norm decomposes on CPU: pow and mul save the input x, mul saves rsqrt's output (1 per
-    # token) and x * rstd (saved by the weight multiply). Computed in fp32 (RMSNorm casts to fp32;
-    # the residual stream is fp32 in both modes). The fp32 output is saved by its consumer unless
+    # coe_sweep/model/layers.py RMSNorm saves its input x and rstd (1 per token), in fp32 (the
+    # residual stream is fp32 in both modes). The fp32 output is saved by its consumer unless
     # autocast casts it to bf16 first (the consumer then saves the cast, counted there).
-    return _FP32 * ((3 if output_saved else 2) * d + 1)
+    return _FP32 * ((2 if output_saved else 1) * d + 1)
 
 
 def _attention_bytes(cfg: ModelConfig, seq_len: int, batch_size: int, e: int) -> float:

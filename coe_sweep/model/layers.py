@@ -13,7 +13,10 @@ from torch import nn
 
 
 class RMSNorm(nn.Module):
-    """y = x / rms(x) * weight, computed in fp32 and cast back to the input dtype."""
+    """y = x / rms(x) * weight, computed in fp32 and cast back to the input dtype.
+
+    One autograd Function with a hand-written backward: on CPU `F.rms_norm` decomposes into ~20 ops
+    (dtype round trips included) and measured 5x the time of this one at the sweeps' widths."""
 
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -21,8 +24,36 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps)
-        return y.to(x.dtype)
+        if torch.compiler.is_compiling():  # the compiler fuses the functional form into one kernel
+            return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+        return _RMSNorm.apply(x, self.weight, self.eps)
+
+
+class _RMSNorm(torch.autograd.Function):
+    """Saves x and rstd = 1 / sqrt(mean(x^2) + eps) (one number per row); with xhat = x * rstd and
+    gw = grad * weight: grad_x = rstd * (gw - xhat * mean(gw * xhat)), grad_weight = sum(grad * xhat)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:  # noqa: ANN001
+        x32 = _at_least_fp32(x)
+        rstd = torch.rsqrt(x32.square().mean(dim=-1, keepdim=True).add_(eps))
+        ctx.save_for_backward(x, weight, rstd)
+        return (x32 * rstd).mul_(_at_least_fp32(weight)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # noqa: ANN001
+        x, weight, rstd = ctx.saved_tensors
+        grad32 = _at_least_fp32(grad)
+        xhat = _at_least_fp32(x) * rstd
+        grad_weight = (grad32 * xhat).reshape(-1, x.shape[-1]).sum(dim=0)
+        gw = grad32 * _at_least_fp32(weight)
+        dot = (gw * xhat).mean(dim=-1, keepdim=True)
+        grad_x = gw.sub_(xhat.mul_(dot)).mul_(rstd)
+        return grad_x.to(x.dtype), grad_weight.to(weight.dtype), None
+
+
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
 class Rotary(nn.Module):

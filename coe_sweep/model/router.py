@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass
@@ -46,24 +45,31 @@ def route(
     """
     B, T, D = u_BTD.shape
     N = weight_ND.shape[0]
-    # Router math in fp32 even under bf16 autocast (DeepSeek-V2 / torchtitan practice).
+    # Router math in fp32 even under bf16 autocast (DeepSeek-V2 / torchtitan practice), laid out
+    # (N, S): softmax and top-k along dim 0 vectorise over the tokens, where a softmax over a last
+    # dim of 4-16 experts runs row by row (measured on CPU: 20x slower at N=8).
     with torch.autocast(device_type=u_BTD.device.type, enabled=False):
-        logits_SN = F.linear(u_BTD.reshape(B * T, D).float(), weight_ND.float())
-        scores_SN = logits_SN.softmax(dim=-1)
+        logits_NS = weight_ND.float() @ u_BTD.reshape(B * T, D).float().t()
+        scores_NS = logits_NS.softmax(dim=0)
         if uniform:
             slots_SK = torch.arange(B * T * top_k, device=u_BTD.device).view(B * T, top_k)
             topk_idx_SK = slots_SK % N
-            weights_SK = scores_SN.gather(1, topk_idx_SK)
+            weights_SK = scores_NS.t().gather(1, topk_idx_SK)
+        elif top_k == 1:
+            weights_S, topk_idx_S = scores_NS.max(dim=0)
+            weights_SK, topk_idx_SK = weights_S.unsqueeze(1), topk_idx_S.unsqueeze(1)
         else:
-            weights_SK, topk_idx_SK = torch.topk(scores_SN, top_k, dim=-1)
+            weights_KS, topk_idx_KS = torch.topk(scores_NS, top_k, dim=0)
+            weights_SK, topk_idx_SK = weights_KS.t(), topk_idx_KS.t()
         if renormalize and top_k > 1:
             weights_SK = weights_SK / (weights_SK.sum(dim=-1, keepdim=True) + 1e-20)
         if routed_scaling != 1.0:
             weights_SK = weights_SK * routed_scaling
         if aux_alpha == 0:
-            aux = scores_SN.new_zeros(())
+            aux = scores_NS.new_zeros(())
         else:
-            aux = sequence_balance_loss(scores_SN.view(B, T, N), topk_idx_SK.view(B, T, top_k), scale=aux_alpha)
+            aux = _balance_loss_NBT(scores_NS.view(N, B, T), topk_idx_SK.reshape(B, T * top_k), top_k, aux_alpha)
+    scores_SN = scores_NS.t()
     return Routing(scores_SN, topk_idx_SK, weights_SK, aux)
 
 
@@ -83,6 +89,13 @@ def sequence_balance_loss(scores_BTN: torch.Tensor, topk_idx_BTK: torch.Tensor, 
     p_BN = scores_BTN.float().mean(dim=1)
     chosen_p = p_BN.gather(1, topk_idx_BTK.reshape(B, T * K))
     return chosen_p.sum() * (scale * N / (K * T * B))
+
+
+def _balance_loss_NBT(scores_NBT: torch.Tensor, topk_idx_BA: torch.Tensor, k: int, scale: float) -> torch.Tensor:
+    """sequence_balance_loss on the router's (N, B, T) layout (the same formula and gather)."""
+    N, B, T = scores_NBT.shape
+    p_BN = scores_NBT.mean(dim=-1).t()
+    return p_BN.gather(1, topk_idx_BA).sum() * (scale * N / (k * T * B))
 
 
 def router_entropy(scores_SN: torch.Tensor) -> torch.Tensor:

@@ -37,3 +37,15 @@ def test_swiglu_gate_and_up_rows_of_the_fused_weight() -> None:
     gate_w, up_w = m.w_gate_up.weight[:4], m.w_gate_up.weight[4:]
     ref = F.linear(F.silu(F.linear(x, gate_w)) * F.linear(x, up_w), m.w_down.weight)
     torch.testing.assert_close(m(x), ref)
+
+
+def test_rmsnorm_function_equals_f_rms_norm_and_passes_gradcheck() -> None:
+    from coe_sweep.model.layers import RMSNorm, _RMSNorm
+
+    norm = RMSNorm(12, 1e-5).double()
+    w = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        norm.weight.copy_(w)
+    x = torch.randn(3, 5, 12, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(norm(x), F.rms_norm(x, (12,), w, 1e-5))
+    assert torch.autograd.gradcheck(lambda t, v: _RMSNorm.apply(t, v, 1e-5), (x, w))
