@@ -103,8 +103,8 @@ def _check_inputs(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str, o
 
 
 def _buffer_bytes(cfg: ModelConfig) -> int:
-    # each attention layer's Rotary holds cos and sin tables of (max_seq_len, head_dim / 2), fp32
-    return cfg.n_layers * 2 * cfg.max_seq_len * (cfg.head_size // 2) * _FP32
+    # each attention layer's Rotary holds cos and signed sin tables of (max_seq_len, head_dim), fp32
+    return cfg.n_layers * 2 * cfg.max_seq_len * cfg.head_size * _FP32
 
 
 def _param_tensor_sizes(cfg: ModelConfig) -> list[int]:

@@ -58,46 +58,42 @@ def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
 
 class Rotary(nn.Module):
     """Rotary position embedding (half-split layout, as in LLaMA/NeoX) of (B, T, heads, hd) tensors;
-    no parameters. The rotation is one autograd Function whose backward is the inverse rotation, so
-    nothing is saved per token and q and k (adjacent heads of the qkv projection) rotate in one call."""
+    no parameters. y = x * cos + swap_halves(x) * sin_signed, with the tables laid out (T, heads, hd)
+    so that every product broadcasts over the batch only: broadcasting a (T, 1, hd) table over heads
+    measured 5x slower on CPU. One autograd Function whose backward is the inverse rotation, so
+    nothing is saved per token, and q and k (adjacent heads of the qkv projection) rotate in one call."""
 
     def __init__(self, head_dim: int, max_seq_len: int, theta: float) -> None:
         super().__init__()
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         angles_TH = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
-        self.register_buffer("cos_TH", angles_TH.cos(), persistent=False)
-        self.register_buffer("sin_TH", angles_TH.sin(), persistent=False)
+        cos_TH, sin_TH = angles_TH.cos(), angles_TH.sin()
+        self.register_buffer("cos_Td", torch.cat((cos_TH, cos_TH), dim=-1), persistent=False)
+        self.register_buffer("sin_Td", torch.cat((-sin_TH, sin_TH), dim=-1), persistent=False)  # signed
 
     def forward(self, x_BTNd: torch.Tensor) -> torch.Tensor:
-        T = x_BTNd.shape[1]
-        cos_T1H = self.cos_TH[:T, None].to(x_BTNd.dtype)
-        sin_T1H = self.sin_TH[:T, None].to(x_BTNd.dtype)
-        return _Rotate.apply(x_BTNd, cos_T1H, sin_T1H)
+        _, T, N, d = x_BTNd.shape
+        cos_TNd = self.cos_Td[:T, None].to(x_BTNd.dtype).expand(T, N, d).contiguous()
+        sin_TNd = self.sin_Td[:T, None].to(x_BTNd.dtype).expand(T, N, d).contiguous()
+        return _Rotate.apply(x_BTNd, cos_TNd, sin_TNd)
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
-    """(x1, x2) -> (x1 cos - sign x2 sin, x2 cos + sign x1 sin), halves of the last dim; a new contiguous tensor."""
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x * cos + (x2, x1) * sin for the halves (x1, x2) of the last dim; a new contiguous tensor."""
     h = x.shape[-1] // 2
-    x1, x2 = x[..., :h], x[..., h:]
-    if torch.compiler.is_compiling():  # the compiler fuses this (and rejects out= into strided views)
-        return torch.cat((x1 * cos - sign * x2 * sin, x2 * cos + sign * x1 * sin), dim=-1)
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    out1, out2 = out[..., :h], out[..., h:]
-    torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=-sign)
-    torch.mul(x2, cos, out=out2).addcmul_(x1, sin, value=sign)
-    return out
+    return torch.cat((x[..., h:], x[..., :h]), dim=-1).mul_(sin).addcmul_(x, cos)
 
 
 class _Rotate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         ctx.save_for_backward(cos, sin)
-        return _rotate(x, cos, sin, 1.0)
+        return _rotate(x, cos, sin)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: ANN001
         cos, sin = ctx.saved_tensors
-        return _rotate(grad, cos, sin, -1.0), None, None  # R(theta)^T = R(-theta)
+        return _rotate(grad, cos, sin.neg()), None, None  # R(theta)^T = R(-theta): the swap is symmetric
 
 
 class SwiGLU(nn.Module):

@@ -10,13 +10,16 @@ from coe_sweep.model.layers import Rotary, SwiGLU
 
 def _rotary_formula(x_BTNd: torch.Tensor, rotary: Rotary) -> torch.Tensor:
     T, h = x_BTNd.shape[1], x_BTNd.shape[-1] // 2
-    cos, sin = rotary.cos_TH[:T, None].to(x_BTNd.dtype), rotary.sin_TH[:T, None].to(x_BTNd.dtype)
+    cos, sin = rotary.cos_Td[:T, None, :h].to(x_BTNd.dtype), rotary.sin_Td[:T, None, h:].to(x_BTNd.dtype)
     x1, x2 = x_BTNd[..., :h], x_BTNd[..., h:]
     return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
 def test_rotary_equals_the_formula_and_its_backward_is_the_inverse_rotation() -> None:
     rotary = Rotary(8, 16, 10000.0).double()
+    angles = torch.arange(16, dtype=torch.float64)[:, None] / 10000 ** (torch.arange(0, 8, 2) / 8)
+    torch.testing.assert_close(rotary.cos_Td[:, :4].double(), angles.cos(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(rotary.sin_Td[:, 4:].double(), angles.sin(), rtol=1e-6, atol=1e-6)
     qkv = torch.randn(2, 10, 5, 8, dtype=torch.float64)
     x = qkv[:, :, :3].clone().requires_grad_(True)  # a strided slice, as the attention passes it
     strided = qkv.clone().requires_grad_(True)
