@@ -33,7 +33,7 @@ import torch
 
 from coe_sweep.run import RunResult, RunSpec
 from runners.data import TokenData, load_token_data
-from runners.device import DeviceChoice, cpu_threads, resolve_device
+from runners.device import DeviceChoice, cpu_threads, keep_freed_memory, resolve_device
 from runners.plan import HorizonPlan, plan_horizon, validate_run_spec
 from runners.routing import summarise_routing
 from runners.step import EAGER_STEPS, TrainStep, compile_pays
@@ -106,6 +106,8 @@ def train(run_spec: RunSpec, report: Report | None = None) -> RunResult:
         raise ValueError(f"ModelConfig.vocab_size={run_spec.model.vocab_size} is invalid: the tokenizer has "
                          f"{data.vocab_size} ids; expected vocab_size={data.vocab_size}")
     trial = _Trial(run_spec, horizon, device, data, _initial_result(run_spec, horizon, device), report)
+    if device.device.type == "cpu":
+        keep_freed_memory()
     log.info("training %s on %s for %d steps (%s horizon, %d tokens)", run_spec.model.family,
              device.name, horizon.steps, horizon.source, horizon.tokens)
     with cpu_threads(device.threads):
