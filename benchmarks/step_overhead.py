@@ -7,7 +7,11 @@ batch 16 x seq 128, byte vocabulary; head_dim 16), this builds in the same proce
          GELU MLP) with the same d_model, layers, heads and head_dim, and an MLP width chosen so that
          its matmul FLOPs per token equal the trial's (routers + routed + shared experts per layer);
          fused AdamW, clip 1.0, no host syncs: the fastest plain step torch offers here.
-and prints per config: median step milliseconds of both (wall and process CPU time, 1 torch thread
+and a third, `dense`: this repo's own CoELM in dense mode (the same RMSNorm, rotary attention and
+SwiGLU, one dense SwiGLU of equal FLOPs per layer, the same runner step): the trial against it is the
+cost of routing and of the chain alone, where the nanoGPT peer also counts the architecture
+(RoPE, RMSNorm and SwiGLU against learned positions, LayerNorm and GELU).
+It prints per config: median step milliseconds of all three (wall and process CPU time, 1 torch thread
 as a sweep runs a trial; the two run round-robin so load from other processes hits both alike), the
 ratio trial / peer of the medians, of the median CPU times and of the fastest steps (on a shared
 machine the fastest step is the one nothing preempted), and the ops each step dispatches (aten ops seen by the profiler, nested calls
@@ -98,6 +102,14 @@ def peer_mlp_width(cfg: ModelConfig) -> int:
     terms = forward_flops_per_token(cfg, SEQ_LEN)
     ffn_per_layer = (terms.routers + terms.routed_experts + terms.shared_experts) / cfg.n_layers
     return max(1, round(ffn_per_layer / (4 * cfg.d_model)))
+
+
+def dense_config(cfg: ModelConfig) -> ModelConfig:
+    """CoELM in dense mode (C=1, one expert, no shared) whose SwiGLU width gives the trial's FFN FLOPs."""
+    terms = forward_flops_per_token(cfg, SEQ_LEN)
+    ffn_per_layer = (terms.routers + terms.routed_experts + terms.shared_experts) / cfg.n_layers
+    width = max(1, round(ffn_per_layer / (6 * cfg.d_model)))
+    return replace(cfg, dense=True, iterations=1, n_experts=1, top_k=1, n_shared=0, d_expert=width)
 
 
 def peer_step(cfg: ModelConfig) -> tuple[Callable[[torch.Tensor], None], nn.Module]:
@@ -210,25 +222,25 @@ def main() -> None:
             malloc = "malloc keeps freed memory"
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH} x seq {SEQ_LEN}, head_dim {HEAD_DIM}, "
           f"d_expert {D_EXPERT}, 1 shared expert, {malloc}; median of {args.repeats} steps (round-robin)")
-    print(f"{'d  L C K N':>12} {'trial ms':>9} {'peer ms':>8} {'ratio':>6} {'cpu ratio':>9} {'min ratio':>9} "
-          f"{'trial ops':>9} {'peer ops':>8} {'syncs':>5}")
-    ratios: list[float] = []
-    min_ratios: list[float] = []
+    print(f"{'':>12} {'median step ms':^26} {'trial / nanoGPT':^22} {'trial / dense':^15} {'aten ops per step':^20}")
+    print(f"{'d  L C K N':>12} {'trial':>8} {'nanoGPT':>8} {'dense':>8} {'median':>8} {'cpu':>6} {'min':>6} {'median':>8} "
+          f"{'min':>6} {'trial':>6} {'nanoGPT':>6} {'dense':>6} {'syncs':>5}")
+    rows: list[tuple[float, float, float, float]] = []
     for shape in (CONFIGS if args.configs == "all" else QUICK):
         cfg = trial_config(*shape)
         torch.manual_seed(0)
         batch = torch.randint(0, VOCAB, (BATCH, SEQ_LEN + 1))
-        t_step, _ = trial_step(cfg)
-        p_step, _ = peer_step(cfg)
-        m = measure({"trial": t_step, "peer": p_step}, batch, args.repeats, args.warmup)
-        t, q = m["trial"], m["peer"]
-        ratios.append(t.wall_ms / q.wall_ms)
-        min_ratios.append(t.min_ms / q.min_ms)
-        print(f"{' '.join(map(str, shape)):>12} {t.wall_ms:9.1f} {q.wall_ms:8.1f} {t.wall_ms / q.wall_ms:6.2f} "
-              f"{t.cpu_ms / q.cpu_ms:9.2f} {t.min_ms / q.min_ms:9.2f} {t.ops:9d} {q.ops:8d} {t.syncs:5d}")
-    print(f"ratio of medians: median over configs {statistics.median(ratios):.2f}, max {max(ratios):.2f}; "
-          f"ratio of fastest steps: median {statistics.median(min_ratios):.2f}, max {max(min_ratios):.2f} (goal <= 1.10)")
-
+        steps = {"trial": trial_step(cfg)[0], "nanogpt": peer_step(cfg)[0], "dense": trial_step(dense_config(cfg))[0]}
+        m = measure(steps, batch, args.repeats, args.warmup)
+        t, q, d = m["trial"], m["nanogpt"], m["dense"]
+        rows.append((t.wall_ms / q.wall_ms, t.min_ms / q.min_ms, t.wall_ms / d.wall_ms, t.min_ms / d.min_ms))
+        print(f"{' '.join(map(str, shape)):>12} {t.wall_ms:8.1f} {q.wall_ms:8.1f} {d.wall_ms:8.1f} "
+              f"{rows[-1][0]:8.2f} {t.cpu_ms / q.cpu_ms:6.2f} {rows[-1][1]:6.2f} {rows[-1][2]:8.2f} {rows[-1][3]:6.2f} "
+              f"{t.ops:6d} {q.ops:6d} {d.ops:6d} {t.syncs:5d}")
+    for i, label in enumerate(("nanoGPT, medians", "nanoGPT, fastest steps", "dense, medians", "dense, fastest steps")):
+        values = [row[i] for row in rows]
+        print(f"ratio to {label:22s}: median over configs {statistics.median(values):.2f}, max {max(values):.2f}")
+    print("goal: ratio to the nanoGPT peer <= 1.10")
 
 if __name__ == "__main__":
     main()

@@ -199,8 +199,9 @@ def _weight_copy_bytes(cfg: ModelConfig, e: int) -> int:
     d, f = cfg.d_model, cfg.d_expert
     expert_weights = cfg.n_layers * cfg.iterations * 3 * cfg.n_experts * d * f
     if e == _FP32:
-        # dense grouped mode re-lays out w_down (N, D, F) -> (D, N*F) with a copy, every iteration
-        return _FP32 * expert_weights // 3 if cfg.dense and cfg.dispatch == "grouped" else 0
+        # dense grouped mode re-lays out w_gate_up (gate rows first) and w_down (N, D, F) -> (D, N*F)
+        # with copies, every iteration
+        return _FP32 * expert_weights if cfg.dense and cfg.dispatch == "grouped" else 0
     # autocast caches one bf16 copy of every nn.Linear / F.linear weight for the forward (attention,
     # shared experts, lm_head or the tied embedding); the routed experts cast their weights
     # explicitly on every call, once per iteration and layer. Routers run in fp32 (no copy).

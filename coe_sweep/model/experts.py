@@ -6,9 +6,9 @@ Parameters (stored (E, out, in), the layout grouped_mm takes transposed): `w_gat
 gate rows [0, F) and up rows [F, 2F) of each expert stored as ONE tensor so that one matmul computes
 both, and `w_down_EDF` (E, D, F). An expert is `down(silu(gate(x)) * up(x))`, no biases.
 
-"grouped" (the fast path) calls the custom op `coe_sweep::routed_ffn` (coe_sweep/model/dispatch.py:
-sort, offsets, grouped matmuls, sum back; its backward is a custom op too), so the model compiles and
-has no host syncs. On CPU the tokens go through it in chunks (CPU_CHUNK_BYTES, below); numbers in
+"grouped" (the fast path) calls coe_sweep/model/dispatch.py (sort, offsets, grouped matmuls, sum
+back): the custom op `coe_sweep::routed_ffn` under torch.compile (its backward is a custom op too),
+so the model compiles and has no host syncs. On CPU the tokens go through it in chunks (CPU_CHUNK_BYTES, below); numbers in
 benchmarks/layer_throughput.py.
 "loop" is the reference path: a Python loop over experts with plain `F.linear`, which torch's
 FlopCounterMode can see (it counts 0 for grouped_mm). Both compute the same function.
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coe_sweep.model.dispatch import routed_ffn
+from coe_sweep.model.dispatch import routed_experts
 
 # On CPU the grouped path runs in token chunks whose largest (rows x max(D, 2F)) tensor stays under
 # this size: glibc serves blocks >= 32 MiB with fresh mmap pages, and first-touch page faults cost
@@ -55,10 +55,10 @@ class RoutedExperts(nn.Module):
             row_bytes = max(x_SD.shape[1], 2 * self.d_expert) * x_SD.element_size()
             tokens_per_chunk = max(1, CPU_CHUNK_BYTES // (row_bytes * K))
         if tokens_per_chunk >= S:
-            return routed_ffn(x_SD, topk_idx_SK, weights_SK, w_gate_up, w_down)[0]
+            return routed_experts(x_SD, topk_idx_SK, weights_SK, w_gate_up, w_down)
         return torch.cat([
-            routed_ffn(x_SD[a:a + tokens_per_chunk], topk_idx_SK[a:a + tokens_per_chunk],
-                       weights_SK[a:a + tokens_per_chunk], w_gate_up, w_down)[0]
+            routed_experts(x_SD[a:a + tokens_per_chunk], topk_idx_SK[a:a + tokens_per_chunk],
+                           weights_SK[a:a + tokens_per_chunk], w_gate_up, w_down)
             for a in range(0, S, tokens_per_chunk)
         ])
 
@@ -72,10 +72,12 @@ class RoutedExperts(nn.Module):
             for e in range(E):
                 y_SD = y_SD + self._expert(x_SD, e)
             return y_SD
-        gate_up_S2EF = F.linear(x_SD, self.w_gate_up_E2FD.to(dtype).reshape(E * 2 * Fw, D)).view(-1, E, 2, Fw)
-        h_SEF = F.silu(gate_up_S2EF[:, :, 0]) * gate_up_S2EF[:, :, 1]
+        # all gate rows first, then all up rows (a weight copy): the product then splits into two
+        # halves whose backward is one cat, where selecting strided gate/up columns would fill zeros
+        w_gate_up = self.w_gate_up_E2FD.to(dtype).view(E, 2, Fw, D).transpose(0, 1).reshape(2 * E * Fw, D)
+        gate_SH, up_SH = F.linear(x_SD, w_gate_up).chunk(2, dim=-1)  # H = E * F
         w_down = self.w_down_EDF.to(dtype).permute(1, 0, 2).reshape(D, E * Fw)
-        return F.linear(h_SEF.reshape(-1, E * Fw), w_down)
+        return F.linear(F.silu(gate_SH) * up_SH, w_down)
 
     # --- reference loop dispatch ------------------------------------------------------------
     def _expert(self, x_RD: torch.Tensor, e: int) -> torch.Tensor:
