@@ -83,7 +83,8 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str 
         weights=weights,
         grads=_FP32 * n_params,
         optimizer=optimizer_bytes,
-        activations=tokens * _activation_bytes_per_token(cfg, seq_len, batch_size, e) + _weight_copy_bytes(cfg, e),
+        activations=(tokens * _activation_bytes_per_token(cfg, seq_len, batch_size, e, device)
+                     + _weight_copy_bytes(cfg, e)),
         logits=tokens * _logits_bytes_per_token(cfg, e),
         optimizer_temp=optimizer_temp,
     )
@@ -145,7 +146,7 @@ def _attention_bytes(cfg: ModelConfig, seq_len: int, batch_size: int, e: int) ->
     return casts + saved + e * q_width  # + the (B, T, H*hd) re-layout of the output saved by wo
 
 
-def _chain_bytes(cfg: ModelConfig, e: int) -> float:
+def _chain_bytes(cfg: ModelConfig, e: int, device: str) -> float:
     d, f, k = cfg.d_model, cfg.d_expert, cfg.top_k
     per_iteration = 0
     if cfg.dense:
@@ -164,9 +165,10 @@ def _chain_bytes(cfg: ModelConfig, e: int) -> float:
             per_iteration += k * (e * (3 * d + 4 * f + 1) + 2 * _INT64)
         else:
             # grouped (coe_sweep/model/dispatch.py saves): the gate|up rows (2F), the gate weight and
-            # the sort order and its inverse (int64) per slot; the input is the iterate, saved
-            # anyway, except under autocast, where its bf16 cast is a new tensor
-            per_iteration += k * (e * (2 * f + 1) + 2 * _INT64) + (e * d if e != _FP32 else 0)
+            # the sort order (int64) per slot, and on CUDA with K > 1 its inverse; the input is the
+            # iterate, saved anyway, except under autocast, where its bf16 cast is a new tensor
+            orders = 2 if device == "cuda" and k > 1 else 1
+            per_iteration += k * (e * (2 * f + 1) + orders * _INT64) + (e * d if e != _FP32 else 0)
     if cfg.n_shared:
         per_iteration += e * 4 * cfg.n_shared * f + (e * 2 * d if e != _FP32 else 0)
     # each iterate u_1..u_{C-1} is a new fp32 tensor saved by the next iteration's fp32 router (u_C
@@ -176,13 +178,13 @@ def _chain_bytes(cfg: ModelConfig, e: int) -> float:
     return cfg.iterations * per_iteration + (_FP32 * d * (cfg.iterations - 1) if iterates_saved else 0)
 
 
-def _activation_bytes_per_token(cfg: ModelConfig, seq_len: int, batch_size: int, e: int) -> float:
+def _activation_bytes_per_token(cfg: ModelConfig, seq_len: int, batch_size: int, e: int, device: str) -> float:
     d = cfg.d_model
     fp32 = e == _FP32
     # under autocast the attention projections and lm_head save bf16 casts of the normed input
     # (counted with them); u_0 stays fp32 for the fp32 router (dense mode has none)
     per_layer = (_norm_bytes(d, output_saved=fp32) + _attention_bytes(cfg, seq_len, batch_size, e)
-                 + _norm_bytes(d, output_saved=fp32 or not cfg.dense) + _chain_bytes(cfg, e))
+                 + _norm_bytes(d, output_saved=fp32 or not cfg.dense) + _chain_bytes(cfg, e, device))
     final_norm = _norm_bytes(d, output_saved=fp32) + (0 if fp32 else e * d)
     ids = 2 * _INT64  # token ids (embedding backward) and targets (loss)
     return int(cfg.n_layers * per_layer + final_norm + ids + 0.5)

@@ -14,8 +14,11 @@ around the same implementations in eager mode.
      `bincount`, whose CUDA kernel reads the maximum back to the host),
   3. grouped matmuls over the sorted rows: gate|up as one (E, 2F, D) matmul, the weighted SwiGLU
      (the gate weight scales the F-wide hidden row, not the D-wide output), then down,
-  4. add each token's K rows back (a permuted gather by `inverse_A` and a sum over K; on CPU one index_add_).
-It returns y_SD and what the backward needs: the gate|up rows, the sort order and its inverse, the
+  4. add each token's K rows back: with K = 1 the sort is a permutation, undone by one index_copy_;
+     with K > 1 one index_add_ on CPU, and on CUDA a gather by the inverse permutation `inverse_A`
+     and a sum over K (CUDA's index_add_ uses atomics: neither deterministic nor exact in bf16).
+It returns y_SD and what the backward needs: the gate|up rows, the sort order (and its inverse where
+step 4 uses it; an empty tensor elsewhere), the
 offsets. `coe_sweep::routed_ffn_backward` is its adjoint: gathers where the forward summed and sums
 where it gathered, so no scatter-add and no atomics; silu(gate) is recomputed, not saved.
 Both are deterministic. On CPU and for bf16 on CUDA the matmuls are `F.grouped_mm`; fp32 on CUDA
@@ -58,13 +61,15 @@ def _token_rows(order_A: Tensor, k: int) -> Tensor:
     return order_A // k if k > 1 else order_A
 
 
+def _needs_inverse(device: torch.device, k: int) -> bool:
+    return k > 1 and device.type != "cpu"
+
+
 def _sum_slots(y_AD: Tensor, order_A: Tensor, inverse_A: Tensor, k: int) -> Tensor:
-    """out[s] = sum_k y_AD[inverse_A[s*K + k]]: rows back in token order, summed over K. With K > 1 on
-    CPU an index_add_ (serial there, so deterministic; one pass instead of a gather and a sum);
-    elsewhere a gather and a sum (CUDA's index_add_ uses atomics: neither deterministic nor exact)."""
-    if k == 1:
-        return y_AD.index_select(0, inverse_A)
-    if y_AD.device.type == "cpu":
+    """out[s] = sum_k of the rows of token s's K slots (step 4 of the module docstring); deterministic."""
+    if k == 1:  # sorted row j holds token order_A[j]
+        return y_AD.new_empty(y_AD.shape).index_copy_(0, order_A, y_AD)
+    if not _needs_inverse(y_AD.device, k):  # CPU: index_add_ runs serially, so it is deterministic
         return y_AD.new_zeros(order_A.numel() // k, y_AD.shape[-1]).index_add_(0, order_A // k, y_AD)
     return y_AD.index_select(0, inverse_A).view(-1, k, y_AD.shape[-1]).sum(dim=1)
 
@@ -95,7 +100,9 @@ def _routed_ffn_impl(x_SD: Tensor, topk_idx_SK: Tensor, weights_SK: Tensor, w_ga
     expert_A, order_A = torch.sort(topk_idx_SK.reshape(-1), stable=True)
     experts_E = torch.arange(E, device=expert_A.device, dtype=expert_A.dtype)
     offsets_E = torch.searchsorted(expert_A, experts_E, right=True, out_int32=True)
-    inverse_A = torch.empty_like(order_A).scatter_(0, order_A, torch.arange(order_A.numel(), device=order_A.device))
+    inverse_A = order_A.new_empty(0)
+    if _needs_inverse(order_A.device, K):
+        inverse_A = torch.empty_like(order_A).scatter_(0, order_A, torch.arange(order_A.numel(), device=order_A.device))
     x_AD = x_SD.index_select(0, _token_rows(order_A, K))
     gate_up_A2F = grouped_mm(x_AD, w_gate_up_E2FD.transpose(-2, -1), offsets_E)
     weight_A1 = weights_SK.reshape(-1).index_select(0, order_A).unsqueeze(1)
@@ -107,9 +114,9 @@ def _routed_ffn_impl(x_SD: Tensor, topk_idx_SK: Tensor, weights_SK: Tensor, w_ga
 @routed_ffn.register_fake
 def _routed_ffn_fake(x_SD: Tensor, topk_idx_SK: Tensor, weights_SK: Tensor, w_gate_up_E2FD: Tensor,
                      w_down_EDF: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    A = topk_idx_SK.numel()
+    A, K = topk_idx_SK.numel(), topk_idx_SK.shape[1]
     return (x_SD.new_empty(x_SD.shape), x_SD.new_empty(A, w_gate_up_E2FD.shape[1]),
-            topk_idx_SK.new_empty(A), topk_idx_SK.new_empty(A),
+            topk_idx_SK.new_empty(A), topk_idx_SK.new_empty(A if _needs_inverse(x_SD.device, K) else 0),
             topk_idx_SK.new_empty(w_down_EDF.shape[0], dtype=torch.int32))
 
 
@@ -144,7 +151,7 @@ def _routed_ffn_backward_impl(grad_y_SD: Tensor, x_SD: Tensor, weights_SK: Tenso
                                             grad_input=grad_gate_up_A2F[:, :Fw])
     grad_w_gate_up_E2FD = grouped_mm(grad_gate_up_A2F.t(), x_AD, offsets_E)
     grad_x_AD = grouped_mm(grad_gate_up_A2F, w_gate_up_E2FD, offsets_E)
-    grad_weights_SK = grad_weight_A.index_select(0, inverse_A).view(S, K)
+    grad_weights_SK = grad_weight_A.new_empty(S * K).index_copy_(0, order_A, grad_weight_A).view(S, K)
     return _sum_slots(grad_x_AD, order_A, inverse_A, K), grad_weights_SK, grad_w_gate_up_E2FD, grad_w_down_EDF
 
 
