@@ -13,7 +13,7 @@ report, so a CUDA step never waits for the device (the condition for CUDA graphs
 
 Compilation (`train.compile`): the loss function (forward; AOTAutograd derives the backward) goes
 through `torch.compile` (`mode="reduce-overhead"` on CUDA: CUDA graphs), the optimizer stays eager
-(one fused kernel already). The first MEASURED steps always run eager (the memory-measured step among
+(one fused kernel already). The first EAGER_STEPS steps always run eager (the memory-measured step among
 them); then `off` stays eager, `on` compiles, and `auto` compiles when the steps left pay back the
 compile time: steps_left x eager_step_s x (1 - 1/speedup) > PAYBACK x compile_s, from COMPILE_COST
 (measured, see there). A compile that fails logs a warning and the trial continues eager.

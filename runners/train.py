@@ -227,8 +227,11 @@ def _measured_step(trial: _Trial, stepper: TrainStep, batch: torch.Tensor) -> to
 
 
 def _train_batches(windows: np.ndarray, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """Endless (B, T+1) batches: each epoch visits the windows in an order drawn by the training seed."""
+    """Endless (B, T+1) batches: each epoch visits the windows in an order drawn by the training seed.
+    On CUDA a batch is copied from pinned memory without blocking: a copy from pageable memory would
+    make the host wait for the device every step."""
     rng = np.random.default_rng(seed)
+    pin = device.type == "cuda"
     n = len(windows)
     order, pos = rng.permutation(n), 0
     while True:
@@ -237,7 +240,8 @@ def _train_batches(windows: np.ndarray, batch_size: int, seed: int, device: torc
             pos = 0
         idx = np.sort(order[pos:pos + batch_size])  # sorted: sequential reads of the memmap
         pos += batch_size
-        yield torch.from_numpy(np.asarray(windows[idx], dtype=np.int64)).to(device)
+        batch = torch.from_numpy(np.asarray(windows[idx], dtype=np.int64))
+        yield batch.pin_memory().to(device, non_blocking=True) if pin else batch.to(device)
 
 
 # ---------------------------------------------------------------- evaluation and finish

@@ -18,12 +18,12 @@ around the same implementations in eager mode.
      with K > 1 one index_add_ on CPU, and on CUDA a gather by the inverse permutation `inverse_A`
      and a sum over K (CUDA's index_add_ uses atomics: neither deterministic nor exact in bf16).
 It returns y_SD and what the backward needs: the gate|up rows, the sort order (and its inverse where
-step 4 uses it; an empty tensor elsewhere), the
-offsets. `coe_sweep::routed_ffn_backward` is its adjoint: gathers where the forward summed and sums
-where it gathered, so no scatter-add and no atomics; silu(gate) is recomputed, not saved.
-Both are deterministic. On CPU and for bf16 on CUDA the matmuls are `F.grouped_mm`; fp32 on CUDA
-(which grouped_mm does not take) loops over experts with the offsets read on the host: correct, but
-not capturable by CUDA graphs (trials on CUDA run bf16 by default).
+step 4 uses it; an empty tensor elsewhere) and the offsets. `coe_sweep::routed_ffn_backward` is its
+adjoint: it gathers the output gradient by the same order and adds each token's K input-gradient rows
+back as step 4 does; silu(gate) and the gathered input rows are recomputed, not saved. Both are
+deterministic (no atomics). On CPU and for bf16 on CUDA the matmuls are `F.grouped_mm`; fp32 on CUDA
+(which grouped_mm does not take) and strides grouped_mm refuses loop over experts with the offsets read
+on the host: correct, but not capturable by CUDA graphs (trials on CUDA run bf16 by default).
 """
 
 from __future__ import annotations
