@@ -132,13 +132,22 @@ def trial_step(cfg: ModelConfig) -> tuple[Callable[[torch.Tensor], None], nn.Mod
 
     tc = TrainConfig(batch_size=BATCH, seq_len=SEQ_LEN, lr=3e-3, warmup_steps=10, schedule="cosine")
     model = CoELM(cfg)
-    try:
-        from runners.device import resolve_device
-        from runners.step import TrainStep
-    except ImportError:  # the original code: a replica of its runners.train._train_step
+    if is_original_code():  # a replica of its runners.train._train_step
         return _legacy_trial_step(model, tc), model
+    from runners.device import resolve_device
+    from runners.step import TrainStep
+
     train_step = TrainStep(model, tc, total_steps=10_000, device=resolve_device(replace(tc, device="cpu")))
     return train_step.run, model
+
+
+def is_original_code() -> bool:
+    """True on the code before issue 14 (PYTHONPATH=<old checkout>). Decided by a feature of the imported
+    runners package, not by an ImportError: an editable install can resolve a submodule that the old
+    package lacks from the new tree."""
+    import runners.device
+
+    return not hasattr(runners.device, "keep_freed_memory")
 
 
 def _legacy_trial_step(model: nn.Module, tc: object) -> Callable[[torch.Tensor], None]:
@@ -213,12 +222,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     malloc = "default malloc"
-    if not args.default_malloc:
-        try:  # what a trial process does since issue 14; the peer runs in the same process, so it gains too
-            from runners.device import keep_freed_memory
-        except ImportError:
-            keep_freed_memory = None  # type: ignore[assignment]  # the original code
-        if keep_freed_memory is not None and keep_freed_memory():
+    if not args.default_malloc and not is_original_code():
+        # what a trial process does since issue 14; the peers run in the same process, so they gain too
+        from runners.device import keep_freed_memory
+
+        if keep_freed_memory():
             malloc = "malloc keeps freed memory"
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH} x seq {SEQ_LEN}, head_dim {HEAD_DIM}, "
           f"d_expert {D_EXPERT}, 1 shared expert, {malloc}; median of {args.repeats} steps (round-robin)")
