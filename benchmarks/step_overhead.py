@@ -14,8 +14,9 @@ cost of routing and of the chain alone, where the nanoGPT peer also counts the a
 It prints per config: median step milliseconds of all three (wall and process CPU time, 1 torch thread
 as a sweep runs a trial; the two run round-robin so load from other processes hits both alike), the
 ratio trial / peer of the medians, of the median CPU times and of the fastest steps (on a shared
-machine the fastest step is the one nothing preempted), and the ops each step dispatches (aten ops seen by the profiler, nested calls
-included, plus the host syncs `aten::_local_scalar_dense` among them).
+machine the fastest step is the one nothing preempted), the ops each step dispatches (counted by a
+TorchDispatchMode: what Python and autograd send to the dispatcher), the aten ops the profiler sees (nested calls included: F.grouped_mm's per-expert internals count there) and the host
+reads `aten::_local_scalar_dense` among them (on CPU grouped_mm reads its offsets inside the kernel).
 
     python benchmarks/step_overhead.py [--repeats 15] [--threads 1] [--configs all|quick]
 
@@ -36,6 +37,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from coe_sweep.accounting import forward_flops_per_token
 from coe_sweep.model.config import ModelConfig
@@ -178,16 +180,32 @@ class Measured:
     wall_ms: float  # median
     cpu_ms: float  # median process CPU time
     min_ms: float  # fastest step: what the step costs when nothing else takes the core (a shared machine)
-    ops: int
+    dispatched: int  # ops dispatched per step (TorchDispatchMode)
+    ops: int  # aten ops per step as the profiler sees them, nested included
     syncs: int
 
 
-def count_ops(step: Callable[[torch.Tensor], None], batch: torch.Tensor) -> tuple[int, int]:
-    """aten ops of one step (nested calls included) and the host syncs among them."""
+class _DispatchCounter(TorchDispatchMode):
+    """Counts the ops that reach the dispatcher from Python and autograd (not those a C++ kernel calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(step: Callable[[torch.Tensor], None], batch: torch.Tensor) -> tuple[int, int, int]:
+    """Ops of one step: dispatched (TorchDispatchMode), aten ops the profiler sees (nested calls
+    included, e.g. grouped_mm's per-expert internals), and the host reads among those."""
+    with _DispatchCounter() as counter:
+        step(batch)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         step(batch)
     names = [e.name for e in prof.events()]
-    return sum(n.startswith("aten::") for n in names), sum(n == "aten::_local_scalar_dense" for n in names)
+    return counter.ops, sum(n.startswith("aten::") for n in names), sum(n == "aten::_local_scalar_dense" for n in names)
 
 
 def measure(steps: dict[str, Callable[[torch.Tensor], None]], batch: torch.Tensor, repeats: int,
@@ -205,9 +223,9 @@ def measure(steps: dict[str, Callable[[torch.Tensor], None]], batch: torch.Tenso
             wall[name].append(time.perf_counter() - w0)
     out = {}
     for name, step in steps.items():
-        ops, syncs = count_ops(step, batch)
+        dispatched, ops, syncs = count_ops(step, batch)
         out[name] = Measured(1e3 * statistics.median(wall[name]), 1e3 * statistics.median(cpu[name]),
-                             1e3 * min(wall[name]), ops, syncs)
+                             1e3 * min(wall[name]), dispatched, ops, syncs)
     return out
 
 
@@ -230,9 +248,10 @@ def main() -> None:
             malloc = "malloc keeps freed memory"
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH} x seq {SEQ_LEN}, head_dim {HEAD_DIM}, "
           f"d_expert {D_EXPERT}, 1 shared expert, {malloc}; median of {args.repeats} steps (round-robin)")
-    print(f"{'':>12} {'median step ms':^26} {'trial / nanoGPT':^22} {'trial / dense':^15} {'aten ops per step':^20}")
+    print(f"{'':>12} {'median step ms':^26} {'trial / nanoGPT':^22} {'trial / dense':^15} "
+          f"{'dispatched ops':^20} {'aten ops (profiler)':^20}")
     print(f"{'d  L C K N':>12} {'trial':>8} {'nanoGPT':>8} {'dense':>8} {'median':>8} {'cpu':>6} {'min':>6} {'median':>8} "
-          f"{'min':>6} {'trial':>6} {'nanoGPT':>6} {'dense':>6} {'syncs':>5}")
+          f"{'min':>6} {'trial':>6} {'nanoGPT':>6} {'dense':>6} {'trial':>6} {'nanoGPT':>6} {'dense':>6} {'reads':>5}")
     rows: list[tuple[float, float, float, float]] = []
     for shape in (CONFIGS if args.configs == "all" else QUICK):
         cfg = trial_config(*shape)
@@ -244,7 +263,7 @@ def main() -> None:
         rows.append((t.wall_ms / q.wall_ms, t.min_ms / q.min_ms, t.wall_ms / d.wall_ms, t.min_ms / d.min_ms))
         print(f"{' '.join(map(str, shape)):>12} {t.wall_ms:8.1f} {q.wall_ms:8.1f} {d.wall_ms:8.1f} "
               f"{rows[-1][0]:8.2f} {t.cpu_ms / q.cpu_ms:6.2f} {rows[-1][1]:6.2f} {rows[-1][2]:8.2f} {rows[-1][3]:6.2f} "
-              f"{t.ops:6d} {q.ops:6d} {d.ops:6d} {t.syncs:5d}")
+              f"{t.dispatched:6d} {q.dispatched:6d} {d.dispatched:6d} {t.ops:6d} {q.ops:6d} {d.ops:6d} {t.syncs:5d}")
     for i, label in enumerate(("nanoGPT, medians", "nanoGPT, fastest steps", "dense, medians", "dense, fastest steps")):
         values = [row[i] for row in rows]
         print(f"ratio to {label:22s}: median over configs {statistics.median(values):.2f}, max {max(values):.2f}")
