@@ -51,10 +51,11 @@ def route(
     with torch.autocast(device_type=u_BTD.device.type, enabled=False):
         logits_NS = weight_ND.float() @ u_BTD.reshape(B * T, D).float().t()
         scores_NS = logits_NS.softmax(dim=0)
+        scores_SN = scores_NS.t()
         if uniform:
             slots_SK = torch.arange(B * T * top_k, device=u_BTD.device).view(B * T, top_k)
             topk_idx_SK = slots_SK % N
-            weights_SK = scores_NS.t().gather(1, topk_idx_SK)
+            weights_SK = scores_SN.gather(1, topk_idx_SK)
         elif top_k == 1:
             weights_S, topk_idx_S = scores_NS.max(dim=0)
             weights_SK, topk_idx_SK = weights_S.unsqueeze(1), topk_idx_S.unsqueeze(1)
@@ -68,8 +69,7 @@ def route(
         if aux_alpha == 0:
             aux = scores_NS.new_zeros(())
         else:
-            aux = _balance_loss_NBT(scores_NS.view(N, B, T), topk_idx_SK.reshape(B, T * top_k), top_k, aux_alpha)
-    scores_SN = scores_NS.t()
+            aux = sequence_balance_loss(scores_SN.view(B, T, N), topk_idx_SK.reshape(B, T, top_k), scale=aux_alpha)
     return Routing(scores_SN, topk_idx_SK, weights_SK, aux)
 
 
@@ -89,13 +89,6 @@ def sequence_balance_loss(scores_BTN: torch.Tensor, topk_idx_BTK: torch.Tensor, 
     p_BN = scores_BTN.float().mean(dim=1)
     chosen_p = p_BN.gather(1, topk_idx_BTK.reshape(B, T * K))
     return chosen_p.sum() * (scale * N / (K * T * B))
-
-
-def _balance_loss_NBT(scores_NBT: torch.Tensor, topk_idx_BA: torch.Tensor, k: int, scale: float) -> torch.Tensor:
-    """sequence_balance_loss on the router's (N, B, T) layout (the same formula and gather)."""
-    N, B, T = scores_NBT.shape
-    p_BN = scores_NBT.mean(dim=-1).t()
-    return p_BN.gather(1, topk_idx_BA).sum() * (scale * N / (k * T * B))
 
 
 def router_entropy(scores_SN: torch.Tensor) -> torch.Tensor:
