@@ -9,6 +9,18 @@ pays back the compile, compile_s / (eager_s - compiled_s). The inductor cache st
 TORCHINDUCTOR_CACHE_DIR), as for a trial of a new shape.
 
     python benchmarks/compile_payback.py [--configs all|quick] [--repeats 15]
+
+Measured (issue 14; 2-core CPU shared with other jobs, load average 3-8; the trial's malloc settings):
+      d  L C K N compile s  eager ms  comp ms speedup cpu spdup break-even steps
+      16 1 1 1 4      41.3      23.7     19.3    1.23      1.31             9306   (first: warms inductor up)
+      16 2 2 2 8      17.6      28.0     24.1    1.16      1.17             4504
+      32 1 3 1 4      19.5      21.7     18.8    1.15      1.15             6735
+      32 2 1 2 8       8.4      38.0     32.5    1.17      1.19             1523
+      48 2 2 1 8      22.2      51.8     43.8    1.18      1.18             2760
+      64 1 2 2 4      18.2      42.9     38.3    1.12      1.21             3943
+      64 2 1 2 8       9.7      58.7     52.3    1.12      1.13             1513
+      64 2 3 1 8      16.9      79.8     72.1    1.11      1.14             2189
+runners/step.py's COMPILE_COST takes 25 s and 1.15 from these.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from step_overhead import BATCH, CONFIGS, QUICK, SEQ_LEN, VOCAB, trial_config  #
 
 from coe_sweep.model.lm import CoELM  # noqa: E402
 from coe_sweep.run import TrainConfig  # noqa: E402
-from runners.device import resolve_device  # noqa: E402
+from runners.device import keep_freed_memory, resolve_device  # noqa: E402
 from runners.step import TrainStep  # noqa: E402
 
 
@@ -44,6 +56,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=15)
     args = p.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as a trial process does
     print(f"torch {torch.__version__}, 1 thread, batch {BATCH} x seq {SEQ_LEN}, inductor cache "
           f"{os.environ['TORCHINDUCTOR_CACHE_DIR']}; medians of {args.repeats} steps")
     print(f"{'d  L C K N':>12} {'compile s':>9} {'eager ms':>9} {'comp ms':>8} {'speedup':>7} {'cpu spdup':>9} "

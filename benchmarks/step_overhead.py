@@ -18,7 +18,7 @@ machine the fastest step is the one nothing preempted), the ops each step dispat
 TorchDispatchMode: what Python and autograd send to the dispatcher), the aten ops the profiler sees (nested calls included: F.grouped_mm's per-expert internals count there) and the host
 reads `aten::_local_scalar_dense` among them (on CPU grouped_mm reads its offsets inside the kernel).
 
-    python benchmarks/step_overhead.py [--repeats 15] [--threads 1] [--configs all|quick]
+    python benchmarks/step_overhead.py [--repeats 15] [--threads 1] [--configs all|quick] [--compiled]
 
 The trial step comes from `runners.step` when it exists; on the original code (before issue 14)
 it falls back to a replica of that code's `runners.train._train_step`, so the same file measures
@@ -129,7 +129,7 @@ def peer_step(cfg: ModelConfig) -> tuple[Callable[[torch.Tensor], None], nn.Modu
 
 # ---------------------------------------------------------------- the trial step
 
-def trial_step(cfg: ModelConfig) -> tuple[Callable[[torch.Tensor], None], nn.Module]:
+def trial_step(cfg: ModelConfig, compiled: bool = False) -> tuple[Callable[[torch.Tensor], None], nn.Module]:
     from coe_sweep.run import TrainConfig
 
     tc = TrainConfig(batch_size=BATCH, seq_len=SEQ_LEN, lr=3e-3, warmup_steps=10, schedule="cosine")
@@ -140,6 +140,9 @@ def trial_step(cfg: ModelConfig) -> tuple[Callable[[torch.Tensor], None], nn.Mod
     from runners.step import TrainStep
 
     train_step = TrainStep(model, tc, total_steps=10_000, device=resolve_device(replace(tc, device="cpu")))
+    if compiled:
+        torch._dynamo.reset()
+        train_step.compile()  # compiles in the first (warm-up) step
     return train_step.run, model
 
 
@@ -235,6 +238,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--configs", choices=("all", "quick"), default="all")
+    p.add_argument("--compiled", action="store_true",
+                   help="torch.compile the trial's step (compiled during warm-up; the peers stay eager)")
     p.add_argument("--default-malloc", action="store_true",
                    help="leave glibc malloc at its defaults (a trial sets runners.device.keep_freed_memory)")
     args = p.parse_args()
@@ -247,7 +252,8 @@ def main() -> None:
         if keep_freed_memory():
             malloc = "malloc keeps freed memory"
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH} x seq {SEQ_LEN}, head_dim {HEAD_DIM}, "
-          f"d_expert {D_EXPERT}, 1 shared expert, {malloc}; median of {args.repeats} steps (round-robin)")
+          f"d_expert {D_EXPERT}, 1 shared expert, {malloc}{', trial compiled' if args.compiled else ''}; "
+          f"median of {args.repeats} steps (round-robin)")
     print(f"{'':>12} {'median step ms':^26} {'trial / nanoGPT':^22} {'trial / dense':^15} "
           f"{'dispatched ops':^20} {'aten ops (profiler)':^20}")
     print(f"{'d  L C K N':>12} {'trial':>8} {'nanoGPT':>8} {'dense':>8} {'median':>8} {'cpu':>6} {'min':>6} {'median':>8} "
@@ -257,7 +263,8 @@ def main() -> None:
         cfg = trial_config(*shape)
         torch.manual_seed(0)
         batch = torch.randint(0, VOCAB, (BATCH, SEQ_LEN + 1))
-        steps = {"trial": trial_step(cfg)[0], "nanogpt": peer_step(cfg)[0], "dense": trial_step(dense_config(cfg))[0]}
+        steps = {"trial": trial_step(cfg, args.compiled)[0], "nanogpt": peer_step(cfg)[0],
+                 "dense": trial_step(dense_config(cfg))[0]}
         m = measure(steps, batch, args.repeats, args.warmup)
         t, q, d = m["trial"], m["nanogpt"], m["dense"]
         rows.append((t.wall_ms / q.wall_ms, t.min_ms / q.min_ms, t.wall_ms / d.wall_ms, t.min_ms / d.min_ms))

@@ -47,11 +47,15 @@ class CompileCost:
     speedup: float  # eager step time / compiled step time
 
 
-# benchmarks/compile_payback.py on this project's 2-core CPU, 1 torch thread, iso_flops configs
-# (d_model 16-64, 1-2 layers, C 1-3): see that file's docstring for the per-config figures.
-# CUDA: not measured (no GPU here); a conservative guess until benchmarks/gpu_throughput.py has run.
+# CPU: benchmarks/compile_payback.py on this project's 2-core CPU (shared, load average 3-8), 1 torch
+# thread, the trial's malloc settings, the 8 iso_flops configs of benchmarks/step_overhead.py (d_model
+# 16-64, 1-2 layers, C 1-3), a fresh inductor cache: compile 8-22 s per config (41 s for the first one
+# in a process, which also warms inductor up), speedup 1.13-1.31 in CPU time (median 1.18),
+# break-even 1,500-9,300 steps. Taken here: 25 s and 1.15, so with PAYBACK 2 auto compiles a CPU
+# trial when its eager steps left would take more than about 6.4 minutes.
+# CUDA: not measured (no GPU here); a guess to replace once benchmarks/gpu_throughput.py has run.
 COMPILE_COST = {
-    "cpu": CompileCost(compile_s=25.0, speedup=1.10),
+    "cpu": CompileCost(compile_s=25.0, speedup=1.15),
     "cuda": CompileCost(compile_s=60.0, speedup=1.5),
 }
 
