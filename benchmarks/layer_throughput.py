@@ -97,14 +97,21 @@ def main() -> None:
     p.add_argument("--shared", type=int, default=0, help="shared experts (0 = routed part only)")
     p.add_argument("--uniform", action="store_true", help="uniform (balanced) routing")
     p.add_argument("--kinds", default="grouped,loop,boolmask,dense")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave glibc malloc at its defaults (a trial sets runners.device.keep_freed_memory)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        from runners.device import keep_freed_memory
+
+        keep_freed_memory()
     torch.manual_seed(0)
     B, T = max(1, args.tokens // args.seq_len), min(args.seq_len, args.tokens)
     tokens = B * T
     kinds = args.kinds.split(",")
     print(f"torch {torch.__version__}, threads={args.threads}, tokens/step={tokens}, d=256, F=128, N=64, "
-          f"shared={args.shared}, uniform_routing={args.uniform}; median of {args.repeats} (fwd+bwd)")
+          f"shared={args.shared}, uniform_routing={args.uniform}, default malloc={args.default_malloc}; "
+          f"median of {args.repeats} (fwd+bwd)")
     for C, K in ((1, 8), (2, 4)):
         cfg = ModelConfig(d_model=256, n_heads=4, d_expert=128, n_experts=64, top_k=K, iterations=C,
                           n_shared=args.shared, max_seq_len=T, uniform_routing=args.uniform)

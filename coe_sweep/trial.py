@@ -33,6 +33,7 @@ from coe_sweep.model.config import ModelConfig
 Schedule = Literal["constant", "cosine", "linear"]
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "fp32", "bf16"]
+Compile = Literal["off", "on", "auto"]
 Direction = Literal["min", "max"]
 
 BYTE_VOCAB_SIZE = 258  # 256 byte values + BOS + EOS
@@ -157,6 +158,8 @@ class TrainConfig:
     device: Device = spec_field("auto", "auto: cuda when the trial has a GPU.")
     dtype: Dtype = spec_field("auto", "auto: bf16 autocast on CUDA, fp32 on CPU.")
     threads: int | None = spec_field(None, "CPU threads; None: the CPUs the trial was given.", ge=1, le=1024)
+    compile: Compile = spec_field("auto", "torch.compile the training step: auto compiles when the horizon "
+                                  "pays back the measured compile time (runners/step.py).")
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -184,7 +187,7 @@ class Horizon:
 # Fields that change how a trial is executed, not what it computes: left out of the config hash so that
 # resuming on other hardware (or with another dispatch kernel) finds the same trials.
 EXECUTION_ONLY_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "model": ("dispatch", "attention_impl"), "train": ("device", "threads"), "data": ("cache_dir",)}
+    "model": ("dispatch", "attention_impl"), "train": ("device", "threads", "compile"), "data": ("cache_dir",)}
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data":
 _MODEL_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--d-model", "d_model", int, "model width D"),
     ("--n-layers", "n_layers", int, "transformer blocks"),
-    ("--n-heads", "n_heads", int, "attention heads"),
+    ("--n-heads", "n_heads", int, "attention heads (or --head-dim)"),
+    ("--head-dim", "head_dim", int, "width of one attention head: heads = d_model / head_dim"),
     ("--n-kv-heads", "n_kv_heads", int, "key/value heads (GQA)"),
     ("--d-expert", "d_expert", int, "hidden width of one SwiGLU expert"),
     ("--n-experts", "n_experts", int, "routed experts N"),

@@ -8,7 +8,10 @@ the CE alone so that train and val losses compare.
 
 Never raises for what happens inside training: a NaN/inf loss returns status `diverged` (with the
 step), an out-of-memory error `oom`, any other exception `failed` with the reason; curves and
-counters up to that point are kept. Exceptions raised by the caller's `report` callback are the
+counters up to that point are kept. The step itself (runners/step.py) reads nothing back: losses stay
+on the device until a report or an evaluation reads them all at once (about five times per
+`eval_interval`); a non-finite loss skips its update on the device, and the trial stops with
+`diverged` at the first read after it, naming that step. Exceptions raised by the caller's `report` callback are the
 caller's own and propagate unchanged.
 
 Memory is measured on ONE representative step (the second: the first allocates the AdamW states)
@@ -17,6 +20,7 @@ with runners.memory; FLOPs spent = train_flops_per_token * tokens actually train
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -29,10 +33,10 @@ import torch
 
 from coe_sweep.trial import RunResult, RunSpec, TrialStatus
 from runners.data import TokenData, load_token_data
-from runners.device import DeviceChoice, cpu_threads, resolve_device
-from runners.optim import build_optimizer, build_schedule
+from runners.device import DeviceChoice, cpu_threads, keep_freed_memory, resolve_device
 from runners.plan import HorizonPlan, plan_horizon, validate_run_spec
 from runners.routing import summarise_routing
+from runners.step import EAGER_STEPS, TrainStep, compile_pays
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,27 @@ class _Trial:
     started_s: float = field(default_factory=time.perf_counter)
     step_time_s: float = 0.0  # time in timed training steps (not evals, not the measured step)
     timed_steps: int = 0
+    pending: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, [CE, total]) not yet read
+    compile_started_s: float | None = None  # set between the compile decision and the compiling step
+
+    def read_losses(self, strict: bool = True) -> None:
+        """Read the pending step losses in one transfer (the only per-step sync) into the curve and
+        `steps`; at the first non-finite loss stop there, raising _Diverged when `strict`. On CUDA the
+        wait for the device lands here, so it counts as step time."""
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        values = torch.stack([losses for _, losses in self.pending]).tolist()
+        self.step_time_s += time.perf_counter() - t0
+        steps = [step for step, _ in self.pending]
+        self.pending.clear()
+        for step, (ce, total) in zip(steps, values, strict=True):
+            if not (math.isfinite(ce) and math.isfinite(total)):
+                if strict:
+                    raise _Diverged(f"non-finite loss ({total}) at step {step}")
+                return
+            self.result.steps = step
+            self.result.train_curve.append((step, ce))
 
     def emit(self, metrics: dict[str, Any]) -> None:
         if self.report is None:
@@ -81,6 +106,8 @@ def train(run_spec: RunSpec, report: Report | None = None) -> RunResult:
         raise ValueError(f"ModelConfig.vocab_size={run_spec.model.vocab_size} is invalid: the tokenizer has "
                          f"{data.vocab_size} ids; expected vocab_size={data.vocab_size}")
     trial = _Trial(run_spec, horizon, device, data, _initial_result(run_spec, horizon, device), report)
+    if device.device.type == "cpu":
+        keep_freed_memory()
     log.info("training %s on %s for %d steps (%s horizon, %d tokens)", run_spec.model.family,
              device.name, horizon.steps, horizon.source, horizon.tokens)
     with cpu_threads(device.threads):
@@ -127,45 +154,56 @@ def _fit(trial: _Trial) -> None:
     spec, dev = trial.spec, trial.device
     torch.manual_seed(spec.train.seed)
     model = CoELM(spec.model).to(dev.device)
-    optimizer = build_optimizer(model, spec.train)
-    schedule = build_schedule(optimizer, trial.horizon.steps, spec.train)
+    stepper = TrainStep(model, spec.train, trial.horizon.steps, dev)
     batches = _train_batches(trial.data.train_ids, spec.train.batch_size, spec.train.seed, dev.device)
     _evaluate_and_report(trial, model, step=0, train_loss=None)
-    for step in range(1, trial.horizon.steps + 1):
-        batch = next(batches)
-
-        def step_fn(batch: torch.Tensor = batch) -> tuple[float, float]:
-            return _train_step(model, optimizer, schedule, batch, trial)
-
-        ce, total = _run_step(trial, model, optimizer, step, step_fn, batch)
-        if not (math.isfinite(ce) and math.isfinite(total)):
-            raise _Diverged(f"non-finite loss ({total}) at step {step}")
-        trial.result.steps = step
-        trial.result.train_curve.append((step, ce))
-        if step % spec.train.eval_interval == 0 or step == trial.horizon.steps:
-            _evaluate_and_report(trial, model, step, ce)
-        elif step % _report_every(spec.train.eval_interval) == 0:
-            trial.emit({"step": step, "tokens": step * trial.horizon.tokens_per_step, "train_loss": ce,
-                        "elapsed_s": time.perf_counter() - trial.started_s})
+    try:
+        for step in range(1, trial.horizon.steps + 1):
+            trial.pending.append((step, _run_step(trial, stepper, step, next(batches))))
+            if step % spec.train.eval_interval == 0 or step == trial.horizon.steps:
+                trial.read_losses()
+                _evaluate_and_report(trial, model, step, trial.result.train_curve[-1][1])
+            elif step % _report_every(spec.train.eval_interval) == 0:
+                trial.read_losses()
+                trial.emit({"step": step, "tokens": step * trial.horizon.tokens_per_step,
+                            "train_loss": trial.result.train_curve[-1][1],
+                            "elapsed_s": time.perf_counter() - trial.started_s})
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep the curve up to the failure; the failure itself wins
+            trial.read_losses(strict=False)
+        raise
     trial.result.routing = _routing_summary(model, trial)
 
 
-def _run_step(trial: _Trial, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-              step_fn: Callable[[], tuple[float, float]], batch: torch.Tensor) -> tuple[float, float]:
-    """One training step; the measured step goes through runners.memory, the others are timed."""
+def _run_step(trial: _Trial, stepper: TrainStep, step: int, batch: torch.Tensor) -> torch.Tensor:
+    """One training step. The memory-measured step goes through runners.memory; step EAGER_STEPS is
+    timed to its end and decides compilation (runners/step.py); the first compiled step (which
+    compiles) is not timed; the others are."""
     if step == min(MEASURED_STEP, trial.horizon.steps):
-        measured = _measured_step(trial, model, optimizer, step_fn, batch)
+        measured = _measured_step(trial, stepper, batch)
         if measured is not None:
             return measured
+    if step == EAGER_STEPS and step < trial.horizon.steps and trial.spec.train.compile != "off":
+        losses, step_s = stepper.timed_eager_step_s(batch)
+        trial.step_time_s += step_s
+        trial.timed_steps += 1
+        steps_left = trial.horizon.steps - step
+        if compile_pays(trial.spec.train.compile, steps_left, step_s, trial.device.device.type):
+            log.info("compiling the step (%s, %d steps left at %.3f s)", trial.spec.train.compile, steps_left, step_s)
+            trial.compile_started_s = time.perf_counter() if stepper.compile() else None
+        return losses
     t0 = time.perf_counter()
-    out = step_fn()
+    out = stepper.run(batch)
+    if trial.compile_started_s is not None:  # the compiling step
+        log.info("compiled in %.1f s", time.perf_counter() - trial.compile_started_s)
+        trial.compile_started_s = None
+        return out
     trial.step_time_s += time.perf_counter() - t0
     trial.timed_steps += 1
     return out
 
 
-def _measured_step(trial: _Trial, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   step_fn: Callable[[], tuple[float, float]], batch: torch.Tensor) -> tuple[float, float] | None:
+def _measured_step(trial: _Trial, stepper: TrainStep, batch: torch.Tensor) -> torch.Tensor | None:
     """Run the step under runners.memory; None when the measurement itself broke before the update.
 
     A tracker that cannot follow some tensor kind must not fail the trial: the memory fields stay
@@ -174,9 +212,10 @@ def _measured_step(trial: _Trial, model: torch.nn.Module, optimizer: torch.optim
     """
     from runners.memory import measure_step_memory
 
+    optimizer = stepper.optimizer
     steps_before = sum(int(s.get("step", 0)) for s in optimizer.state.values())
     try:
-        measured = measure_step_memory(model, step_fn, optimizer, extra_tensors=[batch])
+        measured = measure_step_memory(stepper.model, lambda: stepper.run(batch), optimizer, extra_tensors=[batch])
     except Exception as e:  # noqa: BLE001
         updated = sum(int(s.get("step", 0)) for s in optimizer.state.values()) != steps_before
         if classify_failure(e)[0] == "oom" or updated:
@@ -188,31 +227,12 @@ def _measured_step(trial: _Trial, model: torch.nn.Module, optimizer: torch.optim
     return measured.step_output
 
 
-def _train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                schedule: torch.optim.lr_scheduler.LRScheduler, batch_BT1: torch.Tensor,
-                trial: _Trial) -> tuple[float, float]:
-    """Forward, backward, clip, AdamW step. Returns (CE loss, CE + aux loss) as floats.
-
-    The loss is checked before the update so that a NaN never reaches the weights.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    with trial.device.autocast():
-        out = model(batch_BT1[:, :-1], targets_BT=batch_BT1[:, 1:])
-    loss = out.loss + out.aux_loss
-    ce, total = out.loss.item(), loss.item()
-    if not (math.isfinite(ce) and math.isfinite(total)):
-        return ce, total
-    loss.backward()
-    if trial.spec.train.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), trial.spec.train.grad_clip)
-    optimizer.step()
-    schedule.step()
-    return ce, total
-
-
 def _train_batches(windows: np.ndarray, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """Endless (B, T+1) batches: each epoch visits the windows in an order drawn by the training seed."""
+    """Endless (B, T+1) batches: each epoch visits the windows in an order drawn by the training seed.
+    On CUDA a batch is copied from pinned memory without blocking: a copy from pageable memory would
+    make the host wait for the device every step."""
     rng = np.random.default_rng(seed)
+    pin = device.type == "cuda"
     n = len(windows)
     order, pos = rng.permutation(n), 0
     while True:
@@ -221,7 +241,8 @@ def _train_batches(windows: np.ndarray, batch_size: int, seed: int, device: torc
             pos = 0
         idx = np.sort(order[pos:pos + batch_size])  # sorted: sequential reads of the memmap
         pos += batch_size
-        yield torch.from_numpy(np.asarray(windows[idx], dtype=np.int64)).to(device)
+        batch = torch.from_numpy(np.asarray(windows[idx], dtype=np.int64))
+        yield batch.pin_memory().to(device, non_blocking=True) if pin else batch.to(device)
 
 
 # ---------------------------------------------------------------- evaluation and finish

@@ -76,8 +76,8 @@ def forward_flops_per_token(cfg: ModelConfig, seq_len: int, *, causal: bool = Fa
     (`train_flops_per_token`) use the full count.
     """
     _check_seq_len(cfg, seq_len)
-    d, hd, layers, c = cfg.d_model, cfg.head_dim, cfg.n_layers, cfg.iterations
-    q_width, kv_width = cfg.n_heads * hd, cfg.kv_heads * hd
+    d, hd, layers, c = cfg.d_model, cfg.head_size, cfg.n_layers, cfg.iterations
+    q_width, kv_width = cfg.heads * hd, cfg.kv_heads * hd
     keys_per_query = (seq_len + 1) / 2 if causal else float(seq_len)
     expert_flops = 2 * 3 * d * cfg.d_expert
     return FlopTerms(

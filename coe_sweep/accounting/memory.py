@@ -3,7 +3,7 @@
 Every category is in bytes. The activation count follows Korthikanti et al. 2022 ("Reducing
 Activation Recomputation in Large Transformer Models", section 4.1): sum, per layer, the tensors
 autograd saves for the backward pass, here term by term for this model's implementation
-(coe_sweep/model): RMSNorm decomposed by F.rms_norm on CPU, rotary, SDPA or explicit attention,
+(coe_sweep/model): RMSNorm, rotary, SDPA or explicit attention,
 one router, K dispatched token copies, SwiGLU intermediates and one new iterate per chain
 iteration. Weights/gradients/optimizer states follow Rajbhandari et al. 2020 ("ZeRO", section 3.1:
 mixed-precision Adam keeps fp32 parameters and two fp32 moments; here the weights stay fp32 and
@@ -61,9 +61,9 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str 
     loss in fp32; autocast's bf16 copies of the nn.Linear weights and the experts' explicit bf16
     weight copies, one per iteration, are counted as activations since the backward keeps them).
     optimizer: "adamw" / "adam" (two fp32 states per parameter) or "sgd" (none).
-    device: where torch's optimizer runs: "cuda" uses the foreach implementation (one
-    parameter-sized temporary list, sqrt of exp_avg_sq), "cpu" the per-tensor one (a few
-    temporaries of one or two parameter tensors). "auto": cuda for bf16, cpu for fp32 (as the runner does).
+    device: where the runner's fused AdamW runs (runners/optim.py): on "cuda" the kernel updates in
+    place (no temporary); on "cpu" it unscales the clipped gradient of one parameter at a time into a
+    temporary of that parameter's size. "auto": cuda for bf16, cpu for fp32 (as the runner does).
     The bf16 figures follow the autocast rules but were only checked on CPU autocast.
     """
     _check_inputs(cfg, batch_size, seq_len, dtype, optimizer, device)
@@ -75,19 +75,16 @@ def memory_estimate(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str 
     weights = _FP32 * n_params + _buffer_bytes(cfg)
     states = _OPTIMIZER_STATES[optimizer]
     sizes = _param_tensor_sizes(cfg)
-    if states == 0:
-        optimizer_temp = 0
-    elif device == "cuda":
-        optimizer_temp = _FP32 * n_params  # torch._foreach_sqrt(exp_avg_sqs) in _multi_tensor_adam
-    else:
-        optimizer_temp = _single_tensor_adam_temp(sizes)
+    # measured with MemTracker on CPU: one parameter-sized temporary at a time (the largest counts)
+    optimizer_temp = _FP32 * max(sizes) if states and device == "cpu" else 0
     # Adam's per-parameter `step` counter is a 0-dim fp32 tensor
     optimizer_bytes = states * _FP32 * n_params + (_FP32 * len(sizes) if states else 0)
     return MemoryEstimate(
         weights=weights,
         grads=_FP32 * n_params,
         optimizer=optimizer_bytes,
-        activations=round(tokens * _activation_bytes_per_token(cfg, seq_len, batch_size, e)) + _weight_copy_bytes(cfg, e),
+        activations=round(tokens * _activation_bytes_per_token(cfg, seq_len, batch_size, e, device)
+                          + _weight_copy_bytes(cfg, e)),
         logits=tokens * _logits_bytes_per_token(cfg, e),
         optimizer_temp=optimizer_temp,
     )
@@ -107,54 +104,50 @@ def _check_inputs(cfg: ModelConfig, batch_size: int, seq_len: int, dtype: str, o
 
 
 def _buffer_bytes(cfg: ModelConfig) -> int:
-    # each attention layer's Rotary holds cos and sin tables of (max_seq_len, head_dim / 2), fp32
-    return cfg.n_layers * 2 * cfg.max_seq_len * (cfg.head_dim // 2) * _FP32
+    # each attention layer's Rotary holds cos and signed sin tables of (max_seq_len, head_dim), fp32
+    return cfg.n_layers * 2 * cfg.max_seq_len * cfg.head_size * _FP32
 
 
 def _param_tensor_sizes(cfg: ModelConfig) -> list[int]:
     """Element counts of the parameter tensors in registration order (model.parameters())."""
     d, f, n = cfg.d_model, cfg.d_expert, cfg.n_experts
-    q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
-    layer = [d, q_width * d, kv_width * d, kv_width * d, d * q_width, d]  # attn_norm, wq, wk, wv, wo, ffn_norm
-    layer += [n * d] * cfg.n_routers + [n * f * d] * 3  # routers, w_gate, w_up, w_down
-    layer += [cfg.n_shared * f * d] * 3 if cfg.n_shared else []
+    q_width, kv_width = cfg.heads * cfg.head_size, cfg.kv_heads * cfg.head_size
+    layer = [d, (q_width + 2 * kv_width) * d, d * q_width, d]  # attn_norm, wqkv, wo, ffn_norm
+    layer += [n * d] * cfg.n_routers + [n * 2 * f * d, n * f * d]  # routers, w_gate_up, w_down
+    layer += [cfg.n_shared * 2 * f * d, cfg.n_shared * f * d] if cfg.n_shared else []  # shared w_gate_up, w_down
     head = [] if cfg.tie_embeddings else [cfg.vocab_size * d]
     return [cfg.vocab_size * d, *layer * cfg.n_layers, d, *head]
 
 
-def _single_tensor_adam_temp(sizes: list[int]) -> int:
-    # torch.optim.adam._single_tensor_adam, per parameter i: denom = (exp_avg_sq.sqrt() / c).add_(eps)
-    # holds sqrt and the quotient at once, while `denom` of parameter i-1 is still referenced.
-    return _FP32 * max(prev + 2 * cur for prev, cur in zip([0, *sizes[:-1]], sizes, strict=True))
-
-
 def _norm_bytes(d: int, output_saved: bool) -> int:
-    # F.rms_norm decomposes on CPU: pow and mul save the input x, mul saves rsqrt's output (1 per
-    # token) and x * rstd (saved by the weight multiply). Computed in fp32 (RMSNorm casts to fp32;
-    # the residual stream is fp32 in both modes). The fp32 output is saved by its consumer unless
+    # coe_sweep/model/layers.py RMSNorm saves its input x and rstd (1 per token), in fp32 (the
+    # residual stream is fp32 in both modes). The fp32 output is saved by its consumer unless
     # autocast casts it to bf16 first (the consumer then saves the cast, counted there).
-    return _FP32 * ((3 if output_saved else 2) * d + 1)
+    return _FP32 * ((2 if output_saved else 1) * d + 1)
 
 
 def _attention_bytes(cfg: ModelConfig, seq_len: int, batch_size: int, e: int) -> float:
-    q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
-    # normed input cast to the compute dtype by autocast, once per projection (casts are not cached)
-    casts = 3 * e * cfg.d_model if e != _FP32 else 0
+    q_width, kv_width = cfg.heads * cfg.head_size, cfg.kv_heads * cfg.head_size
+    # normed input cast to the compute dtype by autocast for the one qkv projection
+    casts = e * cfg.d_model if e != _FP32 else 0
     saved: float
     if cfg.attention_impl == "sdpa":
-        # CPU flash SDPA saves q, k, v (GQA natively), its output and the logsumexp (fp32, 1 per head)
-        saved = e * (2 * q_width + 2 * kv_width) + _FP32 * cfg.n_heads
+        # SDPA saves its q, k, v views: the fused qkv output (v is a view of it) and the one new
+        # tensor the rotary makes of q and k (the rotation itself saves no activation); the CPU
+        # flash kernel also saves its output and the logsumexp (fp32, 1 per head)
+        saved = e * ((q_width + 2 * kv_width) + (q_width + kv_width) + q_width) + _FP32 * cfg.heads
     else:
-        # explicit: q, K and V repeated to H heads (GQA), softmax probs (H x T per token: the
-        # full T x T matrix, Korthikanti 2022 "5as/h" term), and the (T, T) bool mask per layer
-        # (under autocast the fp32 softmax output is saved, and its bf16 cast by the AV matmul)
-        kv_saved = q_width if cfg.kv_heads != cfg.n_heads else kv_width
-        probs = cfg.n_heads * seq_len * (_FP32 + (e if e != _FP32 else 0))
+        # explicit: matmul saves contiguous copies of its q, k, v views (K and V repeated to H heads
+        # under GQA), the softmax probs (H x T per token: the full T x T matrix, Korthikanti 2022
+        # "5as/h" term), and the (T, T) bool mask per layer (under autocast the fp32 softmax output
+        # is saved, and its bf16 cast by the AV matmul)
+        kv_saved = q_width if cfg.kv_heads != cfg.heads else kv_width
+        probs = cfg.heads * seq_len * (_FP32 + (e if e != _FP32 else 0))
         saved = e * (q_width + 2 * kv_saved) + probs + _BOOL * seq_len / batch_size
     return casts + saved + e * q_width  # + the (B, T, H*hd) re-layout of the output saved by wo
 
 
-def _chain_bytes(cfg: ModelConfig, e: int) -> float:
+def _chain_bytes(cfg: ModelConfig, e: int, device: str) -> float:
     d, f, k = cfg.d_model, cfg.d_expert, cfg.top_k
     per_iteration = 0
     if cfg.dense:
@@ -163,7 +156,7 @@ def _chain_bytes(cfg: ModelConfig, e: int) -> float:
     else:
         # router: fp32 softmax scores (N) and the top-k indices (int64)
         per_iteration += _FP32 * cfg.n_experts + _INT64 * k
-        if cfg.renormalize_topk:
+        if cfg.renormalize_topk and k > 1:
             per_iteration += _FP32 * (k + 1)  # the top-k values and their sum, saved by the division
         # K dispatched token copies per token (one slot each), what each slot keeps for backward:
         if cfg.dispatch == "loop":
@@ -172,12 +165,11 @@ def _chain_bytes(cfg: ModelConfig, e: int) -> float:
             # int64 index vectors (slot and token indices)
             per_iteration += k * (e * (3 * d + 4 * f + 1) + 2 * _INT64)
         else:
-            # grouped: input row (D), fused gate|up (2F), silu(gate), up * gate weight, hidden (3F),
-            # the gate weight, the SlotMap's three int64 vectors (order, token, inverse); on CPU in
-            # fp32 also the CSR row-sum matrix (int32 column + value per slot, int32 row pointer)
-            per_iteration += k * (e * (d + 5 * f + 1) + 3 * _INT64)
-            if e == _FP32:
-                per_iteration += k * (4 + _FP32) + 4
+            # grouped (coe_sweep/model/dispatch.py saves): the gate|up rows (2F), the gate weight and
+            # the sort order (int64) per slot, and on CUDA with K > 1 its inverse; the input is the
+            # iterate, saved anyway, except under autocast, where its bf16 cast is a new tensor
+            orders = 2 if device == "cuda" and k > 1 else 1
+            per_iteration += k * (e * (2 * f + 1) + orders * _INT64) + (e * d if e != _FP32 else 0)
     if cfg.n_shared:
         per_iteration += e * 4 * cfg.n_shared * f + (e * 2 * d if e != _FP32 else 0)
     # each iterate u_1..u_{C-1} is a new fp32 tensor saved by the next iteration's fp32 router (u_C
@@ -187,13 +179,13 @@ def _chain_bytes(cfg: ModelConfig, e: int) -> float:
     return cfg.iterations * per_iteration + (_FP32 * d * (cfg.iterations - 1) if iterates_saved else 0)
 
 
-def _activation_bytes_per_token(cfg: ModelConfig, seq_len: int, batch_size: int, e: int) -> float:
+def _activation_bytes_per_token(cfg: ModelConfig, seq_len: int, batch_size: int, e: int, device: str) -> float:
     d = cfg.d_model
     fp32 = e == _FP32
     # under autocast the attention projections and lm_head save bf16 casts of the normed input
     # (counted with them); u_0 stays fp32 for the fp32 router (dense mode has none)
     per_layer = (_norm_bytes(d, output_saved=fp32) + _attention_bytes(cfg, seq_len, batch_size, e)
-                 + _norm_bytes(d, output_saved=fp32 or not cfg.dense) + _chain_bytes(cfg, e))
+                 + _norm_bytes(d, output_saved=fp32 or not cfg.dense) + _chain_bytes(cfg, e, device))
     final_norm = _norm_bytes(d, output_saved=fp32) + (0 if fp32 else e * d)
     ids = 2 * _INT64  # token ids (embedding backward) and targets (loss)
     return int(cfg.n_layers * per_layer + final_norm + ids + 0.5)
@@ -210,14 +202,12 @@ def _weight_copy_bytes(cfg: ModelConfig, e: int) -> int:
     d, f = cfg.d_model, cfg.d_expert
     expert_weights = cfg.n_layers * cfg.iterations * 3 * cfg.n_experts * d * f
     if e == _FP32:
-        if cfg.dispatch != "grouped":
-            return 0
-        # dense grouped mode re-lays out w_down (N, D, F) -> (D, N*F) with a copy, every iteration;
-        # routed grouped dispatch concatenates w_gate and w_up into one (N, 2F, D) copy per iteration
-        return _FP32 * expert_weights // 3 if cfg.dense else _FP32 * expert_weights * 2 // 3
+        # dense grouped mode re-lays out w_gate_up (gate rows first) and w_down (N, D, F) -> (D, N*F)
+        # with copies, every iteration
+        return _FP32 * expert_weights if cfg.dense and cfg.dispatch == "grouped" else 0
     # autocast caches one bf16 copy of every nn.Linear / F.linear weight for the forward (attention,
     # shared experts, lm_head or the tied embedding); the routed experts cast their weights
     # explicitly on every call, once per iteration and layer. Routers run in fp32 (no copy).
-    q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    q_width, kv_width = cfg.heads * cfg.head_size, cfg.kv_heads * cfg.head_size
     linear = cfg.n_layers * (2 * d * q_width + 2 * d * kv_width + 3 * d * cfg.n_shared * f) + d * cfg.vocab_size
     return e * (linear + expert_weights)

@@ -46,9 +46,9 @@ def _rmsnorm(cfg: ModelConfig) -> int:
 
 
 def _attention(cfg: ModelConfig) -> int:
-    q_width = cfg.n_heads * cfg.head_dim
-    kv_width = cfg.kv_heads * cfg.head_dim
-    # wq (D -> H*hd), wk and wv (D -> KV*hd), wo (H*hd -> D); no biases, rotary has no parameters
+    q_width = cfg.heads * cfg.head_size
+    kv_width = cfg.kv_heads * cfg.head_size
+    # wqkv (D -> H*hd + 2*KV*hd: q, k and v in one matrix), wo (H*hd -> D); no biases, rotary has none
     return cfg.d_model * q_width + 2 * cfg.d_model * kv_width + q_width * cfg.d_model
 
 

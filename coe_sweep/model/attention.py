@@ -6,7 +6,9 @@ Two implementations of the same math, chosen by `ModelConfig.attention_impl`:
 - "explicit": QK^T, causal mask, softmax and AV as plain matmuls, which FlopCounterMode sees. It
   computes the full T x T score matrix (the mask does not save FLOPs), so a counter reports the
   un-halved attention cost.
-Parameters: wq (D -> H*hd), wk, wv (D -> KV*hd), wo (H*hd -> D), no biases.
+Parameters: `wqkv` (D -> (H + 2 KV) * hd: the q, k and v projections stored as ONE matrix, rows
+[0, H*hd) for q, then k, then v, so that one matmul computes all three) and `wo` (H*hd -> D); no
+biases. Rotary embeddings rotate q and k together, in one op (coe_sweep/model/layers.py).
 """
 
 from __future__ import annotations
@@ -24,24 +26,23 @@ from coe_sweep.model.layers import Rotary
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.n_heads = cfg.n_heads
+        self.n_heads = cfg.heads
         self.n_kv_heads = cfg.kv_heads
-        self.head_dim = cfg.head_dim
+        self.head_dim = cfg.head_size
         self.impl = cfg.attention_impl
-        D, hd = cfg.d_model, cfg.head_dim
-        self.wq = nn.Linear(D, self.n_heads * hd, bias=False)
-        self.wk = nn.Linear(D, self.n_kv_heads * hd, bias=False)
-        self.wv = nn.Linear(D, self.n_kv_heads * hd, bias=False)
+        D, hd = cfg.d_model, cfg.head_size
+        self.wqkv = nn.Linear(D, (self.n_heads + 2 * self.n_kv_heads) * hd, bias=False)
         self.wo = nn.Linear(self.n_heads * hd, D, bias=False)
         self.rotary = Rotary(hd, cfg.max_seq_len, cfg.rope_theta)
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
         B, T, _ = x_BTD.shape
         H, KV, hd = self.n_heads, self.n_kv_heads, self.head_dim
-        q = self.wq(x_BTD).view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
-        k = self.wk(x_BTD).view(B, T, KV, hd).transpose(1, 2)  # (B, KV, T, hd)
-        v = self.wv(x_BTD).view(B, T, KV, hd).transpose(1, 2)
-        q, k = self.rotary(q), self.rotary(k)
+        qkv_BTNd = self.wqkv(x_BTD).view(B, T, H + 2 * KV, hd)  # N = H + 2 KV head slots
+        qk_BTNd = self.rotary(qkv_BTNd[:, :, :H + KV])  # q and k rotated in one op
+        q = qk_BTNd[:, :, :H].transpose(1, 2)  # (B, H, T, hd)
+        k = qk_BTNd[:, :, H:].transpose(1, 2)  # (B, KV, T, hd)
+        v = qkv_BTNd[:, :, H + KV:].transpose(1, 2)
         if self.impl == "sdpa":
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=KV != H)
         else:

@@ -11,6 +11,8 @@ iteration (one router reused C times in router_mode="shared"). Dense mode: no ro
 with weight 1 every iteration. Dropless: every token-slot is computed.
 Parameters: `routers` (cfg.n_routers x Linear(D, N)), `experts` (RoutedExperts), `shared`
 (SwiGLU of width n_shared*F, absent when n_shared == 0).
+Routing statistics (`return_stats=True`, eval only) are the only part that reads anything back to
+the host; a training forward never syncs.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ RouterMode = Literal["independent", "shared"]
 Dispatch = Literal["grouped", "loop"]
 AttentionImpl = Literal["sdpa", "explicit"]
 
+DEFAULT_N_HEADS = 4  # when neither n_heads nor head_dim is given
 _ROUTER_MODES = ("independent", "shared")
 _DISPATCHES = ("grouped", "loop")
 _ATTENTION_IMPLS = ("sdpa", "explicit")
@@ -30,8 +31,12 @@ class ModelConfig:
     max_seq_len: int = 256
     d_model: int = 128
     n_layers: int = 2
-    n_heads: int = 4
-    n_kv_heads: int | None = None  # None: = n_heads (MHA); fewer: grouped-query attention
+    # attention heads: give n_heads OR head_dim (heads follow width: n_heads = d_model // head_dim);
+    # both may be given when they agree (n_heads * head_dim == d_model); neither: DEFAULT_N_HEADS heads.
+    # Read the resolved values from `heads` and `head_size`.
+    n_heads: int | None = None
+    head_dim: int | None = None
+    n_kv_heads: int | None = None  # None: = heads (MHA); fewer: grouped-query attention
     # --- experts ---
     d_expert: int = 64  # hidden width of one SwiGLU expert (routed and shared)
     n_experts: int = 16  # routed experts N
@@ -57,18 +62,14 @@ class ModelConfig:
     uniform_routing: bool = False  # benchmark only: balanced round-robin expert assignment
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "max_seq_len", "d_model", "n_layers", "n_heads",
+        _check_positive(self, "vocab_size", "max_seq_len", "d_model", "n_layers",
                         "d_expert", "n_experts", "top_k", "iterations")
         if self.n_shared < 0:
             _fail("n_shared", self.n_shared, "an integer >= 0")
-        if self.d_model % self.n_heads:
-            _fail("d_model", self.d_model, f"a multiple of n_heads={self.n_heads}")
-        if (self.d_model // self.n_heads) % 2:
-            _fail("d_model", self.d_model,
-                  f"a head dim (d_model/n_heads) that is even for rotary embeddings, got {self.d_model // self.n_heads}")
+        self._check_heads()
         if self.n_kv_heads is not None:
-            if self.n_kv_heads < 1 or self.n_heads % self.n_kv_heads:
-                _fail("n_kv_heads", self.n_kv_heads, f"a divisor of n_heads={self.n_heads}")
+            if self.n_kv_heads < 1 or self.heads % self.n_kv_heads:
+                _fail("n_kv_heads", self.n_kv_heads, f"a divisor of the {self.heads} attention heads")
         if self.top_k > self.n_experts:
             _fail("top_k", self.top_k, f"<= n_experts={self.n_experts}")
         if self.dense and self.top_k != self.n_experts:
@@ -85,14 +86,39 @@ class ModelConfig:
             _fail("init_std/norm_eps/rope_theta", (self.init_std, self.norm_eps, self.rope_theta),
                   "numbers > 0")
 
+    def _check_heads(self) -> None:
+        _check_positive(self, *(name for name in ("n_heads", "head_dim") if getattr(self, name) is not None))
+        if self.head_dim is not None:
+            if self.d_model % self.head_dim:
+                _fail("d_model", self.d_model, f"a multiple of head_dim={self.head_dim} (heads = d_model / head_dim)")
+            if self.n_heads is not None and self.n_heads * self.head_dim != self.d_model:
+                _fail("n_heads", self.n_heads, f"d_model / head_dim = {self.d_model // self.head_dim} when both "
+                      f"n_heads and head_dim={self.head_dim} are given (or give only one of them)")
+        elif self.d_model % self.heads:
+            _fail("d_model", self.d_model, f"a multiple of n_heads={self.heads}")
+        if self.head_size % 2:
+            _fail("head_dim" if self.head_dim is not None else "d_model",
+                  self.head_dim if self.head_dim is not None else self.d_model,
+                  f"an even head size for rotary embeddings (d_model / heads = {self.head_size})")
+
     # --- derived values (functions, never stored) ---
     @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+    def heads(self) -> int:
+        """Attention (query) heads: n_heads, else d_model // head_dim, else DEFAULT_N_HEADS."""
+        if self.n_heads is not None:
+            return self.n_heads
+        if self.head_dim is not None:
+            return self.d_model // self.head_dim
+        return DEFAULT_N_HEADS
+
+    @property
+    def head_size(self) -> int:
+        """Width of one attention head: head_dim, else d_model // heads."""
+        return self.head_dim if self.head_dim is not None else self.d_model // self.heads
 
     @property
     def kv_heads(self) -> int:
-        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
+        return self.heads if self.n_kv_heads is None else self.n_kv_heads
 
     @property
     def n_routers(self) -> int:

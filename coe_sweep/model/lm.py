@@ -7,8 +7,8 @@ attention output (outer_residual=false), for MoE and CoE alike". With the defaul
 the residual stream therefore flows through u_0 = ffn_norm(h) (u_C = u_0 + sum_t f_t); turning
 `outer_residual` on adds h back (ModelConfig: "layer output u_C + h_attn").
 
-Parameter layout (coe_sweep/accounting/params.py counts exactly this): tok_emb (V, D); layers[i].{attn_norm,
-attn.{wq,wk,wv,wo}, ffn_norm, ffn.{routers, experts, shared}}; norm; lm_head (absent when tied).
+Parameter layout (accounting counts exactly this): tok_emb (V, D); layers[i].{attn_norm,
+attn.{wqkv,wo}, ffn_norm, ffn.{routers, experts, shared}}; norm; lm_head (absent when tied).
 """
 
 from __future__ import annotations

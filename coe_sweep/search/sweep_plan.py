@@ -14,13 +14,18 @@ Wall-time model (a rough planning figure, not a promise):
                eval_interval + 1, validation tokens = data.val_tokens (or eval_batches x batch x seq_len)
   sweep_s = sum of trial_s / slots, slots = max_concurrent, or the CPUs (num_cpus, else this machine's)
             / cpus_per_trial (at least 1)
-Constants measured with runners.train on this project's 2-core machine, one torch thread per trial:
-a 1.2M-parameter CoE trained at 9.7k tokens/s = 6.0e10 train FLOPs/s, a 0.29M-parameter MoE at
-4.3e10 FLOPs/s: rate ~5e10 FLOPs/s. Tiny models are bound by per-step overhead instead (Python and
-kernel dispatch per layer and per chain iteration, optimizer, data): a least-squares fit with the rate
-fixed at 5e10, over the 24 trials of `make run` (2 at once, 10k-140k active params, 1-2 layers, C 1-3),
-gives 3.2 ms + 8.0 ms per layer + 3.0 ms per layer-iteration per step; the model then gets each of
-those trials within 32% (median 17%) and their sum within 2%. `coe-sweep plan --calibrate`
+Constants measured on this project's 2-core machine, one torch thread per trial. Rate: a 1.2M-parameter
+CoE trained at 9.7k tokens/s = 6.0e10 train FLOPs/s, a 0.29M-parameter MoE at 4.3e10 FLOPs/s: ~5e10.
+Step overhead (Python and kernel dispatch per layer and per chain iteration, optimizer, data): fitted by
+`benchmarks/fit_plan_time.py --measure search_spaces/iso_flops.yaml` after issue 14 (head_dim 16,
+fused qkv and gate|up, one-op RMSNorm and rotary, fused AdamW, no per-step syncs): the runner's own
+step on all 80 distinct models of iso_flops, the fastest of 15 steps each in process CPU time,
+non-negative least squares with the rate held at 5e10: 3.6 ms + 1.0 ms per layer + 1.6 ms per
+layer-iteration per step (each config within 23%, median 7%). The same fit on the code before
+issue 14 (4 fixed heads, d_model 8-64) gave 0.9 + 10.8 + 1.1 ms. These are steps with a core to
+themselves: a make run shares 2 cores between 2 trials (and whatever else runs), so expect more. On
+the machine of that fit, loaded by other jobs (load average 15-20), the 24-trial make run took 45.5
+min; least squares on its trials' wall_s gave ~4x these constants. `coe-sweep plan --calibrate`
 re-measures the compute rate on the machine at hand.
 Trials per level follow coe_sweep.search.planned.planned_trials (what `launch` runs). A sampler's time is
 estimated with the mean trial time of the level's feasible candidates. Every trial at a FLOPs level
@@ -45,9 +50,9 @@ if TYPE_CHECKING:
 CPU_TRAIN_FLOPS_PER_S_PER_CPU = 5e10  # measured, see the module docstring
 GPU_TRAIN_FLOPS_PER_S = 5e12  # effective, for the small models of these sweeps (low MFU); rough
 TRIAL_OVERHEAD_S = 2.0  # data loading from cache, model build, Ray actor reuse, MLflow logging
-STEP_OVERHEAD_S = 0.0032  # per optimizer step, beyond the FLOPs (fitted, see the module docstring)
-STEP_OVERHEAD_PER_LAYER_S = 0.008  # ... plus this per layer
-STEP_OVERHEAD_PER_LAYER_ITER_S = 0.003  # ... plus this per layer and chain iteration
+STEP_OVERHEAD_S = 0.0036  # per optimizer step, beyond the FLOPs (fitted, see the module docstring)
+STEP_OVERHEAD_PER_LAYER_S = 0.0010  # ... plus this per layer
+STEP_OVERHEAD_PER_LAYER_ITER_S = 0.0016  # ... plus this per layer and chain iteration
 MAX_PLANNED_POINTS = 2_000  # points shown per level when the grid is larger (a seeded sample)
 
 

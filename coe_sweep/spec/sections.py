@@ -33,7 +33,7 @@ SearchObjective = Literal[SEARCH_OBJECTIVES]  # type: ignore[valid-type]
 # Inclusive bounds for ModelConfig's integer sizes: generous for real runs, fatal for typos.
 MODEL_BOUNDS: dict[str, tuple[int, int]] = {
     "vocab_size": (1, 1_000_000), "max_seq_len": (1, 1_048_576), "d_model": (1, 65_536),
-    "n_layers": (1, 1_024), "n_heads": (1, 1_024), "n_kv_heads": (1, 1_024), "d_expert": (1, 262_144),
+    "n_layers": (1, 1_024), "n_heads": (1, 1_024), "head_dim": (2, 65_536), "n_kv_heads": (1, 1_024), "d_expert": (1, 262_144),
     "n_experts": (1, 4_096), "n_shared": (0, 64), "top_k": (1, 4_096), "iterations": (1, 64),
 }
 

@@ -22,13 +22,18 @@ def grid_configs() -> list[ModelConfig]:
     for c, n, tied in ((1, 1, False), (2, 2, True), (3, 4, False)):
         configs.append(ModelConfig(**TINY, dense=True, iterations=c, n_experts=n, top_k=n, n_layers=2,
                                    tie_embeddings=tied))
+    # heads given by head_dim (heads follow width): 48 / 16 = 3 heads, with and without GQA
+    no_heads = {k: v for k, v in TINY.items() if k != "n_heads"}
+    for kv in (None, 1):
+        configs.append(ModelConfig(**{**no_heads, "d_model": 48}, head_dim=16, n_kv_heads=kv, iterations=2,
+                                   top_k=2, n_experts=4))
     return configs
 
 
 def config_id(cfg: ModelConfig) -> str:
     mode = "dense" if cfg.dense else f"K{cfg.top_k}-{cfg.router_mode[:3]}"
     return (f"C{cfg.iterations}-N{cfg.n_experts}-{mode}-S{cfg.n_shared}-L{cfg.n_layers}"
-            f"-kv{cfg.kv_heads}{'-tied' if cfg.tie_embeddings else ''}")
+            f"-H{cfg.heads}x{cfg.head_size}-kv{cfg.kv_heads}{'-tied' if cfg.tie_embeddings else ''}")
 
 
 GRID = grid_configs()

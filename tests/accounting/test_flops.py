@@ -43,7 +43,7 @@ def _measured_terms(cfg: ModelConfig) -> tuple[float, dict[str, float]]:
         return by_module.get(f"CoELM.{name}", 0) / tokens
 
     layers = range(cfg.n_layers)
-    proj = sum(at(f"layers.{i}.attn.{w}") for i in layers for w in ("wq", "wk", "wv", "wo"))
+    proj = sum(at(f"layers.{i}.attn.{w}") for i in layers for w in ("wqkv", "wo"))
     attn = sum(at(f"layers.{i}.attn") for i in layers)
     ffn = sum(at(f"layers.{i}.ffn") for i in layers)
     experts = sum(at(f"layers.{i}.ffn.experts") for i in layers)

@@ -1,7 +1,7 @@
 """The memory estimate against the peak measured over a real training step (runners/memory.py).
 
-A step is what the runner does: zero_grad, forward, loss + aux loss, backward, gradient clipping,
-AdamW step, measured after one warm-up step so the optimizer states exist (steady state).
+A step is the runner's own (runners/step.py): zero_grad, forward, loss + aux loss, backward, gradient
+clipping, fused AdamW step, measured after one warm-up step so the optimizer states exist (steady state).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ import torch
 from coe_sweep.accounting import memory_estimate, params_total
 from coe_sweep.model.config import ModelConfig
 from coe_sweep.model.lm import CoELM
+from coe_sweep.trial import TrainConfig
+from runners.device import resolve_device
 from runners.memory import MemoryMeasurement, measure_step_memory
+from runners.step import TrainStep
 
 BASE = ModelConfig(vocab_size=258, max_seq_len=64, d_model=64, n_layers=2, n_heads=4, d_expert=32,
                    n_experts=8, top_k=2, n_shared=1)
@@ -34,21 +37,16 @@ def _training_step(cfg: ModelConfig, batch: int, seq: int, autocast_bf16: bool =
                    device: str = "cpu") -> tuple[torch.nn.Module, torch.optim.Optimizer, Callable, list]:
     torch.manual_seed(0)
     model = CoELM(cfg).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.01)
-    idx = torch.randint(0, cfg.vocab_size, (batch, seq), device=device)
-    targets = torch.randint(0, cfg.vocab_size, (batch, seq), device=device)
+    tc = TrainConfig(lr=1e-3, weight_decay=0.01, grad_clip=1.0, device=device,  # type: ignore[arg-type]
+                     dtype="bf16" if autocast_bf16 else "fp32", threads=1 if device == "cpu" else None)
+    stepper = TrainStep(model, tc, total_steps=100, device=resolve_device(tc))
+    batch_BT1 = torch.randint(0, cfg.vocab_size, (batch, seq + 1), device=device)
 
     def step() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast_bf16):
-            out = model(idx, targets)
-        (out.loss + out.aux_loss).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        return out.loss.detach()
+        return stepper.run(batch_BT1)
 
     step()  # warm-up: creates the AdamW states
-    return model, optimizer, step, [idx, targets]
+    return model, stepper.optimizer, step, [batch_BT1]
 
 
 def _measure(cfg: ModelConfig, batch: int, seq: int, **kw: object) -> MemoryMeasurement:
@@ -96,7 +94,7 @@ def test_allocated_after_step_is_weights_grads_and_states() -> None:
     cfg, batch, seq = CASES["moe-sdpa-grouped"]
     measured = _measure(cfg, batch, seq)
     estimate = memory_estimate(cfg, batch, seq)
-    inputs = 2 * batch * seq * 8  # the int64 batch passed as extra_tensors
+    inputs = batch * (seq + 1) * 8  # the int64 (B, T+1) batch passed as extra_tensors
     expected = estimate.weights + estimate.grads + estimate.optimizer + inputs
     assert measured.allocated_after_step_bytes == pytest.approx(expected, abs=64)
     assert measured.peak_bytes > measured.allocated_after_step_bytes
@@ -123,8 +121,10 @@ def test_both_cpu_trackers_agree() -> None:
 
 
 def test_falls_back_when_memtracker_refuses_two_forwards() -> None:
-    cfg, batch, seq = CASES["moe-sdpa-grouped"]
-    model, optimizer, _, (idx, targets) = _training_step(cfg, batch, seq)
+    cfg, _, seq = CASES["moe-sdpa-grouped"]
+    batch = 16  # activation-bound: half of them (+ the first half's gradients) stay below all of them
+    model, optimizer, _, (batch_BT1,) = _training_step(cfg, batch, seq)
+    idx, targets = batch_BT1[:, :-1], batch_BT1[:, 1:]
 
     def accumulate_two_micro_batches() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -132,7 +132,7 @@ def test_falls_back_when_memtracker_refuses_two_forwards() -> None:
             model(idx[half], targets[half]).loss.backward()
         optimizer.step()
 
-    measured = measure_step_memory(model, accumulate_two_micro_batches, optimizer, extra_tensors=[idx, targets])
+    measured = measure_step_memory(model, accumulate_two_micro_batches, optimizer, extra_tensors=[batch_BT1])
     assert measured.method == "live_storage"
     single = _measure(cfg, batch, seq)
     assert 0 < measured.peak_bytes < single.peak_bytes  # half-batch activations at a time

@@ -28,8 +28,10 @@ def _grads(m: torch.nn.Module, u: torch.Tensor, probe_loss: Callable) -> tuple[t
 def test_one_expert_top1_one_iteration_equals_dense_swiglu(inner_residual: bool, probe_loss: Callable) -> None:
     cfg = replace(BASE, n_experts=1, top_k=1, iterations=1, n_shared=0, inner_residual=inner_residual)
     layer = ChainOfExperts(cfg)
-    wg, wu, wd = (p[0].detach().clone().requires_grad_(True) for p in
-                  (layer.experts.w_gate_EFD, layer.experts.w_up_EFD, layer.experts.w_down_EDF))
+    Fw = cfg.d_expert
+    wg, wu, wd = (p.detach().clone().requires_grad_(True) for p in
+                  (layer.experts.w_gate_up_E2FD[0, :Fw], layer.experts.w_gate_up_E2FD[0, Fw:],
+                   layer.experts.w_down_EDF[0]))
     u = torch.randn(2, 5, 32)
     u_ref = u.clone().requires_grad_(True)
     ref = F.linear(F.silu(F.linear(u_ref, wg)) * F.linear(u_ref, wu), wd)
@@ -39,8 +41,8 @@ def test_one_expert_top1_one_iteration_equals_dense_swiglu(inner_residual: bool,
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     probe_loss(ref).backward()
     torch.testing.assert_close(grads["u"], u_ref.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(grads["experts.w_gate_EFD"][0], wg.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(grads["experts.w_up_EFD"][0], wu.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads["experts.w_gate_up_E2FD"][0, :Fw], wg.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads["experts.w_gate_up_E2FD"][0, Fw:], wu.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads["experts.w_down_EDF"][0], wd.grad, rtol=1e-5, atol=1e-6)
 
 

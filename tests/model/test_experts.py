@@ -29,9 +29,9 @@ def _run(m: RoutedExperts, x: torch.Tensor, idx: torch.Tensor, w: torch.Tensor,
     return y, [x.grad, w.grad] + [p.grad for p in m.parameters()]
 
 
-@pytest.mark.parametrize("K", [1, 2, 4])
-def test_grouped_equals_loop_outputs_and_grads(K: int, probe_loss: Callable) -> None:
-    grouped, loop = _pair()
+@pytest.mark.parametrize("K, Fw", [(1, 8), (2, 8), (4, 8), (2, 6)])  # F=6: rows of 24 bytes, the loop fallback
+def test_grouped_equals_loop_outputs_and_grads(K: int, Fw: int, probe_loss: Callable) -> None:
+    grouped, loop = _pair(Fw=Fw)
     S = 37
     x = torch.randn(S, 16)
     idx = torch.stack([torch.randperm(5)[:K] for _ in range(S)])  # expert 5 never chosen: empty group
@@ -49,7 +49,8 @@ def test_one_expert_equals_dense_swiglu(probe_loss: Callable) -> None:
     x = torch.randn(11, 16)
     idx = torch.zeros(11, 1, dtype=torch.long)
     w = torch.ones(11, 1)
-    wg, wu, wd = grouped.w_gate_EFD[0], grouped.w_up_EFD[0], grouped.w_down_EDF[0]
+    wg, wu = grouped.w_gate_up_E2FD[0].chunk(2, dim=0)
+    wd = grouped.w_down_EDF[0]
     ref = F.linear(F.silu(F.linear(x, wg)) * F.linear(x, wu), wd)
     for m in (grouped, loop):
         torch.testing.assert_close(m(x, idx, w), ref, rtol=1e-5, atol=1e-6)
@@ -114,3 +115,22 @@ def test_cpu_token_chunking_is_exact(monkeypatch: pytest.MonkeyPatch, probe_loss
     torch.testing.assert_close(y_chunked, y_loop, rtol=1e-5, atol=1e-6)
     for g_c, g_r in zip(grads_chunked, grads_ref, strict=True):
         torch.testing.assert_close(g_c, g_r, rtol=1e-5, atol=1e-6)
+
+
+def test_custom_ops_pass_opcheck_and_equal_the_eager_function(probe_loss: Callable) -> None:
+    """torch.library.opcheck: schema, fake (meta) implementation and autograd registration of the
+    dispatch op; and the custom op (the compiled path) equals the autograd Function (the eager path)."""
+    from coe_sweep.model.dispatch import _RoutedFFN, routed_ffn
+
+    E, D, Fw, S, K = 5, 8, 12, 13, 2
+    args = (torch.randn(S, D, requires_grad=True), torch.stack([torch.randperm(E)[:K] for _ in range(S)]),
+            torch.rand(S, K, requires_grad=True), (0.3 * torch.randn(E, 2 * Fw, D)).requires_grad_(True),
+            (0.3 * torch.randn(E, D, Fw)).requires_grad_(True))
+    torch.library.opcheck(routed_ffn, args)
+    y_op = routed_ffn(*args)[0]
+    grads_op = torch.autograd.grad(probe_loss(y_op), [a for a in args if a.requires_grad])
+    y_fn = _RoutedFFN.apply(*args)
+    grads_fn = torch.autograd.grad(probe_loss(y_fn), [a for a in args if a.requires_grad])
+    torch.testing.assert_close(y_op, y_fn, rtol=0, atol=0)
+    for g_op, g_fn in zip(grads_op, grads_fn, strict=True):
+        torch.testing.assert_close(g_op, g_fn, rtol=0, atol=0)

@@ -25,26 +25,41 @@ SMALL = ModelConfig(vocab_size=50, max_seq_len=16, d_model=32, n_layers=2, n_hea
     ({"router_mode": "tied"}, "router_mode"),
     ({"dense": True, "top_k": 2}, "top_k"),
     ({"n_shared": -1}, "n_shared"),
+    ({"n_heads": None, "head_dim": 12}, "d_model"),  # 32 is not a multiple of 12
+    ({"n_heads": 4, "head_dim": 16}, "n_heads"),  # both given and 4 x 16 != 32
+    ({"n_heads": None, "head_dim": 0}, "head_dim"),
+    ({"n_heads": 32}, "d_model"),  # head size 1: odd, rotary needs pairs
 ])
 def test_invalid_config_raises_value_error_naming_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"ModelConfig\.{field}="):
         replace(SMALL, **overrides)
 
 
+def test_heads_follow_width_when_head_dim_is_given() -> None:
+    by_dim = [replace(SMALL, n_heads=None, head_dim=16, d_model=d) for d in (16, 32, 64)]
+    assert [(c.heads, c.head_size) for c in by_dim] == [(1, 16), (2, 16), (4, 16)]
+    assert (replace(SMALL, n_heads=None).heads, replace(SMALL, n_heads=None).head_size) == (4, 8)  # default 4 heads
+    both = replace(SMALL, n_heads=2, head_dim=16)  # both given and agreeing: accepted
+    assert (both.heads, both.head_size, both.kv_heads) == (2, 16, 2)
+    m = CoELM(replace(SMALL, n_heads=None, head_dim=16, d_model=64))
+    assert m.layers[0].attn.wqkv.weight.shape == ((4 + 2 * 4) * 16, 64)
+    with pytest.raises(ValueError, match=r"ModelConfig\.d_model=40 is invalid: expected a multiple of head_dim=16"):
+        replace(SMALL, n_heads=None, head_dim=16, d_model=40)
+
+
 def test_parameter_layout_matches_the_contract() -> None:
     cfg = replace(SMALL, n_kv_heads=2)
     m = CoELM(cfg)
-    D, V, N, Fw, L, hd = cfg.d_model, cfg.vocab_size, cfg.n_experts, cfg.d_expert, cfg.n_layers, cfg.head_dim
+    D, V, N, Fw, L, hd = cfg.d_model, cfg.vocab_size, cfg.n_experts, cfg.d_expert, cfg.n_layers, cfg.head_size
     expected = {"tok_emb.weight": (V, D), "norm.weight": (D,), "lm_head.weight": (V, D)}
     for i in range(L):
         p = f"layers.{i}."
-        expected |= {p + "attn_norm.weight": (D,), p + "attn.wq.weight": (4 * hd, D),
-                     p + "attn.wk.weight": (2 * hd, D), p + "attn.wv.weight": (2 * hd, D),
+        expected |= {p + "attn_norm.weight": (D,), p + "attn.wqkv.weight": ((4 + 2 * 2) * hd, D),
                      p + "attn.wo.weight": (D, 4 * hd), p + "ffn_norm.weight": (D,),
                      p + "ffn.routers.0.weight": (N, D), p + "ffn.routers.1.weight": (N, D),
-                     p + "ffn.experts.w_gate_EFD": (N, Fw, D), p + "ffn.experts.w_up_EFD": (N, Fw, D),
-                     p + "ffn.experts.w_down_EDF": (N, D, Fw), p + "ffn.shared.w_gate.weight": (Fw, D),
-                     p + "ffn.shared.w_up.weight": (Fw, D), p + "ffn.shared.w_down.weight": (D, Fw)}
+                     p + "ffn.experts.w_gate_up_E2FD": (N, 2 * Fw, D),
+                     p + "ffn.experts.w_down_EDF": (N, D, Fw), p + "ffn.shared.w_gate_up.weight": (2 * Fw, D),
+                     p + "ffn.shared.w_down.weight": (D, Fw)}
     assert {n: tuple(p.shape) for n, p in m.named_parameters()} == expected
     assert not list(m.state_dict().keys() - expected.keys())  # rotary tables are not state
     tied = CoELM(replace(cfg, tie_embeddings=True, n_shared=0))
@@ -54,7 +69,7 @@ def test_parameter_layout_matches_the_contract() -> None:
 
 def test_init_std() -> None:
     m = CoELM(replace(SMALL, d_model=64, n_experts=16, d_expert=64))
-    w = m.layers[0].ffn.experts.w_up_EFD
+    w = m.layers[0].ffn.experts.w_gate_up_E2FD
     assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
     assert torch.equal(m.layers[0].attn_norm.weight, torch.ones(64))
 
@@ -121,11 +136,11 @@ def test_gqa_equals_mha_with_repeated_kv_heads() -> None:
     gqa = CoELM(replace(SMALL, n_kv_heads=2))
     mha = CoELM(SMALL)
     state = gqa.state_dict()
-    hd = SMALL.head_dim
-    for i in range(SMALL.n_layers):
-        for w in ("wk", "wv"):
-            key = f"layers.{i}.attn.{w}.weight"
-            state[key] = state[key].view(2, hd, 32).repeat_interleave(2, dim=0).reshape(4 * hd, 32)
+    hd = SMALL.head_size
+    for i in range(SMALL.n_layers):  # wqkv rows: 4 q heads, then 2 k heads, then 2 v heads
+        key = f"layers.{i}.attn.wqkv.weight"
+        q, k, v = state[key].view(8, hd, 32).split([4, 2, 2])
+        state[key] = torch.cat([q, k.repeat_interleave(2, dim=0), v.repeat_interleave(2, dim=0)]).reshape(12 * hd, 32)
     mha.load_state_dict(state)
     idx = torch.randint(0, 50, (2, 16))
     torch.testing.assert_close(gqa(idx).logits, mha(idx).logits, rtol=1e-5, atol=1e-5)

@@ -87,3 +87,32 @@ def test_entropy_and_overlap() -> None:
     a = torch.tensor([[0, 1], [2, 3]])
     assert topk_overlap(a, a.flip(-1)).item() == 1.0
     assert topk_overlap(a, torch.tensor([[1, 5], [6, 7]])).item() == pytest.approx(0.25)
+
+
+def test_renormalisation_applies_only_when_k_is_above_one() -> None:
+    u, w = torch.randn(2, 5, 8), torch.randn(6, 8)
+    r = route(u, w, top_k=1, renormalize=True, routed_scaling=2.0)
+    # with K = 1 a renormalised weight would be exactly 1; the reference gate keeps the score instead
+    assert torch.allclose(r.weights_SK, 2.0 * r.scores_SN.gather(1, r.topk_idx_SK))
+    assert (r.weights_SK < 2.0).all()
+
+
+def test_top1_router_learns_from_the_lm_loss_alone_with_renormalisation_on() -> None:
+    """Issue 10: with renormalize_topk and K = 1 the router used to get no gradient from the LM loss."""
+    from coe_sweep.model.config import ModelConfig
+    from coe_sweep.model.lm import CoELM
+
+    cfg = ModelConfig(vocab_size=40, max_seq_len=12, d_model=16, head_dim=8, n_layers=1, d_expert=16,
+                      n_experts=4, top_k=1, iterations=2, renormalize_topk=True, aux_loss_alpha=0.0, init_std=0.2)
+    model = CoELM(cfg)
+    routers = [r.weight for r in model.layers[0].ffn.routers]
+    before = [w.detach().clone() for w in routers]
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    idx = torch.randint(0, 40, (3, 13))
+    out = model(idx[:, :-1], targets_BT=idx[:, 1:])
+    assert out.aux_loss.item() == 0.0  # the LM loss alone
+    out.loss.backward()
+    for w in routers:
+        assert w.grad is not None and w.grad.abs().sum() > 0
+    opt.step()
+    assert all(not torch.equal(w, b) for w, b in zip(routers, before, strict=True))

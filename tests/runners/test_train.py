@@ -231,3 +231,22 @@ def test_default_threads_follow_the_trial_allocation(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert available_cpus() == usable
     assert resolve_device(TrainConfig(device="cpu", threads=3)).threads == 3
+
+
+def test_compile_auto_stays_eager_for_a_short_trial(tiny_spec: SpecFactory, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="runners.train"):
+        r = train(tiny_spec(train={"compile": "auto"}, horizon=Horizon(steps=6)))
+    assert r.status == "ok" and not any("compiling" in rec.message for rec in caplog.records)
+
+
+@pytest.mark.slow
+def test_compile_on_trains_the_same_curve(tiny_spec: SpecFactory, caplog: pytest.LogCaptureFixture) -> None:
+    eager = train(tiny_spec(train={"compile": "off"}, horizon=Horizon(steps=8)))
+    with caplog.at_level("INFO", logger="runners.train"):
+        compiled = train(tiny_spec(train={"compile": "on"}, horizon=Horizon(steps=8)))
+    assert any("compiling the step" in rec.message for rec in caplog.records)
+    assert compiled.status == "ok" and compiled.steps == 8
+    assert [s for s, _ in compiled.train_curve] == [s for s, _ in eager.train_curve]
+    for (_, a), (_, b) in zip(compiled.train_curve, eager.train_curve, strict=True):
+        assert a == pytest.approx(b, rel=1e-4)  # steps 1-3 eager, 4-8 inductor (fp32 reorderings)
+    assert compiled.final_val_loss == pytest.approx(eager.final_val_loss, rel=1e-4)
