@@ -195,7 +195,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     from dashboard.terminal import pareto
 
     return _dashboard_query(args, lambda uri: pareto(uri, args.sweep, args.objectives, as_json=args.json,
-                                                     budget=args.budget, family=args.family))
+                                                     budget=args.budget, family=args.family, pooled=args.pooled))
 
 
 def _cmd_optimal(args: argparse.Namespace) -> int:
@@ -339,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "tokens_per_s, or a column name); default val_loss,peak_memory")
     p.add_argument("--budget", default=None, help="only this budget (label or FLOPs)")
     p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
+    p.add_argument("--pooled", action="store_true", help="one front over every budget (default: one per budget level)")
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
     p.set_defaults(func=_cmd_pareto)

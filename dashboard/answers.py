@@ -23,7 +23,7 @@ from coe_sweep.analysis.isoflop import IsoFlopProfile, isoflop_profiles
 from coe_sweep.analysis.laws import Optimum, ParametricFit
 from coe_sweep.analysis.methods import LawSet, fit_methods
 from coe_sweep.analysis.paired import LEVEL
-from coe_sweep.analysis.pareto import pareto_set
+from coe_sweep.analysis.pareto import pareto_by_level
 from coe_sweep.analysis.scaling import NotEnoughData, ScalingFit, nearest_config, scaling_fit
 from dashboard import serialize
 from dashboard.schemas import (
@@ -338,9 +338,10 @@ def _pareto_points(rows: pd.DataFrame, objectives: list[tuple[str, str]], on_fro
 
 
 def pareto(frame: pd.DataFrame, filtered: pd.DataFrame, objectives: list[tuple[str, str]], *, sweep_id: str,
-           version: int, filters: dict[str, Any], include_dominated: bool) -> ParetoOut:
-    """Pareto set of the ok trials of `filtered` (the frame after the caller's filters)."""
-    out = ParetoOut(sweep_id=sweep_id, data_version=version,
+           version: int, filters: dict[str, Any], include_dominated: bool, pooled: bool = False) -> ParetoOut:
+    """Pareto set of the ok trials of `filtered` (the frame after the caller's filters): one front per budget
+    level, or one over every budget when `pooled`."""
+    out = ParetoOut(sweep_id=sweep_id, data_version=version, pooled=pooled,
                     objectives=[Objective(column=c, direction=d) for c, d in objectives],
                     filters={k: serialize.scalar(v) for k, v in filters.items() if v is not None},
                     n_considered=0, front=[])
@@ -349,11 +350,12 @@ def pareto(frame: pd.DataFrame, filtered: pd.DataFrame, objectives: list[tuple[s
         any_ok = not frame.empty and not C.ok_rows(frame).empty
         out.message = "no finished trials match the filters" if any_ok else no_finished_message(frame, None)
         return out
-    result = pareto_set(rows, objectives, only_ok=False)
-    out.n_considered, out.n_excluded_nan = result.n_considered, result.n_excluded_nan
-    out.front = _pareto_points(rows.loc[result.indices], objectives, True)
+    sets = pareto_by_level(rows, objectives, pooled=pooled, only_ok=False)
+    front = pd.Index([]).append([s.indices for _, s in sets])
+    out.n_considered, out.n_excluded_nan = len(rows), sum(s.n_excluded_nan for _, s in sets)
+    out.front = _pareto_points(rows.loc[front], objectives, True)
     if include_dominated:
-        out.dominated = _pareto_points(rows.drop(index=result.indices), objectives, False)
+        out.dominated = _pareto_points(rows.drop(index=front), objectives, False)
     if not out.front:
         missing = [c for c, _ in objectives if not np.isfinite(C.numeric(rows, c)).any()]
         out.message = (f"no finished trial has a value for {', '.join(missing)}" if missing

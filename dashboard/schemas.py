@@ -345,7 +345,10 @@ class ParetoOut(BaseModel):
     filters: dict[str, Scalar] = Field(default_factory=dict)
     n_considered: int = Field(description="ok trials after the filters")
     n_excluded_nan: int = 0
-    front: list[ParetoPoint] = Field(description="non-dominated trials, sorted by the first objective")
+    pooled: bool = Field(False, description="false: one front per budget level (a trial is non-dominated within its "
+                                            "level); true: one front over every budget")
+    front: list[ParetoPoint] = Field(description="non-dominated trials: per level (ascending FLOPs) unless pooled, "
+                                                 "each front sorted by the first objective")
     dominated: list[ParetoPoint] = Field(default_factory=list,
                                          description="the other considered trials (only with include_dominated=true)")
     message: str | None = None
