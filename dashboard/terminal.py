@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coe_sweep.console import make_console
+from coe_sweep.console import SIMULATED_LINE, make_console
 from coe_sweep.trial import OBJECTIVES
 from coe_sweep.units import format_bytes, parse_bytes
 from dashboard import answers
@@ -46,9 +46,6 @@ def serve(settings: Settings) -> None:
     install_redaction(settings.tracking_uri)
     log.info("dashboard on http://%s:%d (tracking %s)", settings.host, settings.port, redact_uri(settings.tracking_uri))
     uvicorn.Server(config).run()
-
-
-SIMULATED_LINE = "SIMULATED: losses from the simulated law (launch --simulate), not from training"
 
 
 def _frame(tracking_uri: str, sweep: str, console: Console | None = None, as_json: bool = False) -> tuple[Any, str]:
@@ -198,6 +195,7 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
     if as_json:
         console.print_json(out.model_dump_json())
         return out
+    print_flags(console, out.flags)
     _print_methods(console, out, sweep)
     if out.prediction is not None:
         p = out.prediction
@@ -223,7 +221,6 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
         table.add_row("sampled at budget", n.budget_label or "-")
         table.add_row("run", (n.run_id or "-")[:12])
         console.print(table)
-    print_flags(console, out.flags)
     if out.message:
         console.print(f"[yellow]{out.message}[/yellow]", soft_wrap=True)
     return out
