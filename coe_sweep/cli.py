@@ -219,6 +219,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return _dashboard_query(args, lambda uri: compare(uri, args.sweep, baseline=args.baseline, as_json=args.json))
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Figures and a one-page summary of a sweep under --out; progress on stderr."""
+    from pathlib import Path
+
+    from dashboard.report import build_report
+    from dashboard.terminal import BadInput
+
+    def run(uri: str) -> None:
+        from coe_sweep.tracking import SweepNotFound, TrackingStore
+
+        def progress(line: str) -> None:
+            print(f"report: {line} ...", file=sys.stderr, flush=True)
+
+        try:
+            report = build_report(TrackingStore(uri), args.sweep, Path(args.out), fmt=args.format, progress=progress)
+        except SweepNotFound as exc:
+            raise BadInput(str(exc)) from None
+        except OSError as exc:
+            raise BadInput(f"--out={args.out!r}: {exc.strerror or exc}; expected a writable directory") from None
+        if report.answers.sweep.simulated:
+            print(console.SIMULATED_LINE)
+        flagged = sum(f.blocking for f in report.answers.flags)
+        print(f"report of {report.answers.sweep.name}: {len(report.files)} file(s) in {args.out} "
+              f"({flagged} flagged fit(s), {len(report.answers.flags) - flagged} warning(s))")
+        for path in report.files:
+            print(f"  {path}")
+
+    return _dashboard_query(args, run)
+
+
 def _parse_import_options(args: argparse.Namespace) -> tuple[dict[str, str], list[float] | None]:
     """--map FIELD=COLUMN pairs and --levels; ValueError naming the flag."""
     mapping: dict[str, str] = {}
@@ -384,6 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
                         "writes when the spec names no tracking.uri)")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("report", help="figures (PNG, SVG) and a one-page summary (Markdown, HTML) of a sweep")
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the figures and report.md/report.html")
+    p.add_argument("--format", choices=("md", "html", "both"), default="both", help="summary format (default both)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    p.add_argument("--simulated", action="store_true",
+                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
+                        "writes when the spec names no tracking.uri)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("import", help="write a table of runs coe-sweep did not train (csv, parquet, jsonl) as a sweep")
     p.add_argument("file", help="the table: .csv, .parquet or .jsonl, one run per row")
