@@ -147,6 +147,7 @@ def _method(name: str, result: object, law_set: LawSet) -> MethodOut:
     out.warnings = list(getattr(result, "warnings", []))
     out.flags = [f for f in serialize.flags(sanity.method_flags(law_set)) if f.fit == name]
     if isinstance(result, ScalingFit):
+        out.flags += serialize.flags(sanity.approach2_flags(result))
         out.fitter = f"isoflop parabolas, {result.loss_law.kind} loss law"
         out.n_exponent, out.n_exponent_ci = result.x_law.exponent, serialize.finite_pair(result.x_law.exponent_ci)
     elif isinstance(result, ParametricFit):
@@ -330,7 +331,7 @@ def _label(record: dict[str, Any], column: str) -> str | None:
 
 def _pareto_points(rows: pd.DataFrame, objectives: list[tuple[str, str]], on_front: bool) -> list[ParetoPoint]:
     columns = [c for c, _ in objectives]
-    return [ParetoPoint(run_id=_label(r, C.RUN_ID), on_front=on_front,
+    return [ParetoPoint(run_id=_label(r, C.RUN_ID), trial_id=_label(r, C.TRIAL_ID), on_front=on_front,
                         values={c: serialize.finite(r.get(c)) for c in columns},
                         budget_label=_label(r, C.BUDGET_LABEL), family=_label(r, C.FAMILY),
                         config=serialize.config_of(r))

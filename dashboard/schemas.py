@@ -81,6 +81,7 @@ class FitFlagOut(BaseModel):
 
 class FrontierPoint(BaseModel):
     run_id: str | None
+    trial_id: str | None = Field(None, description="<config hash[:8]>-s<seed>: the launch log's id, the MLflow run name")
     x: float
     loss: float
     family: str | None = None
@@ -331,6 +332,7 @@ class Objective(BaseModel):
 
 class ParetoPoint(BaseModel):
     run_id: str | None
+    trial_id: str | None = Field(None, description="<config hash[:8]>-s<seed>: the launch log's id, the MLflow run name")
     on_front: bool
     values: dict[str, float | None] = Field(description="objective column -> value")
     budget_label: str | None

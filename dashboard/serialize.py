@@ -162,6 +162,7 @@ def frontier_budget(profile: Any) -> FrontierBudget:
         if x is None or loss is None:
             continue
         points.append(FrontierPoint(run_id=None if point.get(C.RUN_ID) is None else str(point[C.RUN_ID]),
+                                    trial_id=None if point.get(C.TRIAL_ID) is None else str(point[C.TRIAL_ID]),
                                     x=x, loss=loss, family=scalar(point.get(C.FAMILY)) and str(point[C.FAMILY]),
                                     config=config_of(point)))
     level_flags = sanity.profile_flags(profile)

@@ -10,8 +10,9 @@ Checks (each names the quantity it compares):
   profile's own warnings (`isoflop.IsoFlopWarning`), as flags. A vertex outside the sampled range is
   `vertex_outside_range` (blocking); a best point at the edge with the vertex inside stays `edge_of_range`.
 - `min_below_measured`: a level's fitted minimum loss lies below its best measured trial by more than
-  the level's noise (2 x the robust residual scale) plus what the sampling allows (a convex parabola's
-  vertex between two sampled sizes sits below them by at most A (gap/2)^2, gap = the widest step in ln x).
+  the level's noise (2 standard deviations: of the seeds of one config when configs have 2+ seeds, else the
+  fit's robust residual scale) plus what the sampling allows (an honest parabola's vertex sits below its
+  nearest sampled size by A d^2, d = their distance in ln x).
 - `exponent_includes_zero`: a fitted exponent's interval contains 0: the data cannot tell growth from none.
 - `implausible_loss`: a predicted loss below 0, below the irreducible loss E fitted by a parametric law
   (lower end of its interval), or above the loss of a uniform guess over the vocabulary, ln(V).
@@ -78,12 +79,29 @@ def thin_level_text(label: str, n_points: int, n_distinct: int) -> str:
 
 
 def _sampling_allowance(profile: IsoFlopProfile) -> float:
-    """How far below the sampled points a convex vertex between them may honestly sit: A (gap/2)^2."""
-    if profile.coef is None or profile.coef[0] <= 0:
+    """How far below its nearest sampled size an honest convex vertex may sit: A d^2, d = the ln-distance from
+    the vertex to the nearest sampled x (A: the parabola's curvature in ln x)."""
+    if profile.coef is None or profile.coef[0] <= 0 or profile.x_opt is None:
         return 0.0
-    xs = np.unique([p["x"] for p in profile.points if p.get("x") and p["x"] > 0])
-    gap = float(np.diff(np.log(xs)).max()) if xs.size >= 2 else 0.0
-    return float(profile.coef[0] * (gap / 2) ** 2)
+    xs = np.array([p["x"] for p in profile.points if p.get("x") and p["x"] > 0], dtype=float)
+    if xs.size == 0:
+        return 0.0
+    d = float(np.min(np.abs(np.log(xs) - np.log(profile.x_opt))))
+    return float(profile.coef[0] * d * d)
+
+
+def level_noise(profile: IsoFlopProfile) -> float:
+    """The level's measurement noise (standard deviation of the loss): pooled over the configs trained with
+    2+ seeds when there are any (replicates measure noise alone), else the fit's robust residual scale."""
+    losses: dict[str, list[float]] = {}
+    for p in profile.points:
+        key = p.get(C.CONFIG_HASH)
+        if key is not None and p.get("loss") is not None:
+            losses.setdefault(str(key), []).append(float(p["loss"]))
+    variances = [float(np.var(v, ddof=1)) for v in losses.values() if len(v) >= 2]
+    if variances:
+        return float(np.sqrt(np.mean(variances)))
+    return float(profile.robust_scale or 0.0)
 
 
 def profile_flags(profile: IsoFlopProfile) -> list[FitFlag]:
@@ -101,7 +119,7 @@ def profile_flags(profile: IsoFlopProfile) -> list[FitFlag]:
             code = FlagCode.VERTEX_OUTSIDE_RANGE
         flags.append(FitFlag(code, "isoflop", label, f"level {label}: {note}"))
     if profile.ok and profile.loss_opt is not None and math.isfinite(profile.best_loss):
-        noise = NOISE_SIGMAS * (profile.robust_scale or 0.0)
+        noise = NOISE_SIGMAS * level_noise(profile)
         allowance = _sampling_allowance(profile)
         gap = profile.best_loss - profile.loss_opt
         if gap > noise + allowance:
@@ -122,15 +140,16 @@ def exponent_flag(fit: str, quantity: str, exponent: float | None, ci: Sequence[
     assert ci is not None
     value = "-" if exponent is None else f"{exponent:.3g}"
     return FitFlag(FlagCode.EXPONENT_INCLUDES_ZERO, fit, None,
-                   f"{fit}: the exponent of {quantity} ({value}) has an interval [{ci[0]:.3g}, {ci[1]:.3g}] that "
-                   "includes 0: the data cannot tell growth from none")
+                   f"{fit}: {quantity} = {value} has an interval [{ci[0]:.3g}, {ci[1]:.3g}] that includes 0: "
+                   "the data cannot tell growth from none")
 
 
 def scaling_flags(x_name: str, x_exponent: tuple[float | None, Sequence[float] | None],
                   loss_exponent: tuple[float | None, Sequence[float] | None], n_levels: int) -> list[FitFlag]:
     """Flags of the Approach 2 laws: exponents whose interval includes 0, too few levels."""
-    flags = [f for f in (exponent_flag("approach2", f"optimal {x_name}", *x_exponent),
-                         exponent_flag("approach2", "the optimal loss", *loss_exponent)) if f is not None]
+    flags = [f for f in (exponent_flag("approach2", f"the exponent of optimal {x_name} in C", *x_exponent),
+                         exponent_flag("approach2", "the exponent of the optimal loss in C", *loss_exponent))
+             if f is not None]
     if n_levels < 3:
         flags.append(FitFlag(FlagCode.TOO_FEW_LEVELS, "approach2", None,
                              f"approach2: the laws rest on {n_levels} level(s) with a vertex; 3 or more test "
@@ -217,10 +236,10 @@ def method_flags(law_set: LawSet) -> list[FitFlag]:
     for method, fit in law_set.fitted().items():
         if isinstance(fit, ParametricFit):
             exponent, ci = fit.n_exponent()
-            flags.append(exponent_flag(method, "optimal N", exponent, ci))
-            for name in ("alpha", "beta"):
+            flags.append(exponent_flag(method, "the exponent of optimal N in C", exponent, ci))
+            for name, of in (("alpha", "N"), ("beta", "D")):
                 value, interval = fit.params().get(name, (None, None))
-                flags.append(exponent_flag(method, f"the law's {name}", value, interval))
+                flags.append(exponent_flag(method, f"the law's exponent {name} (of {of})", value, interval))
     return [f for f in flags if f is not None]
 
 

@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # no display: files only
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from dashboard.report.collect import SweepAnswers, blocking, law_curves  # noqa: E402
 
@@ -102,12 +103,22 @@ def optimum(result: SweepAnswers, out_dir: Path) -> list[Path]:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("training budget C (FLOPs, log scale)")
+            _clip(ax, [getattr(o, f"{key}_opt") for curve in curves.values() for _, o in curve]
+                  + [p.x_opt if key == "n" else p.tokens_opt for p in ok])
         ax_n.set_ylabel("optimal active parameters N* (count)")
         ax_d.set_ylabel("optimal training tokens D* (tokens)")
         ax_n.set_title("Optimal model size vs budget (bands: 95% CI)")
         ax_d.set_title("Optimal data vs budget (bands: 95% CI)")
-        ax_n.legend(loc="upper left")
+        handles, labels = ax_n.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.1), frameon=False)
         return _save(fig, out_dir, "optimum")
+
+
+def _clip(ax: Any, values: list[float | None], spread: float = 30.0) -> None:
+    """y limits around the fitted values (x/÷ spread), so that a flagged law's vast band cannot flatten the rest."""
+    finite = [v for v in values if v is not None and v > 0 and v < float("inf")]
+    if finite:
+        ax.set_ylim(min(finite) / spread, max(finite) * spread)
 
 
 def pareto(result: SweepAnswers, out_dir: Path) -> list[Path]:
@@ -128,6 +139,9 @@ def pareto(result: SweepAnswers, out_dir: Path) -> list[Path]:
             ax.step([p.values[mem] / mib for p in pts], [p.values[loss] for p in pts], where="post",  # type: ignore[operator]
                     color=COLORS[i % len(COLORS)], marker="o", ms=5, lw=1.2, label=f"front at {label or 'off-level'} FLOPs")
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("measured peak memory (MiB, log scale)")
         ax.set_ylabel("final validation loss (nats/token)")
         ax.set_title("Pareto fronts per training budget")

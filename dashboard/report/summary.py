@@ -56,10 +56,10 @@ def _levels(r: SweepAnswers, figures: dict[str, list[Any]]) -> list[Block]:
     rows = [("level (FLOPs)", "trials", "best measured loss", "fitted N*", "fitted loss*", "flags")]
     for b in r.frontier.budgets:
         fit = b.fit
-        show = fit is not None and not b.flagged
+        mark = " (flagged: not an answer)" if b.flagged else ""
         rows.append((b.budget_label, str(b.n_points), num(b.best_loss),
-                     num(fit.x_opt) + ci(fit.x_opt_ci) if show and fit else "-",
-                     num(fit.loss_opt) + ci(fit.loss_opt_ci) if show and fit else "-",
+                     num(fit.x_opt) + ci(fit.x_opt_ci) + mark if fit and fit.x_opt is not None else "-",
+                     num(fit.loss_opt) + ci(fit.loss_opt_ci) + mark if fit and fit.loss_opt is not None else "-",
                      "; ".join(f.code for f in b.flags) or "none"))
     if len(rows) > 1:
         blocks.append(Block("table", rows=tuple(rows)))

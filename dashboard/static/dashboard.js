@@ -3,7 +3,7 @@
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const SYMBOLS = { moe: "circle", coe: "diamond", dense: "square" };
-const TABLE_COLUMNS = ["run_id", "status", "budget_label", "family", "model.iterations", "model.top_k",
+const TABLE_COLUMNS = ["trial_id", "status", "budget_label", "family", "model.iterations", "model.top_k",
   "model.n_experts", "model.n_layers", "model.d_model", "params_active", "params_total", "tokens",
   "final_val_loss", "peak_memory_bytes", "wall_s", "reason"];
 const PAGE_ROWS = 50;
@@ -37,6 +37,9 @@ function fmtBytes(value) {
   for (const [unit, size] of units) if (Math.abs(value) >= size) return (value / size).toFixed(2) + " " + unit;
   return value.toFixed(0) + " B";
 }
+
+// the short trial id (<config hash[:8]>-s<seed>): the launch log's, the MLflow run name, the API's trial_id
+function trialId(point) { return point.trial_id || (point.run_id || "").slice(0, 8); }
 
 function configText(config) {
   return Object.entries(config || {}).map(([k, v]) => k + ": " + fmt(v)).join("<br>");
@@ -93,8 +96,9 @@ function vertexTrace(budget, color, group) {
 
 async function drawIsoflop() {
   const data = await getJSON(api("/frontier", sweepQuery()));
-  setMessage("isoflop-message", data.message);
-  showFlags("isoflop-flags", data.budgets.flatMap((b) => b.flags));
+  const flags = data.budgets.flatMap((b) => b.flags);
+  setMessage("isoflop-message", flags.length ? "" : data.message);  // the flags say it level by level
+  showFlags("isoflop-flags", flags);
   if (!data.budgets.some((b) => b.points.length)) { noChart("isoflop-plot"); return; }
   const traces = [];
   data.budgets.forEach((budget, i) => {
@@ -104,7 +108,7 @@ async function drawIsoflop() {
       type: "scatter", mode: "markers", name: budget.budget_label + (budget.flagged ? " (flagged)" : ""), legendgroup: group,
       x: budget.points.map((p) => p.x), y: budget.points.map((p) => p.loss),
       marker: { color, size: 7, symbol: budget.points.map((p) => SYMBOLS[p.family] || "circle") },
-      text: budget.points.map((p) => "run " + (p.run_id || "").slice(0, 8) + "<br>" + configText(p.config)),
+      text: budget.points.map((p) => "trial " + trialId(p) + "<br>" + configText(p.config)),
       hovertemplate: "%{text}<br>x=%{x:.4g}<br>loss=%{y:.4f}<extra>" + budget.budget_label + "</extra>",
     });
     if (!budget.fit) return;
@@ -192,6 +196,7 @@ function pctText(v) { return v === null || v === undefined ? "-" : (v >= 0 ? "+"
 
 function fillTable(id, names, rows) {
   const table = $(id);
+  table.hidden = !rows.length;  // no header over nothing
   header(table, names);
   const body = document.createElement("tbody");
   for (const values of rows) {
@@ -229,9 +234,12 @@ function drawMethods(data) {
   $("coe-law-summary").textContent = law ? law.summary + " Form: " + law.reason + "." : "";
   fillTable("coe-law-table", law ? ["form", "parameters", "held-out error", "excess over the best", "its standard error", "kept"] : [],
     law ? law.scores.map((s) => [s.form, String(s.n_params), fmt(s.cv_rmse), fmt(s.excess), fmt(s.excess_se), s.chosen ? "yes" : ""]) : []);
-  return fitted.map((m) => ({ type: "scatter", mode: "lines+markers", name: m.method + " N*", x: m.per_budget.map((b) => b.budget_flops),
-    y: m.per_budget.map((b) => b.n_opt), line: { color: METHOD_COLORS[m.method], width: 1.5 }, marker: { size: 6, symbol: "x" },
-    hovertemplate: m.method + " N*=%{y:.4g}<extra></extra>" }));
+  return fitted.map((m) => {
+    const flagged = m.flags.some((f) => f.blocking);
+    return { type: "scatter", mode: "lines+markers", name: m.method + " N*" + (flagged ? " (flagged)" : ""), x: m.per_budget.map((b) => b.budget_flops),
+      y: m.per_budget.map((b) => b.n_opt), line: { color: METHOD_COLORS[m.method], width: 1.5, dash: flagged ? "dash" : "solid" },
+      marker: { size: 6, symbol: "x" }, hovertemplate: m.method + " N*=%{y:.4g}" + (flagged ? "<br>flagged: " + flagText(m.flags.filter((f) => f.blocking)) : "") + "<extra></extra>" };
+  });
 }
 
 function drawPredictionTable(data) {
@@ -267,7 +275,7 @@ async function predict() {
 
 // ---- Pareto front: per budget level (default) or pooled -------------------------------------------
 function paretoTraces(data) {
-  const hover = (p) => "run " + (p.run_id || "").slice(0, 8) + " (" + (p.budget_label || "-") + ")<br>" + configText(p.config);
+  const hover = (p) => "trial " + trialId(p) + " (" + (p.budget_label || "-") + ")<br>" + configText(p.config);
   const traces = [{ type: "scatter", mode: "markers", name: "dominated", x: data.dominated.map((p) => p.values.peak_memory_bytes),
     y: data.dominated.map((p) => p.values.final_val_loss), text: data.dominated.map(hover),
     marker: { size: 6, color: "#ccc", symbol: data.dominated.map((p) => SYMBOLS[p.family] || "circle") },
