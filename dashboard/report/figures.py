@@ -20,11 +20,16 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from dashboard.report.collect import SweepAnswers, blocking, law_curves  # noqa: E402
 
-COLORS = plt.get_cmap("tab10").colors
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 METHOD_STYLE = {"approach2": ("#1f77b4", "Approach 2 (IsoFLOP vertices)"), "approach3": ("#ff7f0e", "Approach 3 (parametric)"),
                 "coe_law": ("#2ca02c", "CoE/MoE law")}
-STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8, "axes.grid": True,
+STYLE: dict[str, Any] = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8, "axes.grid": True,
          "grid.alpha": 0.3, "figure.dpi": 100, "savefig.dpi": 200, "savefig.bbox": "tight", "svg.fonttype": "none"}
+
+
+def _style() -> Any:
+    """The figures' rc settings (matplotlib's stubs type the keys as literals: one ignore, here)."""
+    return plt.rc_context(STYLE)  # type: ignore[arg-type]
 
 
 def _save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
@@ -40,7 +45,7 @@ def isoflop(result: SweepAnswers, out_dir: Path) -> list[Path]:
     budgets = [b for b in result.frontier.budgets if b.points]
     if not budgets:
         return []
-    with plt.rc_context(STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for i, b in enumerate(budgets):
             color = COLORS[i % len(COLORS)]
@@ -77,7 +82,7 @@ def optimum(result: SweepAnswers, out_dir: Path) -> list[Path]:
     points = result.scaling.points
     if not points and not curves:
         return []
-    with plt.rc_context(STYLE):
+    with _style():
         fig, (ax_n, ax_d) = plt.subplots(1, 2, figsize=(10.5, 4.2))
         for ax, key in ((ax_n, "n"), (ax_d, "d")):
             for method, curve in curves.items():
@@ -128,16 +133,17 @@ def pareto(result: SweepAnswers, out_dir: Path) -> list[Path]:
         return []
     mem, loss = "peak_memory_bytes", "final_val_loss"
     mib = 2.0 ** 20
-    with plt.rc_context(STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        dom = [p for p in result.pareto.dominated if p.values.get(mem) and p.values.get(loss) is not None]
-        ax.scatter([p.values[mem] / mib for p in dom], [p.values[loss] for p in dom], s=12, color="#bbb",  # type: ignore[operator]
-                   label="dominated")
+        dom = [(m, v) for p in result.pareto.dominated
+               if (m := p.values.get(mem)) is not None and (v := p.values.get(loss)) is not None]
+        ax.scatter([m / mib for m, _ in dom], [v for _, v in dom], s=12, color="#bbb", label="dominated")
         labels = list(dict.fromkeys(p.budget_label for p in front))
         for i, label in enumerate(labels):
-            pts = sorted((p for p in front if p.budget_label == label), key=lambda p: p.values[mem] or 0.0)
-            ax.step([p.values[mem] / mib for p in pts], [p.values[loss] for p in pts], where="post",  # type: ignore[operator]
-                    color=COLORS[i % len(COLORS)], marker="o", ms=5, lw=1.2, label=f"front at {label or 'off-level'} FLOPs")
+            pts = sorted((m, v) for p in front if p.budget_label == label
+                         and (m := p.values.get(mem)) is not None and (v := p.values.get(loss)) is not None)
+            ax.step([m / mib for m, _ in pts], [v for _, v in pts], where="post", color=COLORS[i % len(COLORS)],
+                    marker="o", ms=5, lw=1.2, label=f"front at {label or 'off-level'} FLOPs")
         ax.set_xscale("log")
         plain = FuncFormatter(lambda v, _: f"{v:g}")
         ax.xaxis.set_major_formatter(plain)
@@ -154,7 +160,7 @@ def arms(result: SweepAnswers, out_dir: Path) -> list[Path]:
     compare = result.compare
     if compare is None or not compare.budgets:
         return []
-    with plt.rc_context(STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         n = max(len(compare.arms), 1)
         for i, arm in enumerate(compare.arms):
@@ -162,7 +168,7 @@ def arms(result: SweepAnswers, out_dir: Path) -> list[Path]:
             if not rows:
                 continue
             shift = 1.0 + 0.04 * (i - (n - 1) / 2)  # side by side in log x
-            xs = [f * shift for f, _ in rows]  # type: ignore[operator]
+            xs = [f * shift for f, _ in rows if f is not None]
             means = [a.summary.mean for _, a in rows]
             err = [[a.summary.mean - a.summary.ci[0] if a.summary.ci else 0 for _, a in rows],
                    [a.summary.ci[1] - a.summary.mean if a.summary.ci else 0 for _, a in rows]]

@@ -89,13 +89,14 @@ def _laws(r: SweepAnswers, figures: dict[str, list[Any]]) -> list[Block]:
     blocks += [Block("p", f"{m.method}: no fit: {m.message}") for m in sc.methods if m.message]
     op = r.optimal
     if op is not None and op.methods:
-        rows = [("method", "arm", "optimal N", "optimal D (tokens)", "predicted loss", "reach", "verdict")]
-        for m in op.methods:
-            rows.append((m.method, m.arm or "-", num(m.n_opt) + ci(m.n_opt_ci), num(m.d_opt) + ci(m.d_opt_ci),
-                         num(m.loss_opt) + ci(m.loss_opt_ci), m.reach_text,
-                         "flagged: not an answer" if m.flagged else "usable"))
+        table: list[tuple[str, ...]] = [("method", "arm", "optimal N", "optimal D (tokens)", "predicted loss", "reach",
+                                          "verdict")]
+        for p in op.methods:
+            table.append((p.method, p.arm or "-", num(p.n_opt) + ci(p.n_opt_ci), num(p.d_opt) + ci(p.d_opt_ci),
+                          num(p.loss_opt) + ci(p.loss_opt_ci), p.reach_text,
+                          "flagged: not an answer" if p.flagged else "usable"))
         blocks.append(Block("p", f"Predicted optimum at {op.flops:.3g} training FLOPs (10x the largest trial):"))
-        blocks.append(Block("table", rows=tuple(rows)))
+        blocks.append(Block("table", rows=tuple(table)))
     blocks += [Block("img", p.name) for p in figures.get("optimum", []) if p.suffix == ".png"]
     return blocks
 

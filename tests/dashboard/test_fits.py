@@ -132,3 +132,14 @@ def test_report_bad_input_exits_2(fits_uri: str, tmp_path: Path, capsys: pytest.
     blocker.write_text("")
     assert main(["report", THIN, "--out", str(blocker / "sub"), "--tracking-uri", fits_uri]) == 2
     assert "--out=" in capsys.readouterr().err
+
+
+def test_pareto_cli_pooled_equals_the_api(fits_client: TestClient, fits_uri: str,  # noqa: F811
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    for flags, params in (([], {}), (["--pooled"], {"pooled": "true"})):
+        assert main(["pareto", ARMS, "--json", "--tracking-uri", fits_uri, *flags]) == 0
+        cli = json.loads(capsys.readouterr().out)
+        api = fits_client.get(f"/api/sweeps/{ARMS}/pareto", params=params).json()
+        assert [p["run_id"] for p in cli["front"]] == [p["run_id"] for p in api["front"]] and cli["pooled"] == api["pooled"]
