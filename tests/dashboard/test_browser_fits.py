@@ -111,6 +111,11 @@ def test_simulated_sweep_wears_its_badge_on_the_list_and_the_page(fits_server: s
     assert badge and "hidden" not in badge.group(0)
     plot = _plot(html, "isoflop-plot")
     assert len(re.findall(r'class="point"', plot)) > 48  # 48 trials and the unflagged levels' stars
+    trials = re.search(r'<table id="trials-table".*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
+    api = httpx.get(f"{fits_server}/api/sweeps/{ARMS}/trials", params={"columns": "trial_id", "limit": "500"},
+                    timeout=60).json()
+    shown = set(re.findall(r"<td>([0-9a-f]{8}-s\d+)</td>", trials))
+    assert shown and shown <= {r["trial_id"] for r in api["rows"]}  # the launch log's id (= MLflow run name)
     shot = tmp_path / "simulated.png"
     chromium(tmp_path, "--virtual-time-budget=20000", f"--screenshot={shot}", "--window-size=1400,1500", page)
     assert shot.exists()
