@@ -187,6 +187,6 @@ def to_html(items: list[Block], title: str) -> str:
             body.append(f'<img src="{html.escape(b.text)}" alt="{html.escape(b.text)}">')
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:20px auto;color:#222}"
              "table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px}"
-             "th{background:#f1f3f5}img{max-width:100%}li{margin:2px 0}")
+             "th{background:#f1f3f5}img{max-width:100%;width:760px}li{margin:2px 0}")
     return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
