@@ -6,11 +6,7 @@ asserted, and screenshots are saved under the test's tmp dir (looked at by hand 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from html import escape as html_escape
 from pathlib import Path
@@ -18,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fitsweeps import ARMS, FLAGGED, THIN, fits_uri  # noqa: F401 - the session fixture
-from test_browser import CHROMIUM, chromium, free_port
+from test_browser import CHROMIUM, chromium, serve_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
@@ -26,28 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def fits_server(fits_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("fits-server") / "dashboard.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "coe_sweep.cli", "dashboard", "--tracking-uri", fits_uri,
-                                    "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "COE_SWEEP_DASHBOARD_HOST": ""})
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:  # poll until uvicorn answers
-                try:
-                    if httpx.get(f"{url}/api/sweeps", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "dashboard did not start in 60 s"
-                time.sleep(0.2)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with serve_dashboard(fits_uri, tmp_path_factory.mktemp("fits-server") / "dashboard.log") as url:
+        yield url
 
 
 def _section(html: str, element_id: str) -> str:
