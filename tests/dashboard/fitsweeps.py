@@ -12,13 +12,16 @@ builds in ~20 s:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import sweepgen
 
+REPO = Path(__file__).resolve().parents[2]
 FLAGGED, THIN, ARMS = "fits-flagged", "fits-thin", "fits-arms-sim"
 LEVELS = (("1e12", 1e12), ("3e12", 3e12), ("1e13", 1e13))
 
@@ -56,6 +59,31 @@ def build(root: Path) -> str:
     return uri
 
 
+def _key() -> str:
+    import mlflow
+
+    digest = hashlib.sha256(mlflow.__version__.encode())
+    for path in [Path(__file__), Path(sweepgen.__file__), REPO / "runners" / "simulated.py",
+                 *sorted((REPO / "coe_sweep" / "tracking").glob("*.py"))]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def fits_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build(tmp_path_factory.mktemp("fits-store"))
+def fits_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The store, built once into pytest's cache (keyed by the sources that shape it) and copied per session:
+    each test module that imports this fixture gets its own instance, all from one build."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:  # -p no:cacheprovider
+        return build(tmp_path_factory.mktemp("fits-store"))
+    cached = Path(cache.mkdir("coe-sweep-fits")) / _key()
+    if not (cached / "mlflow.db").exists():
+        building = cached.with_name(cached.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        build(building)
+        shutil.rmtree(cached, ignore_errors=True)
+        building.rename(cached)
+    target = tmp_path_factory.mktemp("fits-store")
+    shutil.copy(cached / "mlflow.db", target / "mlflow.db")
+    return f"sqlite:///{target / 'mlflow.db'}"
