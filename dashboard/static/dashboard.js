@@ -244,8 +244,9 @@ function drawMethods(data) {
 
 function drawPredictionTable(data) {
   const methods = (data && data.methods) || [];
-  const flagsOf = (m) => (data.flags || []).filter((f) => f.fit === m.method).map((f) => (f.blocking ? "flagged: " : "") + f.text).join("; ");
-  fillTable("prediction-table", methods.length ? ["method", "arm", "optimal N", "optimal tokens", "predicted loss", "reach", "leave-future-out error", "drop-one spread of N", "flags"] : [],
+  const flagsOf = (m) => [...(data.flags || []).filter((f) => f.fit === m.method).map((f) => (f.blocking ? "flagged: " : "") + f.text),
+    ...(m.warnings || [])].join("; ");
+  fillTable("prediction-table", methods.length ? ["method", "arm", "optimal N", "optimal tokens", "predicted loss", "reach", "leave-future-out error", "drop-one spread of N", "flags and warnings"] : [],
     methods.map((m) => [m.method, m.arm || "-", fmt(m.n_opt) + ciText(m.n_opt_ci), fmt(m.d_opt) + ciText(m.d_opt_ci),
       fmt(m.loss_opt) + ciText(m.loss_opt_ci), m.reach_text, auditText(m.audit),
       m.spread && m.spread.n_opt_range ? "[" + fmt(m.spread.n_opt_range[0]) + ", " + fmt(m.spread.n_opt_range[1]) + "]" : "-", flagsOf(m)]));
@@ -263,7 +264,8 @@ async function predict() {
     const near = data.nearest;
     let text = data.message || "";
     if (p) text = "x*=" + fmt(p.x_opt) + ", tokens*=" + fmt(p.tokens_opt) + ", loss*=" + fmt(p.loss_opt) +
-      (p.flagged ? " (flagged: see the warnings above the chart)" : "") + (text ? " | " + text : "");
+      (p.flagged ? " (flagged: see the warnings above the chart)" : "") + (p.warnings.length ? " | " + p.warnings.join("; ") : "") +
+      (text ? " | " + text : "");
     if (near) text += " | nearest config: " + Object.entries(near.config).map(([k, v]) => k + "=" + fmt(v)).join(", ");
     $("prediction").textContent = text;
     drawPredictionTable(data);
