@@ -315,6 +315,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_simulated(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--simulated", action="store_true",
+                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
+                        "writes when the spec names no tracking.uri)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coe-sweep", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -359,9 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sweep name, parent run id, or spec YAML (default: the latest sweep)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow URI (default: the spec's, else sqlite:///<cwd>/mlflow.db)")
-    p.add_argument("--simulated", action="store_true",
-                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
-                        "writes when the spec names no tracking.uri)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("dashboard", help="serve the FastAPI dashboard")
@@ -371,9 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default 8000, $COE_SWEEP_DASHBOARD_PORT)")
     p.add_argument("--cache-ttl", type=float, default=None,
                    help="seconds between re-reads of a running sweep (default 5, $COE_SWEEP_CACHE_TTL_S)")
-    p.add_argument("--simulated", action="store_true",
-                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
-                        "writes when the spec names no tracking.uri)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_dashboard)
 
     p = sub.add_parser("pareto", help="Pareto-optimal trials of a sweep")
@@ -386,9 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooled", action="store_true", help="one front over every budget (default: one per budget level)")
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    p.add_argument("--simulated", action="store_true",
-                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
-                        "writes when the spec names no tracking.uri)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_pareto)
 
     p = sub.add_parser("optimal", help="predicted compute-optimal config at a budget")
@@ -399,9 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    p.add_argument("--simulated", action="store_true",
-                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
-                        "writes when the spec names no tracking.uri)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_optimal)
 
     p = sub.add_parser("compare", help="every arm against a baseline arm, with intervals over seeds")
@@ -410,9 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arm to compare against (default: the spec's analysis.baseline, else moe, else the first arm)")
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    p.add_argument("--simulated", action="store_true",
-                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
-                        "writes when the spec names no tracking.uri)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("report", help="figures (PNG, SVG) and a one-page summary (Markdown, HTML) of a sweep")
@@ -420,9 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="directory for the figures and report.md/report.html")
     p.add_argument("--format", choices=("md", "html", "both"), default="both", help="summary format (default both)")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    p.add_argument("--simulated", action="store_true",
-                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
-                        "writes when the spec names no tracking.uri)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("import", help="write a table of runs coe-sweep did not train (csv, parquet, jsonl) as a sweep")
