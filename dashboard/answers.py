@@ -238,7 +238,9 @@ def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit
 
 def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, version: int, x: str,
             family: str | None, flops: float, max_memory_bytes: float | None,
-            law_set: LawSet | str | None = None) -> OptimalOut:
+            law_set: LawSet | str | None = None, profiles: list[IsoFlopProfile] | None = None) -> OptimalOut:
+    """The predicted optimum at `flops` by every method, the nearest sampled config, and every flag: of the
+    levels the laws rest on (`profiles`), of the laws, and of each prediction."""
     out = OptimalOut(sweep_id=sweep_id, data_version=version, x=x, family=family,
                      flops=flops, max_memory_bytes=max_memory_bytes)
     if isinstance(law_set, LawSet):
@@ -248,7 +250,7 @@ def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, ver
         out.method_warnings = [law_set]
     if isinstance(result, str):
         out.message = no_finished_message(frame, family) if finished(frame, family).empty else result
-        _flag_predictions(out, frame, None, law_set if isinstance(law_set, LawSet) else None)
+        _flag_predictions(out, frame, None, law_set if isinstance(law_set, LawSet) else None, profiles)
         return out
     pred = result.predict(flops)
     out.prediction = PredictionOut(
@@ -257,7 +259,7 @@ def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, ver
         tokens_opt_ci=serialize.finite_pair(pred.tokens_opt_ci), loss_opt=serialize.finite(pred.loss_opt),
         loss_opt_ci=serialize.finite_pair(pred.loss_opt_ci), ci=pred.ci,
         extrapolation_factor=serialize.finite(pred.extrapolation_factor), warnings=list(pred.warnings))
-    _flag_predictions(out, frame, result, law_set if isinstance(law_set, LawSet) else None)
+    _flag_predictions(out, frame, result, law_set if isinstance(law_set, LawSet) else None, profiles)
     try:
         near = nearest_config(finished(frame, family), pred, max_memory=max_memory_bytes)
     except NotEnoughData as exc:
@@ -276,11 +278,13 @@ def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, ver
     return out
 
 
-def _flag_predictions(out: OptimalOut, frame: pd.DataFrame, result: ScalingFit | None, law_set: LawSet | None) -> None:
-    """Sanity flags of the laws and of every predicted loss at out.flops; flagged predictions lose their star."""
+def _flag_predictions(out: OptimalOut, frame: pd.DataFrame, result: ScalingFit | None, law_set: LawSet | None,
+                      profiles: list[IsoFlopProfile] | None) -> None:
+    """Sanity flags of the levels, the laws and every predicted loss at out.flops; flagged predictions lose their star."""
     a2 = out.prediction.loss_opt if out.prediction is not None else None
     losses = ([("approach2", a2)] if result is not None else []) + [(m.method, m.loss_opt) for m in out.methods]
-    flags = sanity.prediction_flags(frame, law_set, losses, out.flops)
+    flags = [f for p in profiles or [] for f in sanity.profile_flags(p)]
+    flags += sanity.prediction_flags(frame, law_set, losses, out.flops)
     if law_set is not None:
         flags += sanity.method_flags(law_set)
     if result is not None:

@@ -191,7 +191,7 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
     active = profiles if x == "params_active" else answers.profiles(frame, "params_active", family)
     law_set = answers.laws(frame, family, active, fit if x == "params_active" else answers.fit(active))
     out = answers.optimal(frame, fit, sweep_id=sweep_id, version=1, x=x, family=family, flops=flops,
-                          max_memory_bytes=max_memory_bytes, law_set=law_set)
+                          max_memory_bytes=max_memory_bytes, law_set=law_set, profiles=profiles)
     if as_json:
         console.print_json(out.model_dump_json())
         return out

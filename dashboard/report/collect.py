@@ -73,7 +73,8 @@ def collect(store: Any, sweep_name: str, progress: Progress) -> SweepAnswers:
     answers.add_methods(scaling, law_set)
     target = _target(frame)
     optimal = None if target is None else answers.optimal(frame, fit, sweep_id=sid, version=1, x=X, family=None,
-                                                           flops=target, max_memory_bytes=None, law_set=law_set)
+                                                           flops=target, max_memory_bytes=None, law_set=law_set,
+                                                           profiles=profiles)
     progress("Pareto fronts per budget level")
     pareto = answers.pareto(frame, frame, PARETO_OBJECTIVES, sweep_id=sid, version=1, filters={},
                             include_dominated=True)

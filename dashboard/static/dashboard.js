@@ -156,7 +156,8 @@ async function drawScaling(prediction) {
   const data = await getJSON(api("/scaling", sweepQuery()));
   lastScaling = data;
   setMessage("scaling-message", data.message);
-  const flags = [...data.flags, ...((prediction && prediction.flags) || []).filter((f) => !data.flags.some((g) => g.text === f.text))];
+  const predicted = ((prediction && prediction.flags) || []).filter((f) => f.fit !== "isoflop");  // levels: above their chart
+  const flags = [...data.flags, ...predicted.filter((f) => !data.flags.some((g) => g.text === f.text))];
   showFlags("scaling-flags", flags, data.warnings);
   if (!data.points.length) { noChart("scaling-plot"); drawMethods(data); return; }
   const traces = [scalingPoints(data.points, false), scalingPoints(data.points, true)];

@@ -46,6 +46,8 @@ def test_optimal_flags_reach_the_api_and_the_cli(fits_client: TestClient, fits_u
     assert api["prediction"]["flagged"]
     texts = [f["text"] for f in api["flags"]]
     assert any("includes 0" in t for t in texts)
+    levels = {f["level"] for f in api["flags"] if f["code"] == "vertex_outside_range"}
+    assert levels == {"1e12", "3e12", "1e13"}  # the levels the laws rest on, flagged with the prediction
     assert main(["optimal", FLAGGED, "--flops", "1e15", "--tracking-uri", fits_uri]) == 0
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "FLAGGED (approach2, exponent_includes_zero)" in out
