@@ -13,6 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from coe_sweep import console
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
@@ -61,7 +63,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     if args.address:
         overrides.append(f"cluster.address={args.address}")
     try:
-        spec = load_feasible_spec(args.spec, overrides)
+        spec = load_feasible_spec(args.spec, overrides, simulated=args.simulate)
     except SpecError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
@@ -101,8 +103,10 @@ def _cmd_launch(args: argparse.Namespace) -> int:
                   f"they are kept in {outcome.tracking_journal} and every result in {outcome.storage_dir}/results. "
                   f"Nothing is lost: run `coe-sweep launch {args.spec}` again once the tracking server is back "
                   f"to send them (no trial is retrained).", highlight=False, markup=False, soft_wrap=True)
-    out.print(f"results: {outcome.storage_dir}\nbrowse:  coe-sweep dashboard --tracking-uri {uri}\n"
-              f"         mlflow ui --backend-store-uri {uri}", highlight=False, markup=False, soft_wrap=True)
+    if outcome.simulated:
+        out.print(console.SIMULATED_LINE, highlight=False, markup=False, soft_wrap=True)
+    out.print(f"results: {outcome.storage_dir}\nbrowse:  {console.program()} dashboard --tracking-uri {uri}\n"
+              f"         {console.program('mlflow')} ui --backend-store-uri {uri}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_FAILED if outcome.exit_code else EXIT_OK
 
 
@@ -123,12 +127,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
         from coe_sweep.spec import SpecError
 
         try:
-            spec = load_feasible_spec(name)
+            spec = load_feasible_spec(name, simulated=args.simulated)
         except SpecError as exc:
             err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
             return EXIT_BAD_INPUT
         name = spec.name
-    uri = args.tracking_uri or (spec.tracking.uri if spec else None) or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    from coe_sweep.spec.load import default_tracking_uri
+
+    uri = args.tracking_uri or (spec.tracking.uri if spec else None) or default_tracking_uri(args.simulated)
     install_redaction(uri)
     try:
         store = TrackingStore(uri)
@@ -146,6 +152,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         err.print(f"error: {redact(str(exc), uri)}", highlight=False, markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     progress = status_progress(store, sweep, frame, spec)
+    if sweep.simulated:
+        out.print(console.SIMULATED_LINE, highlight=False, markup=False, soft_wrap=True)
     out.print(render_progress(progress, title=f"sweep {sweep.name} [{sweep.status}] ({sweep.id})"))
     return EXIT_OK
 
@@ -158,7 +166,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from(os.environ, tracking_uri=args.tracking_uri, host=args.host, port=args.port,
-                                 cache_ttl_s=args.cache_ttl)
+                                 cache_ttl_s=args.cache_ttl, simulated=args.simulated)
     except SettingsError as exc:
         from coe_sweep.tracking.connection import redact
 
@@ -179,7 +187,7 @@ def _dashboard_query(args: argparse.Namespace, run: object) -> int:
 
     uri = args.tracking_uri or ""
     try:
-        uri = settings_from(os.environ, tracking_uri=args.tracking_uri).tracking_uri
+        uri = settings_from(os.environ, tracking_uri=args.tracking_uri, simulated=args.simulated).tracking_uri
         install_redaction(uri)
         run(uri)  # type: ignore[operator]
     except (BadInput, SettingsError) as exc:
@@ -195,7 +203,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     from dashboard.terminal import pareto
 
     return _dashboard_query(args, lambda uri: pareto(uri, args.sweep, args.objectives, as_json=args.json,
-                                                     budget=args.budget, family=args.family))
+                                                     budget=args.budget, family=args.family, pooled=args.pooled))
 
 
 def _cmd_optimal(args: argparse.Namespace) -> int:
@@ -209,6 +217,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from dashboard.terminal import compare
 
     return _dashboard_query(args, lambda uri: compare(uri, args.sweep, baseline=args.baseline, as_json=args.json))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Figures and a one-page summary of a sweep under --out; progress on stderr."""
+    from pathlib import Path
+
+    from dashboard.report import build_report
+    from dashboard.terminal import BadInput
+
+    def run(uri: str) -> None:
+        from coe_sweep.tracking import SweepNotFound, TrackingStore
+
+        def progress(line: str) -> None:
+            print(f"report: {line} ...", file=sys.stderr, flush=True)
+
+        try:
+            report = build_report(TrackingStore(uri), args.sweep, Path(args.out), fmt=args.format, progress=progress)
+        except SweepNotFound as exc:
+            raise BadInput(str(exc)) from None
+        except OSError as exc:
+            raise BadInput(f"--out={args.out!r}: {exc.strerror or exc}; expected a writable directory") from None
+        if report.answers.sweep.simulated:
+            print(console.SIMULATED_LINE)
+        flagged = sum(f.blocking for f in report.answers.flags)
+        print(f"report of {report.answers.sweep.name}: {len(report.files)} file(s) in {args.out} "
+              f"({flagged} flagged fit(s), {len(report.answers.flags) - flagged} warning(s))")
+        for path in report.files:
+            print(f"  {path}")
+
+    return _dashboard_query(args, run)
 
 
 def _parse_import_options(args: argparse.Namespace) -> tuple[dict[str, str], list[float] | None]:
@@ -268,13 +306,19 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from coe_sweep.tracking.connection import redact_uri
 
     print(f"sweep {outcome.sweep} ({outcome.sweep_id}): {outcome.written} run(s) written, {outcome.already} already "
-          f"there\nbrowse:  coe-sweep dashboard --tracking-uri {redact_uri(uri)}\n"
-          f"         coe-sweep optimal {outcome.sweep} --flops {10 * max(r.flops for r in plan.runs):.3g}")
+          f"there\nbrowse:  {console.program()} dashboard --tracking-uri {redact_uri(uri)}\n"
+          f"         {console.program()} optimal {outcome.sweep} --flops {10 * max(r.flops for r in plan.runs):.3g}")
     if outcome.pending:
         print(f"warning: {outcome.pending} write(s) journaled while the store was unreachable; run the same command "
               "again to send them", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _add_simulated(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--simulated", action="store_true",
+                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
+                        "writes when the spec names no tracking.uri)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sweep name, parent run id, or spec YAML (default: the latest sweep)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow URI (default: the spec's, else sqlite:///<cwd>/mlflow.db)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("dashboard", help="serve the FastAPI dashboard")
@@ -330,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default 8000, $COE_SWEEP_DASHBOARD_PORT)")
     p.add_argument("--cache-ttl", type=float, default=None,
                    help="seconds between re-reads of a running sweep (default 5, $COE_SWEEP_CACHE_TTL_S)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_dashboard)
 
     p = sub.add_parser("pareto", help="Pareto-optimal trials of a sweep")
@@ -339,8 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "tokens_per_s, or a column name); default val_loss,peak_memory")
     p.add_argument("--budget", default=None, help="only this budget (label or FLOPs)")
     p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
+    p.add_argument("--pooled", action="store_true", help="one front over every budget (default: one per budget level)")
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_pareto)
 
     p = sub.add_parser("optimal", help="predicted compute-optimal config at a budget")
@@ -351,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_optimal)
 
     p = sub.add_parser("compare", help="every arm against a baseline arm, with intervals over seeds")
@@ -359,7 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arm to compare against (default: the spec's analysis.baseline, else moe, else the first arm)")
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("report", help="figures (PNG, SVG) and a one-page summary (Markdown, HTML) of a sweep")
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the figures and report.md/report.html")
+    p.add_argument("--format", choices=("md", "html", "both"), default="both", help="summary format (default both)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("import", help="write a table of runs coe-sweep did not train (csv, parquet, jsonl) as a sweep")
     p.add_argument("file", help="the table: .csv, .parquet or .jsonl, one run per row")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from coe_sweep.analysis import columns as C
+from coe_sweep.analysis import sanity
 from coe_sweep.analysis.arms import arm_order
 from coe_sweep.analysis.audit import AuditPoint
 from coe_sweep.analysis.coelaw import CoeLaw
@@ -22,7 +23,7 @@ from coe_sweep.analysis.isoflop import IsoFlopProfile, isoflop_profiles
 from coe_sweep.analysis.laws import Optimum, ParametricFit
 from coe_sweep.analysis.methods import LawSet, fit_methods
 from coe_sweep.analysis.paired import LEVEL
-from coe_sweep.analysis.pareto import pareto_set
+from coe_sweep.analysis.pareto import pareto_by_level
 from coe_sweep.analysis.scaling import NotEnoughData, ScalingFit, nearest_config, scaling_fit
 from dashboard import serialize
 from dashboard.schemas import (
@@ -89,7 +90,8 @@ def frontier(frame: pd.DataFrame, profs: list[IsoFlopProfile], *, sweep_id: str,
     if not profs:
         out.message = no_finished_message(frame, family)
     elif not any(b.fit is not None and b.fit.x_opt is not None for b in out.budgets):
-        out.message = "no budget has a convex fit yet (see each budget's notes)"
+        out.message = "no level has a fitted vertex yet: " + "; ".join(
+            f.text for b in out.budgets for f in b.flags if f.blocking)
     return out
 
 
@@ -99,8 +101,8 @@ def fit(profs: list[IsoFlopProfile]) -> ScalingFit | str:
         return "no finished trials yet: nothing to fit"
     try:
         return scaling_fit(profs, n_boot=N_BOOT)
-    except NotEnoughData as exc:
-        return str(exc)
+    except NotEnoughData:
+        return sanity.no_scaling_text(profs)
 
 
 def _law(quantity: str, law: Any) -> PowerLawOut:
@@ -143,7 +145,9 @@ def _method(name: str, result: object, law_set: LawSet) -> MethodOut:
     out.per_budget = [_budget_row(lab, o) for lab, o in zip(labels, law_set.per_budget().get(name, []), strict=False)]
     out.audit = _audit(law_set.audits.get(name))
     out.warnings = list(getattr(result, "warnings", []))
+    out.flags = [f for f in serialize.flags(sanity.method_flags(law_set)) if f.fit == name]
     if isinstance(result, ScalingFit):
+        out.flags += serialize.flags(sanity.approach2_flags(result))
         out.fitter = f"isoflop parabolas, {result.loss_law.kind} loss law"
         out.n_exponent, out.n_exponent_ci = result.x_law.exponent, serialize.finite_pair(result.x_law.exponent_ci)
     elif isinstance(result, ParametricFit):
@@ -179,6 +183,7 @@ def add_methods(out: ScalingOut, law_set: LawSet | str) -> ScalingOut:
     parametric = fitted.get("coe_law") or fitted.get("approach3")
     out.flops_per_token = parametric.flops_map.describe() if parametric is not None else None
     out.method_warnings = list(law_set.warnings)
+    out.flags += [f for m in out.methods for f in m.flags if f not in out.flags]
     return out
 
 
@@ -204,13 +209,14 @@ def method_predictions(law_set: LawSet, flops: float) -> list[MethodPredictionOu
 
 def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit | str, *, sweep_id: str,
             version: int, x: str, family: str | None) -> ScalingOut:
+    level_flags = {p.budget_label: sanity.profile_flags(p) for p in profs}
     points = [ScalingPoint(budget_label=p.budget_label, budget_flops=float(p.budget_flops), x_opt=float(p.x_opt),
                            x_opt_ci=serialize.finite_pair(p.x_opt_ci), loss_opt=serialize.finite(p.loss_opt),
-                           tokens_opt=serialize.finite(p.tokens_opt))
+                           tokens_opt=serialize.finite(p.tokens_opt), flagged=sanity.is_flagged(level_flags[p.budget_label]),
+                           reasons=[f.text for f in level_flags[p.budget_label]])
               for p in profs if p.ok and p.x_opt is not None and serialize.finite(p.budget_flops)
               and serialize.finite(p.x_opt)]
-    out = ScalingOut(sweep_id=sweep_id, data_version=version, x=x, family=family,
-                     points=points)
+    out = ScalingOut(sweep_id=sweep_id, data_version=version, x=x, family=family, points=points)
     if isinstance(result, str):
         out.message = no_finished_message(frame, family) if not profs else result
         return out
@@ -225,12 +231,16 @@ def scaling(frame: pd.DataFrame, profs: list[IsoFlopProfile], result: ScalingFit
                                 exponent=serialize.finite(-loss.alpha), offset=serialize.finite(loss.E) or 0.0,
                                 exponent_ci=None if loss.alpha_ci is None else
                                 serialize.finite_pair((-loss.alpha_ci[1], -loss.alpha_ci[0]))))
+    flags = sanity.approach2_flags(result)
+    out.flags, out.flagged = serialize.flags(flags), sanity.is_flagged(flags)
     return out
 
 
 def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, version: int, x: str,
             family: str | None, flops: float, max_memory_bytes: float | None,
-            law_set: LawSet | str | None = None) -> OptimalOut:
+            law_set: LawSet | str | None = None, profiles: list[IsoFlopProfile] | None = None) -> OptimalOut:
+    """The predicted optimum at `flops` by every method, the nearest sampled config, and every flag: of the
+    levels the laws rest on (`profiles`), of the laws, and of each prediction."""
     out = OptimalOut(sweep_id=sweep_id, data_version=version, x=x, family=family,
                      flops=flops, max_memory_bytes=max_memory_bytes)
     if isinstance(law_set, LawSet):
@@ -240,6 +250,7 @@ def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, ver
         out.method_warnings = [law_set]
     if isinstance(result, str):
         out.message = no_finished_message(frame, family) if finished(frame, family).empty else result
+        _flag_predictions(out, frame, None, law_set if isinstance(law_set, LawSet) else None, profiles)
         return out
     pred = result.predict(flops)
     out.prediction = PredictionOut(
@@ -248,6 +259,7 @@ def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, ver
         tokens_opt_ci=serialize.finite_pair(pred.tokens_opt_ci), loss_opt=serialize.finite(pred.loss_opt),
         loss_opt_ci=serialize.finite_pair(pred.loss_opt_ci), ci=pred.ci,
         extrapolation_factor=serialize.finite(pred.extrapolation_factor), warnings=list(pred.warnings))
+    _flag_predictions(out, frame, result, law_set if isinstance(law_set, LawSet) else None, profiles)
     try:
         near = nearest_config(finished(frame, family), pred, max_memory=max_memory_bytes)
     except NotEnoughData as exc:
@@ -264,6 +276,25 @@ def optimal(frame: pd.DataFrame, result: ScalingFit | str, *, sweep_id: str, ver
                       for alt in near.alternatives],
         n_candidates=near.n_candidates, n_excluded_memory=near.n_excluded_memory)
     return out
+
+
+def _flag_predictions(out: OptimalOut, frame: pd.DataFrame, result: ScalingFit | None, law_set: LawSet | None,
+                      profiles: list[IsoFlopProfile] | None) -> None:
+    """Sanity flags of the levels, the laws and every predicted loss at out.flops; flagged predictions lose their star."""
+    a2 = out.prediction.loss_opt if out.prediction is not None else None
+    losses = ([("approach2", a2)] if result is not None else []) + [(m.method, m.loss_opt) for m in out.methods]
+    flags = [f for p in profiles or [] for f in sanity.profile_flags(p)]
+    flags += sanity.prediction_flags(frame, law_set, losses, out.flops)
+    if law_set is not None:
+        flags += sanity.method_flags(law_set)
+    if result is not None:
+        flags += sanity.approach2_flags(result)
+    flags = sanity.merge(flags)
+    out.flags = serialize.flags(flags)
+    if out.prediction is not None:
+        out.prediction.flagged = sanity.is_flagged(f for f in flags if f.fit == "approach2")
+    for m in out.methods:
+        m.flagged = sanity.is_flagged(f for f in flags if f.fit == m.method)
 
 
 # --- Pareto -------------------------------------------------------------------------------------
@@ -304,7 +335,7 @@ def _label(record: dict[str, Any], column: str) -> str | None:
 
 def _pareto_points(rows: pd.DataFrame, objectives: list[tuple[str, str]], on_front: bool) -> list[ParetoPoint]:
     columns = [c for c, _ in objectives]
-    return [ParetoPoint(run_id=_label(r, C.RUN_ID), on_front=on_front,
+    return [ParetoPoint(run_id=_label(r, C.RUN_ID), trial_id=_label(r, C.TRIAL_ID), on_front=on_front,
                         values={c: serialize.finite(r.get(c)) for c in columns},
                         budget_label=_label(r, C.BUDGET_LABEL), family=_label(r, C.FAMILY),
                         config=serialize.config_of(r))
@@ -312,9 +343,10 @@ def _pareto_points(rows: pd.DataFrame, objectives: list[tuple[str, str]], on_fro
 
 
 def pareto(frame: pd.DataFrame, filtered: pd.DataFrame, objectives: list[tuple[str, str]], *, sweep_id: str,
-           version: int, filters: dict[str, Any], include_dominated: bool) -> ParetoOut:
-    """Pareto set of the ok trials of `filtered` (the frame after the caller's filters)."""
-    out = ParetoOut(sweep_id=sweep_id, data_version=version,
+           version: int, filters: dict[str, Any], include_dominated: bool, pooled: bool = False) -> ParetoOut:
+    """Pareto set of the ok trials of `filtered` (the frame after the caller's filters): one front per budget
+    level, or one over every budget when `pooled`."""
+    out = ParetoOut(sweep_id=sweep_id, data_version=version, pooled=pooled,
                     objectives=[Objective(column=c, direction=d) for c, d in objectives],
                     filters={k: serialize.scalar(v) for k, v in filters.items() if v is not None},
                     n_considered=0, front=[])
@@ -323,11 +355,12 @@ def pareto(frame: pd.DataFrame, filtered: pd.DataFrame, objectives: list[tuple[s
         any_ok = not frame.empty and not C.ok_rows(frame).empty
         out.message = "no finished trials match the filters" if any_ok else no_finished_message(frame, None)
         return out
-    result = pareto_set(rows, objectives, only_ok=False)
-    out.n_considered, out.n_excluded_nan = result.n_considered, result.n_excluded_nan
-    out.front = _pareto_points(rows.loc[result.indices], objectives, True)
+    sets = pareto_by_level(rows, objectives, pooled=pooled, only_ok=False)
+    front = pd.Index([]).append([s.indices for _, s in sets])
+    out.n_considered, out.n_excluded_nan = len(rows), sum(s.n_excluded_nan for _, s in sets)
+    out.front = _pareto_points(rows.loc[front], objectives, True)
     if include_dominated:
-        out.dominated = _pareto_points(rows.drop(index=result.indices), objectives, False)
+        out.dominated = _pareto_points(rows.drop(index=front), objectives, False)
     if not out.front:
         missing = [c for c, _ in objectives if not np.isfinite(C.numeric(rows, c)).any()]
         out.message = (f"no finished trial has a value for {', '.join(missing)}" if missing

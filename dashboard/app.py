@@ -18,7 +18,7 @@ from coe_sweep.tracking import TrackingError
 from coe_sweep.tracking.connection import install_redaction, redact_uri
 from dashboard.cache import SweepCache, TrackingReader
 from dashboard.deps import STORE_ERRORS, explain_validation_error, store_error
-from dashboard.routers import compare, frontier, pages, pareto, scaling, sweeps, trials
+from dashboard.routers import compare, docs, frontier, pages, pareto, scaling, sweeps, trials
 from dashboard.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def create_app(store: TrackingReader | SweepCache, settings: Settings | None = N
         title="coe-sweep dashboard",
         summary="IsoFLOP frontiers, scaling fits, Pareto sets and CoE vs MoE comparisons of coe-sweep sweeps",
         version="0.1.0",
-        docs_url="/docs",
+        docs_url=None,  # served by routers.docs from local files (FastAPI's own loads from a CDN)
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -45,6 +45,7 @@ def create_app(store: TrackingReader | SweepCache, settings: Settings | None = N
     for module in (sweeps, trials, frontier, scaling, pareto, compare):
         app.include_router(module.router, prefix=API_PREFIX, responses=STORE_ERRORS)
     app.include_router(pages.router)
+    app.include_router(docs.router)
     return app
 
 

@@ -28,6 +28,7 @@ class SweepOut(BaseModel):
     counts: dict[str, int] = Field(description="trials by status")
     n_trials: int
     spec_hash: str | None = None
+    simulated: bool = Field(False, description="losses from the simulated law (`launch --simulate`), not training")
     start_time: str | None = Field(None, description="ISO 8601, UTC")
     end_time: str | None = None
 
@@ -66,8 +67,21 @@ class TrialPage(BaseModel):
     message: str | None = None
 
 
+class FitFlagOut(BaseModel):
+    """A sanity flag of one fit (coe_sweep.analysis.sanity): blocking ones mean the fit's optimum is no answer."""
+
+    code: str = Field(description="too_few_points | not_convex | vertex_outside_range | edge_of_range | lopsided | "
+                                  "bootstrap_unstable | min_below_measured | exponent_includes_zero | "
+                                  "implausible_loss | too_few_levels")
+    fit: str = Field(description="isoflop | approach2 | approach3 | coe_law")
+    level: str | None = Field(None, description="the budget level of a level's fit")
+    text: str
+    blocking: bool = Field(description="true: drawn as flagged (dashed, no optimum star)")
+
+
 class FrontierPoint(BaseModel):
     run_id: str | None
+    trial_id: str | None = Field(None, description="<config hash[:8]>-s<seed>: the launch log's id, the MLflow run name")
     x: float
     loss: float
     family: str | None = None
@@ -99,6 +113,8 @@ class FrontierBudget(BaseModel):
     fit: ParabolaFit | None
     warnings: list[str]
     notes: list[str]
+    flags: list[FitFlagOut] = Field(default_factory=list)
+    flagged: bool = Field(False, description="a blocking flag: no vertex to show as this level's optimum")
 
 
 class FrontierOut(BaseModel):
@@ -128,6 +144,8 @@ class ScalingPoint(BaseModel):
     x_opt_ci: list[float] | None
     loss_opt: float | None
     tokens_opt: float | None
+    flagged: bool = Field(False, description="this level's fit carries a blocking flag")
+    reasons: list[str] = Field(default_factory=list, description="the level's flags, in words")
 
 
 Method = Literal["approach2", "approach3", "coe_law"]
@@ -182,6 +200,7 @@ class MethodOut(BaseModel):
     per_budget: list[MethodBudgetOut] = Field(default_factory=list)
     audit: AuditOut | None = None
     warnings: list[str] = Field(default_factory=list)
+    flags: list[FitFlagOut] = Field(default_factory=list)
     message: str | None = Field(None, description="why this method has no fit")
 
 
@@ -228,6 +247,8 @@ class ScalingOut(BaseModel):
     flops_per_token: str | None = Field(None, description="how a hypothetical size maps to FLOPs per token")
     method_warnings: list[str] = Field(default_factory=list,
                                        description="across methods: disagreement, missing audit")
+    flags: list[FitFlagOut] = Field(default_factory=list, description="sanity flags of the laws (every method)")
+    flagged: bool = Field(False, description="the Approach 2 law carries a blocking flag: drawn dashed")
 
 
 class PredictionOut(BaseModel):
@@ -242,6 +263,7 @@ class PredictionOut(BaseModel):
     ci: float
     extrapolation_factor: float | None
     warnings: list[str]
+    flagged: bool = Field(False, description="a blocking flag: no star for this prediction")
 
 
 class NearestOut(BaseModel):
@@ -282,6 +304,7 @@ class MethodPredictionOut(BaseModel):
     spread: SpreadOut | None
     warnings: list[str]
     arms: list[ArmOptimumOut] = Field(default_factory=list)
+    flagged: bool = Field(False, description="a blocking flag on this method's fit or prediction")
 
 
 class OptimalOut(BaseModel):
@@ -298,6 +321,8 @@ class OptimalOut(BaseModel):
     methods: list[MethodPredictionOut] = Field(default_factory=list,
                                                description="every method's optimum at `flops`, with its audit")
     method_warnings: list[str] = Field(default_factory=list)
+    flags: list[FitFlagOut] = Field(default_factory=list,
+                                    description="sanity flags of the laws and of every prediction at this budget")
 
 
 class Objective(BaseModel):
@@ -307,6 +332,7 @@ class Objective(BaseModel):
 
 class ParetoPoint(BaseModel):
     run_id: str | None
+    trial_id: str | None = Field(None, description="<config hash[:8]>-s<seed>: the launch log's id, the MLflow run name")
     on_front: bool
     values: dict[str, float | None] = Field(description="objective column -> value")
     budget_label: str | None
@@ -321,7 +347,10 @@ class ParetoOut(BaseModel):
     filters: dict[str, Scalar] = Field(default_factory=dict)
     n_considered: int = Field(description="ok trials after the filters")
     n_excluded_nan: int = 0
-    front: list[ParetoPoint] = Field(description="non-dominated trials, sorted by the first objective")
+    pooled: bool = Field(False, description="false: one front per budget level (a trial is non-dominated within its "
+                                            "level); true: one front over every budget")
+    front: list[ParetoPoint] = Field(description="non-dominated trials: per level (ascending FLOPs) unless pooled, "
+                                                 "each front sorted by the first objective")
     dominated: list[ParetoPoint] = Field(default_factory=list,
                                          description="the other considered trials (only with include_dominated=true)")
     message: str | None = None

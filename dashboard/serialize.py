@@ -18,6 +18,7 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from coe_sweep.analysis import columns as C
+from coe_sweep.analysis import sanity
 from dashboard.schemas import (
     ArmFrontierOut,
     ArmResultOut,
@@ -25,6 +26,7 @@ from dashboard.schemas import (
     BudgetOut,
     CapCompareOut,
     CellOut,
+    FitFlagOut,
     FrontierBudget,
     FrontierPoint,
     MeanCIOut,
@@ -114,7 +116,7 @@ def sweep_out(summary: Any) -> SweepOut:
     counts = {str(k): int(v) for k, v in dict(getattr(summary, "counts", {}) or {}).items()}
     return SweepOut(id=str(summary.id), name=str(summary.name), status=str(summary.status), counts=counts,
                     n_trials=int(getattr(summary, "n_trials", sum(counts.values()))),
-                    spec_hash=getattr(summary, "spec_hash", None),
+                    spec_hash=getattr(summary, "spec_hash", None), simulated=bool(getattr(summary, "simulated", False)),
                     start_time=iso_ms(getattr(summary, "start_time", None)),
                     end_time=iso_ms(getattr(summary, "end_time", None)))
 
@@ -145,6 +147,14 @@ def trial_detail(detail: Any) -> TrialDetailOut:
 
 
 # --- frontier -----------------------------------------------------------------------------------
+def flag(f: sanity.FitFlag) -> FitFlagOut:
+    return FitFlagOut(code=f.code.value, fit=f.fit, level=f.level, text=f.text, blocking=f.blocking)
+
+
+def flags(items: Iterable[sanity.FitFlag]) -> list[FitFlagOut]:
+    return [flag(f) for f in items]
+
+
 def frontier_budget(profile: Any) -> FrontierBudget:
     points = []
     for point in profile.points:
@@ -152,8 +162,10 @@ def frontier_budget(profile: Any) -> FrontierBudget:
         if x is None or loss is None:
             continue
         points.append(FrontierPoint(run_id=None if point.get(C.RUN_ID) is None else str(point[C.RUN_ID]),
+                                    trial_id=None if point.get(C.TRIAL_ID) is None else str(point[C.TRIAL_ID]),
                                     x=x, loss=loss, family=scalar(point.get(C.FAMILY)) and str(point[C.FAMILY]),
                                     config=config_of(point)))
+    level_flags = sanity.profile_flags(profile)
     fit = None
     if profile.coef is not None and all(finite(c) is not None for c in profile.coef):
         curve = [(finite(x), finite(y)) for x, y in zip(profile.curve_x, profile.curve_loss, strict=False)]
@@ -168,7 +180,8 @@ def frontier_budget(profile: Any) -> FrontierBudget:
                           n_points=int(profile.n_points), best_run_id=profile.best_run_id,
                           best_x=finite(profile.best_x), best_loss=finite(profile.best_loss), points=points,
                           fit=fit, warnings=[str(getattr(w, "value", w)) for w in profile.warnings],
-                          notes=[str(n) for n in profile.notes])
+                          notes=[str(n) for n in profile.notes], flags=flags(level_flags),
+                          flagged=sanity.is_flagged(level_flags))
 
 
 # --- arm comparisons ----------------------------------------------------------------------------

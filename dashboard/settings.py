@@ -3,7 +3,8 @@
 `get_settings()` is cached (functools.lru_cache) rather than an import-time singleton, so tests and
 the CLI can build `Settings` explicitly and nothing is read from the environment at import.
 Environment variables (all optional):
-  COE_SWEEP_TRACKING_URI (falls back to MLFLOW_TRACKING_URI, then sqlite:///<cwd>/mlflow.db),
+  COE_SWEEP_TRACKING_URI (falls back to MLFLOW_TRACKING_URI, then sqlite:///<cwd>/mlflow.db, or with
+  `simulated=True` sqlite:///<cwd>/mlflow-sim.db, the default store of `launch --simulate`),
   COE_SWEEP_DASHBOARD_HOST (127.0.0.1), COE_SWEEP_DASHBOARD_PORT (8000),
   COE_SWEEP_CACHE_TTL_S (5), COE_SWEEP_PAGE_REFRESH_S (10).
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from coe_sweep.spec.load import default_tracking_uri
 
 DEFAULT_HOST = "127.0.0.1"  # local-only unless the user asks for more
 DEFAULT_PORT = 8000
@@ -27,10 +29,6 @@ _ENV = {
     "cache_ttl_s": "COE_SWEEP_CACHE_TTL_S",
     "page_refresh_s": "COE_SWEEP_PAGE_REFRESH_S",
 }
-
-
-def default_tracking_uri() -> str:
-    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 class Settings(BaseModel):
@@ -49,10 +47,12 @@ class SettingsError(ValueError):
     """A setting from the environment or a flag is invalid; the message names it."""
 
 
-def settings_from(environ: Mapping[str, str], **overrides: object) -> Settings:
+def settings_from(environ: Mapping[str, str], *, simulated: bool = False, **overrides: object) -> Settings:
     """Settings from an environment mapping, with explicit (flag) values taking precedence.
 
     Overrides that are None are ignored, so argparse defaults of None fall through to the env.
+    simulated (`--simulated`): the tracking URI is the simulated default store (`launch --simulate` without
+    tracking.uri), unless a tracking_uri override names one.
     """
     values: dict[str, object] = {}
     if "COE_SWEEP_TRACKING_URI" not in environ and environ.get("MLFLOW_TRACKING_URI"):
@@ -60,6 +60,8 @@ def settings_from(environ: Mapping[str, str], **overrides: object) -> Settings:
     for field, var in _ENV.items():
         if environ.get(var):
             values[field] = environ[var]
+    if simulated:
+        values["tracking_uri"] = default_tracking_uri(simulated=True)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings(**values)

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coe_sweep.console import make_console
+from coe_sweep.console import SIMULATED_LINE, make_console
 from coe_sweep.trial import OBJECTIVES
 from coe_sweep.units import format_bytes, parse_bytes
 from dashboard import answers
@@ -48,15 +48,27 @@ def serve(settings: Settings) -> None:
     uvicorn.Server(config).run()
 
 
-def _frame(tracking_uri: str, sweep: str) -> tuple[Any, str]:
+def _frame(tracking_uri: str, sweep: str, console: Console | None = None, as_json: bool = False) -> tuple[Any, str]:
+    """The sweep's trials frame and id; prints the SIMULATED line first for a simulated sweep (not with --json)."""
     from coe_sweep.tracking import SweepNotFound, TrackingStore
 
     store = TrackingStore(tracking_uri)
     try:
         summary = store.sweep(sweep)
-        return store.trials_frame(summary.id), summary.id
+        frame = store.trials_frame(summary.id)
     except SweepNotFound as exc:
         raise BadInput(str(exc)) from None
+    if console is not None and summary.simulated and not as_json:
+        console.print(f"[bold]{SIMULATED_LINE}[/bold]", soft_wrap=True)
+    return frame, summary.id
+
+
+def print_flags(console: Console, flags: list[Any]) -> None:
+    """Sanity flags of the fits (coe_sweep.analysis.sanity), blocking ones first."""
+    for f in sorted(flags, key=lambda f: not f.blocking):
+        style = "red" if f.blocking else "yellow"
+        console.print(f"[{style}]{'FLAGGED' if f.blocking else 'warning'} ({f.fit}, {f.code}): {f.text}[/{style}]",
+                      soft_wrap=True, highlight=False)
 
 
 def _objectives(text: str) -> list[tuple[str, str]]:
@@ -81,11 +93,11 @@ def _fmt(value: Any, column: str = "") -> str:
 
 
 def pareto(tracking_uri: str, sweep: str, objectives: str, *, as_json: bool = False, budget: str | None = None,
-           family: str | None = None, console: Console | None = None) -> ParetoOut:
-    """Print the Pareto set of a sweep's finished trials; returns the answer."""
+           family: str | None = None, console: Console | None = None, pooled: bool = False) -> ParetoOut:
+    """Print the Pareto set of a sweep's finished trials (one front per budget level unless pooled)."""
     console = console or make_console()
     resolved = _objectives(objectives)
-    frame, sweep_id = _frame(tracking_uri, sweep)
+    frame, sweep_id = _frame(tracking_uri, sweep, console, as_json)
     filtered = frame
     if budget is not None or family is not None:
         from fastapi.exceptions import RequestValidationError
@@ -97,12 +109,13 @@ def pareto(tracking_uri: str, sweep: str, objectives: str, *, as_json: bool = Fa
         except RequestValidationError as exc:  # the shared filter's 422: name the flag instead
             raise BadInput("--" + exc.errors()[0]["msg"]) from None
     out = answers.pareto(frame, filtered, resolved, sweep_id=sweep_id, version=1,
-                         filters={"budget": budget, "family": family}, include_dominated=False)
+                         filters={"budget": budget, "family": family}, include_dominated=False, pooled=pooled)
     if as_json:
         console.print_json(out.model_dump_json())
         return out
     columns = [c for c, _ in resolved]
-    table = Table(title=f"Pareto set of {sweep}: " + ", ".join(f"{c} ({d})" for c, d in resolved))
+    table = Table(title=f"Pareto set of {sweep} ({'pooled over every budget' if pooled else 'one front per budget'}): "
+                  + ", ".join(f"{c} ({d})" for c, d in resolved))
     for name in ("run", "budget", "family", "C", "K", "N", "layers", "d_model", *columns):
         table.add_column(name, justify="right", no_wrap=True)
     for p in out.front:
@@ -172,16 +185,17 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
         max_memory_bytes = None if max_memory is None else parse_bytes(max_memory, "max_memory")
     except ValueError as exc:
         raise BadInput(f"--{exc}") from None
-    frame, sweep_id = _frame(tracking_uri, sweep)
+    frame, sweep_id = _frame(tracking_uri, sweep, console, as_json)
     profiles = answers.profiles(frame, x, family)
     fit = answers.fit(profiles)
     active = profiles if x == "params_active" else answers.profiles(frame, "params_active", family)
     law_set = answers.laws(frame, family, active, fit if x == "params_active" else answers.fit(active))
     out = answers.optimal(frame, fit, sweep_id=sweep_id, version=1, x=x, family=family, flops=flops,
-                          max_memory_bytes=max_memory_bytes, law_set=law_set)
+                          max_memory_bytes=max_memory_bytes, law_set=law_set, profiles=profiles)
     if as_json:
         console.print_json(out.model_dump_json())
         return out
+    print_flags(console, out.flags)
     _print_methods(console, out, sweep)
     if out.prediction is not None:
         p = out.prediction
@@ -208,7 +222,7 @@ def optimal(tracking_uri: str, sweep: str, flops: float, *, max_memory: str | No
         table.add_row("run", (n.run_id or "-")[:12])
         console.print(table)
     if out.message:
-        console.print(f"[yellow]{out.message}[/yellow]")
+        console.print(f"[yellow]{out.message}[/yellow]", soft_wrap=True)
     return out
 
 
@@ -250,7 +264,7 @@ def compare(tracking_uri: str, sweep: str, *, baseline: str | None = None, as_js
             console: Console | None = None) -> CompareOut:
     """Print every arm against the baseline (per budget, equal memory, equal wall time, multipliers)."""
     console = console or make_console()
-    frame, sweep_id = _frame(tracking_uri, sweep)
+    frame, sweep_id = _frame(tracking_uri, sweep, console, as_json)
     spec_default = None
     if baseline is None:
         from coe_sweep.tracking import TrackingStore

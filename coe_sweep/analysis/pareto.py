@@ -232,3 +232,19 @@ def pareto_front(df: pd.DataFrame, objectives: Sequence[tuple[str, str] | str] =
                  filters: Mapping[str, Any] | None = None, only_ok: bool = True) -> pd.Index:
     """Index labels of the first front (see `pareto_set` for the counts of what was left out)."""
     return pareto_set(df, objectives, filters=filters, only_ok=only_ok).indices
+
+
+def pareto_by_level(df: pd.DataFrame, objectives: Sequence[tuple[str, str] | str] = DEFAULT_OBJECTIVES, *,
+                    pooled: bool = False, only_ok: bool = True) -> list[tuple[str | None, ParetoSet]]:
+    """One Pareto set per budget level, ascending (a front pooled over budgets holds mostly the largest
+    budget's trials: a bigger budget buys a lower loss at the same memory). Trials off every level form
+    one more group labelled None. pooled=True: one set over every row, labelled None."""
+    rows = C.ok_rows(df) if only_ok else df
+    if pooled or rows.empty:
+        return [(None, pareto_set(rows, objectives, only_ok=False))]
+    groups: list[tuple[str | None, pd.DataFrame]] = [(label, g) for label, _, g in C.budget_groups(rows)]
+    placed = pd.Index([]).append([g.index for _, g in groups]) if groups else pd.Index([])
+    off = rows.drop(index=placed)
+    if not off.empty:
+        groups.append((None, off))
+    return [(label, pareto_set(g, objectives, only_ok=False)) for label, g in groups]

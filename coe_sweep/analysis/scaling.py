@@ -243,8 +243,9 @@ def scaling_fit(profiles: list[IsoFlopProfile], *, loss_law: str = "auto", n_boo
         else:
             used.append(p)
     if len({p.budget_flops for p in used}) < 2:
+        why = "; ".join(f"budget {label}: {reason}" for label, reason in skipped.items())
         raise NotEnoughData(f"scaling_fit needs >= 2 budgets with a vertex at distinct FLOPs, got {len(used)}"
-                            f"{'; skipped: ' + str(skipped) if skipped else ''}")
+                            f"{' (' + why + ')' if why else ''}")
     kind: LossLawKind = ("irreducible" if len(used) >= 3 else "power") if loss_law == "auto" else loss_law  # type: ignore[assignment]
     warnings = [f"budget {p.budget_label}: {', '.join(w.value for w in p.warnings)}" for p in used if p.warnings]
     if kind == "irreducible" and len(used) < 3:

@@ -144,6 +144,7 @@ def feasibility_issues(spec: SweepSpec) -> list[Issue]:
     return issues
 
 
-def load_feasible_spec(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> SweepSpec:
+def load_feasible_spec(path: str | os.PathLike[str], overrides: Sequence[str] = (), *,
+                       simulated: bool = False) -> SweepSpec:
     """coe_sweep.spec.load_spec plus the feasibility check: what `plan`, `launch` and `status` load."""
-    return load_spec(path, overrides, checks=(feasibility_issues,))
+    return load_spec(path, overrides, checks=(feasibility_issues,), simulated=simulated)

@@ -48,12 +48,21 @@ from coe_sweep.spec.schema import (
 from coe_sweep.spec.yaml_lines import MAX_DEPTH, LocatedData, YamlLocationError, load_located, parse_scalar
 from runners.files import DATA_ROOTS_ENV, check_files, data_roots
 
+DEFAULT_DB, SIMULATED_DB = "mlflow.db", "mlflow-sim.db"  # default stores, in the working directory
 Check = Callable[[SweepSpec], list[Issue]]  # a check a caller adds to loading (see the module docstring)
 
 
 # ------------------------------------------------------------------ entry points
-def load_spec(path: str | os.PathLike[str], overrides: Sequence[str] = (), checks: Sequence[Check] = ()) -> SweepSpec:
-    """Read, validate and resolve a sweep spec; raises SpecError (see the module docstring)."""
+def default_tracking_uri(simulated: bool = False) -> str:
+    """The store a spec without tracking.uri writes to: `mlflow.db` in the working directory, or beside it
+    `mlflow-sim.db` for `launch --simulate`, so simulated sweeps never mix with trained ones by default."""
+    return f"sqlite:///{Path.cwd() / (SIMULATED_DB if simulated else DEFAULT_DB)}"
+
+
+def load_spec(path: str | os.PathLike[str], overrides: Sequence[str] = (), checks: Sequence[Check] = (), *,
+              simulated: bool = False) -> SweepSpec:
+    """Read, validate and resolve a sweep spec; raises SpecError (see the module docstring).
+    simulated: the spec is for `launch --simulate` (a missing tracking.uri resolves to the simulated store)."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -65,12 +74,12 @@ def load_spec(path: str | os.PathLike[str], overrides: Sequence[str] = (), check
     except YamlLocationError as exc:
         raise SpecError(file, [SpecIssue("<yaml>", exc.message, exc.expected, line=exc.line)]) from None
     return validate_spec_data(located, file=file, base_dir=Path(path).resolve().parent, overrides=overrides,
-                              checks=checks)
+                              checks=checks, simulated=simulated)
 
 
 def validate_spec_data(located: LocatedData | dict[str, Any], *, file: str = "<spec>",
                        base_dir: Path | None = None, overrides: Sequence[str] = (),
-                       checks: Sequence[Check] = ()) -> SweepSpec:
+                       checks: Sequence[Check] = (), simulated: bool = False) -> SweepSpec:
     """Validate already-parsed spec data (a LocatedData keeps line numbers; a dict reports line 0)."""
     if not isinstance(located, LocatedData):
         located = LocatedData(located, {(): 0})
@@ -102,7 +111,7 @@ def validate_spec_data(located: LocatedData | dict[str, Any], *, file: str = "<s
         raise SpecError(file, sorted(issues, key=lambda i: i.line)) from None
     try:
         check_cross_fields(spec)
-        spec = _resolve(spec, base_dir)
+        spec = _resolve(spec, base_dir, simulated)
         for check in checks:
             if found := check(spec):
                 raise Issues(found)
@@ -159,10 +168,10 @@ def _apply_overrides(data: dict[str, Any], overrides: Sequence[str], overridden:
 
 
 # ------------------------------------------------------------------ environment-dependent defaults
-def _resolve(spec: SweepSpec, base_dir: Path) -> SweepSpec:
+def _resolve(spec: SweepSpec, base_dir: Path, simulated: bool = False) -> SweepSpec:
     cwd = Path.cwd()
     tracking = spec.tracking.model_copy(update={
-        "uri": spec.tracking.uri or f"sqlite:///{cwd / 'mlflow.db'}",
+        "uri": spec.tracking.uri or default_tracking_uri(simulated),
         "experiment": spec.tracking.experiment or spec.name,
     })
     storage = Path(spec.cluster.storage_path or f"sweeps/{spec.name}")

@@ -36,6 +36,11 @@ TAG_TRIAL_ID = "coe_sweep.trial_id"
 # On the parent run: JSON {trial status: count} kept current by the writer, so that listing sweeps reads
 # parent runs only (statuses as store.trial_status reports them: running, ok, ..., killed).
 TAG_TRIAL_COUNTS = "coe_sweep.trial_counts"
+# On the experiment: MLflow 3 opens an experiment by its kind; without it a new experiment opens in the
+# GenAI view (traces). The value is the UI's own name for model training (mlflow/server/js: ExperimentKind).
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+SIMULATED_MIXED = "mixed"  # coe_sweep.simulated on an experiment holding simulated and trained sweeps
 
 KIND_SWEEP = "sweep"
 KIND_TRIAL = "trial"

@@ -38,6 +38,7 @@ from coe_sweep.tracking.connection import (
 )
 from coe_sweep.tracking.journal import Journal, Op, RetryPolicy, call_with_retries
 from coe_sweep.tracking.names import (
+    EXPERIMENT_KIND_TRAINING,
     KIND_SWEEP,
     KIND_TRIAL,
     MAX_TAG_VALUE_CHARS,
@@ -47,11 +48,13 @@ from coe_sweep.tracking.names import (
     ROUTING_PREFIX,
     RUN_STATUS_OF,
     RUN_STATUSES,
+    SIMULATED_MIXED,
     SPEC_ARTIFACT,
     TAG_ARM,
     TAG_BUDGET_LABEL,
     TAG_CONFIG_HASH,
     TAG_DEVICE,
+    TAG_EXPERIMENT_KIND,
     TAG_FAMILY,
     TAG_KIND,
     TAG_PARENT,
@@ -329,7 +332,7 @@ class SweepTracker:
             try:
                 return self._client.create_experiment(self.experiment_name,
                                                       artifact_location=self._artifact_location(),
-                                                      tags={TAG_KIND: KIND_SWEEP})
+                                                      tags={TAG_KIND: KIND_SWEEP, **self._experiment_tags({})})
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -340,7 +343,18 @@ class SweepTracker:
                 f"experiment {self.experiment_name!r} in {redact_uri(self.uri)} is deleted: restore it "
                 "(`mlflow experiments restore --experiment-id "
                 f"{experiment.experiment_id}`) or purge it (`mlflow gc`) before launching this sweep")
+        for key, value in self._experiment_tags(dict(experiment.tags or {})).items():
+            self._client.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
+
+    def _experiment_tags(self, have: Mapping[str, str]) -> dict[str, str]:
+        """Experiment tags to set: MLflow 3's kind (model training, not GenAI) and whether its sweeps are
+        simulated ("mixed" once it holds both); only those that differ from `have`."""
+        want = {TAG_EXPERIMENT_KIND: have.get(TAG_EXPERIMENT_KIND) or EXPERIMENT_KIND_TRAINING}
+        simulated = bool_tag(self.simulated)
+        previous = have.get(TAG_SIMULATED)
+        want[TAG_SIMULATED] = simulated if previous in (None, simulated) else SIMULATED_MIXED
+        return {k: v for k, v in want.items() if have.get(k) != v}
 
     def _artifact_location(self) -> str | None:
         """Beside the sqlite file (MLflow's default, ./mlruns, would depend on the working directory)."""

@@ -23,6 +23,7 @@ ObjectivesQ = Annotated[str, Query(
 MaxMemoryQ = Annotated[str | None, Query(max_length=32, pattern=BYTES_PATTERN,
                                          description="keep trials with peak memory <= this (2GB, 5e8)")]
 DominatedQ = Annotated[bool, Query(description="also return the dominated trials (for plots)")]
+PooledQ = Annotated[bool, Query(description="one front over every budget (default: one front per budget level)")]
 
 
 @router.get("/sweeps/{sweep}/pareto", response_model=ParetoOut, responses=NOT_FOUND,
@@ -30,7 +31,7 @@ DominatedQ = Annotated[bool, Query(description="also return the dominated trials
 def get_pareto(data: SweepDep, cache: CacheDep,
                objectives: ObjectivesQ = "final_val_loss:min,peak_memory_bytes:min", budget: BudgetQ = None,
                family: FamilyQ = None, max_memory: MaxMemoryQ = None,
-               include_dominated: DominatedQ = False) -> serialize.JSONBytes:
+               include_dominated: DominatedQ = False, pooled: PooledQ = False) -> serialize.JSONBytes:
     try:
         resolved = answers.parse_objectives(objectives)
     except ValueError as exc:
@@ -44,9 +45,9 @@ def get_pareto(data: SweepDep, cache: CacheDep,
         filters = {"budget": budget, "family": family, "max_memory_bytes": max_memory_bytes}
         return serialize.render(answers.pareto(data.frame, filtered, resolved, sweep_id=data.sweep_id,
                                                version=data.version, filters=filters,
-                                               include_dominated=include_dominated))
+                                               include_dominated=include_dominated, pooled=pooled))
 
-    key = (tuple(resolved), budget, family, max_memory_bytes, include_dominated)
+    key = (tuple(resolved), budget, family, max_memory_bytes, include_dominated, pooled)
     if budget is not None and not data.frame.empty:
         apply_filters(data.frame, budget=budget)  # validate outside the memo: a 422 is not cached
     return serialize.respond(cache.memo(data, "pareto", key, render))

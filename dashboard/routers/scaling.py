@@ -61,6 +61,6 @@ def get_optimal(data: SweepDep, cache: CacheDep, flops: FlopsQ, max_memory: MaxM
         return serialize.render(answers.optimal(
             data.frame, cached_fit(cache, data, x, family), sweep_id=data.sweep_id, version=data.version,
             x=x, family=family, flops=flops, max_memory_bytes=max_memory_bytes,
-            law_set=cached_laws(cache, data, family)))
+            law_set=cached_laws(cache, data, family), profiles=cached_profiles(cache, data, x, family)))
 
     return serialize.respond(cache.memo(data, "optimal", (x, family, flops, max_memory_bytes), render))

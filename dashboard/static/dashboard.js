@@ -3,7 +3,7 @@
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const SYMBOLS = { moe: "circle", coe: "diamond", dense: "square" };
-const TABLE_COLUMNS = ["run_id", "status", "budget_label", "family", "model.iterations", "model.top_k",
+const TABLE_COLUMNS = ["trial_id", "status", "budget_label", "family", "model.iterations", "model.top_k",
   "model.n_experts", "model.n_layers", "model.d_model", "params_active", "params_total", "tokens",
   "final_val_loss", "peak_memory_bytes", "wall_s", "reason"];
 const PAGE_ROWS = 50;
@@ -38,6 +38,9 @@ function fmtBytes(value) {
   return value.toFixed(0) + " B";
 }
 
+// the short trial id (<config hash[:8]>-s<seed>): the launch log's, the MLflow run name, the API's trial_id
+function trialId(point) { return point.trial_id || (point.run_id || "").slice(0, 8); }
+
 function configText(config) {
   return Object.entries(config || {}).map(([k, v]) => k + ": " + fmt(v)).join("<br>");
 }
@@ -55,37 +58,71 @@ function api(path, params) {
   return params && [...params].length ? base + "?" + params.toString() : base;
 }
 
+// ---- fit flags (coe_sweep/analysis/sanity.py): shown next to the chart of their fit ----------------
+function showFlags(id, flags, extra) {
+  const items = (flags || []).map((f) => {
+    const li = document.createElement("li");
+    li.textContent = (f.blocking ? "flagged: " : "warning: ") + f.text;
+    li.className = f.blocking ? "blocking" : "";
+    li.dataset.code = f.code;
+    return li;
+  });
+  for (const text of extra || []) {
+    const li = document.createElement("li");
+    li.textContent = "warning: " + text;
+    items.push(li);
+  }
+  $(id).replaceChildren(...items);
+}
+
+function flagText(flags) { return (flags || []).map((f) => f.text).join("<br>"); }
+
+// A chart with nothing to draw is hidden: the message above it says what is missing (never empty axes).
+function noChart(id) { Plotly.purge(id); $(id).classList.add("empty"); }
+function chart(id, traces, layout) {
+  $(id).classList.remove("empty");
+  return Plotly.react(id, traces, layout, { responsive: true, displaylogo: false });
+}
+
 // ---- IsoFLOP profiles -------------------------------------------------------------------------
+function vertexTrace(budget, color, group) {
+  const ci = budget.fit.x_opt_ci;
+  return { type: "scatter", mode: "markers", name: budget.budget_label + " vertex", legendgroup: group, showlegend: false,
+    x: [budget.fit.x_opt], y: [budget.fit.loss_opt], marker: { color, size: 13, symbol: "star", line: { color: "#000", width: 1 } },
+    error_x: ci ? { type: "data", symmetric: false, array: [ci[1] - budget.fit.x_opt], arrayminus: [budget.fit.x_opt - ci[0]], color } : undefined,
+    hovertemplate: "vertex x*=%{x:.4g}<br>loss*=%{y:.4f}" + (ci ? "<br>CI [" + fmt(ci[0]) + ", " + fmt(ci[1]) + "]" : "") +
+      (budget.flags.length ? "<br>" + flagText(budget.flags) : "") + "<extra>" + budget.budget_label + "</extra>" };
+}
+
 async function drawIsoflop() {
   const data = await getJSON(api("/frontier", sweepQuery()));
-  setMessage("isoflop-message", data.message);
+  const flags = data.budgets.flatMap((b) => b.flags);
+  setMessage("isoflop-message", flags.length ? "" : data.message);  // the flags say it level by level
+  showFlags("isoflop-flags", flags);
+  if (!data.budgets.some((b) => b.points.length)) { noChart("isoflop-plot"); return; }
   const traces = [];
   data.budgets.forEach((budget, i) => {
     const color = PALETTE[i % PALETTE.length];
     const group = "b" + i;
     traces.push({
-      type: "scatter", mode: "markers", name: budget.budget_label, legendgroup: group, x: budget.points.map((p) => p.x),
-      y: budget.points.map((p) => p.loss), marker: { color, size: 7, symbol: budget.points.map((p) => SYMBOLS[p.family] || "circle") },
-      text: budget.points.map((p) => "run " + (p.run_id || "").slice(0, 8) + "<br>" + configText(p.config)),
+      type: "scatter", mode: "markers", name: budget.budget_label + (budget.flagged ? " (flagged)" : ""), legendgroup: group,
+      x: budget.points.map((p) => p.x), y: budget.points.map((p) => p.loss),
+      marker: { color, size: 7, symbol: budget.points.map((p) => SYMBOLS[p.family] || "circle") },
+      text: budget.points.map((p) => "trial " + trialId(p) + "<br>" + configText(p.config)),
       hovertemplate: "%{text}<br>x=%{x:.4g}<br>loss=%{y:.4f}<extra>" + budget.budget_label + "</extra>",
     });
-    if (budget.fit) {
-      traces.push({ type: "scatter", mode: "lines", name: budget.budget_label + " fit", legendgroup: group, showlegend: false,
-        x: budget.fit.curve_x, y: budget.fit.curve_loss, line: { color, dash: "dot", width: 1.5 }, hoverinfo: "skip" });
-      if (budget.fit.x_opt !== null && budget.fit.loss_opt !== null) {
-        const ci = budget.fit.x_opt_ci;
-        traces.push({ type: "scatter", mode: "markers", name: budget.budget_label + " vertex", legendgroup: group, showlegend: false,
-          x: [budget.fit.x_opt], y: [budget.fit.loss_opt], marker: { color, size: 13, symbol: "star", line: { color: "#000", width: 1 } },
-          error_x: ci ? { type: "data", symmetric: false, array: [ci[1] - budget.fit.x_opt], arrayminus: [budget.fit.x_opt - ci[0]], color } : undefined,
-          hovertemplate: "vertex x*=%{x:.4g}<br>loss*=%{y:.4f}" + (ci ? "<br>CI [" + fmt(ci[0]) + ", " + fmt(ci[1]) + "]" : "") +
-            (budget.warnings.length ? "<br>warnings: " + budget.warnings.join(", ") : "") + "<extra>" + budget.budget_label + "</extra>" });
-      }
-    }
+    if (!budget.fit) return;
+    // a flagged fit: dashed, no vertex star, the reason on hover
+    traces.push({ type: "scatter", mode: "lines", name: budget.budget_label + (budget.flagged ? " fit (flagged)" : " fit"),
+      legendgroup: group, showlegend: false, x: budget.fit.curve_x, y: budget.fit.curve_loss,
+      line: { color, dash: budget.flagged ? "dash" : "dot", width: budget.flagged ? 1 : 1.5 },
+      hoverinfo: budget.flagged ? "text" : "skip", text: budget.flagged ? "flagged fit: " + flagText(budget.flags) : undefined });
+    if (!budget.flagged && budget.fit.x_opt !== null && budget.fit.loss_opt !== null) traces.push(vertexTrace(budget, color, group));
   });
-  Plotly.react("isoflop-plot", traces, {
-    margin: { t: 20, r: 20 }, xaxis: { type: "log", title: { text: data.x } }, yaxis: { title: { text: "final val loss" } },
+  chart("isoflop-plot", traces, {
+    margin: { t: 20, r: 20 }, xaxis: { type: "log", title: { text: data.x + " (count)" } }, yaxis: { title: { text: "final val loss (nats/token)" } },
     legend: { title: { text: "budget (FLOPs)" } },
-  }, { responsive: true, displaylogo: false });
+  });
 }
 
 // ---- optimum vs budget ------------------------------------------------------------------------
@@ -93,48 +130,63 @@ let lastScaling = null;
 
 function lawValue(law, flops) { return law.offset + law.coefficient * Math.pow(flops, law.exponent); }
 
+function scalingPoints(points, flagged) {
+  const pts = points.filter((p) => Boolean(p.flagged) === flagged);
+  return {
+    type: "scatter", mode: "markers", name: flagged ? "IsoFLOP optimum (flagged level)" : "IsoFLOP optimum", x: pts.map((p) => p.budget_flops),
+    y: pts.map((p) => p.x_opt), marker: { size: 10, color: "#1f77b4", symbol: flagged ? "circle-open" : "circle" },
+    error_y: { type: "data", symmetric: false, array: pts.map((p) => (p.x_opt_ci ? p.x_opt_ci[1] - p.x_opt : 0)),
+      arrayminus: pts.map((p) => (p.x_opt_ci ? p.x_opt - p.x_opt_ci[0] : 0)) },
+    text: pts.map((p) => "budget " + p.budget_label + "<br>loss* " + fmt(p.loss_opt) + (flagged ? "<br>" + p.reasons.join("<br>") : "")),
+    hovertemplate: "%{text}<br>x*=%{y:.4g}<extra></extra>",
+  };
+}
+
+function predictionTrace(prediction) {
+  const p = prediction.prediction;
+  const flagged = p.flagged;
+  const reasons = prediction.flags.filter((f) => f.fit === "approach2" && f.blocking).map((f) => f.text);
+  return { type: "scatter", mode: "markers", name: "prediction at " + fmt(p.flops) + (flagged ? " (flagged)" : ""), x: [p.flops], y: [p.x_opt],
+    marker: { size: 15, symbol: flagged ? "circle-open" : "star", color: "#d62728" },
+    error_y: p.x_opt_ci ? { type: "data", symmetric: false, array: [p.x_opt_ci[1] - p.x_opt], arrayminus: [p.x_opt - p.x_opt_ci[0]] } : undefined,
+    hovertemplate: "predicted x*=%{y:.4g}<br>loss*=" + fmt(p.loss_opt) + (flagged ? "<br>flagged: " + reasons.join("<br>") : "") + "<extra></extra>" };
+}
+
 async function drawScaling(prediction) {
   const data = await getJSON(api("/scaling", sweepQuery()));
   lastScaling = data;
-  setMessage("scaling-message", [data.message, ...(data.warnings || [])].filter(Boolean).join(" | "));
-  const traces = [{
-    type: "scatter", mode: "markers", name: "IsoFLOP optimum " + data.x, x: data.points.map((p) => p.budget_flops),
-    y: data.points.map((p) => p.x_opt), marker: { size: 10, color: "#1f77b4" },
-    error_y: { type: "data", symmetric: false, array: data.points.map((p) => (p.x_opt_ci ? p.x_opt_ci[1] - p.x_opt : 0)),
-      arrayminus: data.points.map((p) => (p.x_opt_ci ? p.x_opt - p.x_opt_ci[0] : 0)) },
-    text: data.points.map((p) => "budget " + p.budget_label + "<br>loss* " + fmt(p.loss_opt)),
-    hovertemplate: "%{text}<br>x*=%{y:.4g}<extra></extra>",
-  }];
+  setMessage("scaling-message", data.message);
+  const predicted = ((prediction && prediction.flags) || []).filter((f) => f.fit !== "isoflop");  // levels: above their chart
+  const flags = [...data.flags, ...predicted.filter((f) => !data.flags.some((g) => g.text === f.text))];
+  showFlags("scaling-flags", flags, data.warnings);
+  if (!data.points.length) { noChart("scaling-plot"); drawMethods(data); return; }
+  const traces = [scalingPoints(data.points, false), scalingPoints(data.points, true)];
   const law = data.laws.find((l) => l.quantity === "x_opt");
-  if (law && law.coefficient !== null && data.points.length) {
+  if (law && law.coefficient !== null) {
     const budgets = data.points.map((p) => p.budget_flops);
     if (prediction) budgets.push(prediction.flops);
     const lo = Math.min(...budgets) / 2, hi = Math.max(...budgets) * 2;
     const xs = Array.from({ length: 50 }, (_, i) => lo * Math.pow(hi / lo, i / 49));
-    traces.push({ type: "scatter", mode: "lines", name: "fit: x* = " + fmt(law.coefficient) + " C^" + fmt(law.exponent),
-      x: xs, y: xs.map((c) => lawValue(law, c)), line: { dash: "dash", color: "#1f77b4" }, hoverinfo: "skip" });
+    const reasons = data.flags.filter((f) => f.blocking).map((f) => f.text);
+    traces.push({ type: "scatter", mode: "lines", name: "fit: x* = " + fmt(law.coefficient) + " C^" + fmt(law.exponent) + (data.flagged ? " (flagged)" : ""),
+      x: xs, y: xs.map((c) => lawValue(law, c)), line: { dash: data.flagged ? "dash" : "solid", color: "#1f77b4", width: data.flagged ? 1 : 1.5 },
+      hoverinfo: data.flagged ? "text" : "skip", text: data.flagged ? "flagged law: " + reasons.join("<br>") : undefined });
   }
-  if (prediction && prediction.prediction) {
-    const p = prediction.prediction;
-    traces.push({ type: "scatter", mode: "markers", name: "prediction at " + fmt(p.flops), x: [p.flops], y: [p.x_opt],
-      marker: { size: 15, symbol: "star", color: "#d62728" },
-      error_y: p.x_opt_ci ? { type: "data", symmetric: false, array: [p.x_opt_ci[1] - p.x_opt], arrayminus: [p.x_opt - p.x_opt_ci[0]] } : undefined,
-      hovertemplate: "predicted x*=%{y:.4g}<br>loss*=" + fmt(p.loss_opt) + "<extra></extra>" });
-  }
+  if (prediction && prediction.prediction) traces.push(predictionTrace(prediction));
   if (data.x === "params_active") traces.push(...drawMethods(data)); else drawMethods(data);
   if (prediction && prediction.methods) {
     for (const m of prediction.methods) {
       if (m.method === "approach2" || m.n_opt === null) continue;
-      traces.push({ type: "scatter", mode: "markers", name: m.method + " at " + fmt(m.flops || prediction.flops), x: [prediction.flops], y: [m.n_opt],
-        marker: { size: 13, symbol: "star-open", color: METHOD_COLORS[m.method] },
+      traces.push({ type: "scatter", mode: "markers", name: m.method + " at " + fmt(m.flops || prediction.flops) + (m.flagged ? " (flagged)" : ""),
+        x: [prediction.flops], y: [m.n_opt], marker: { size: 13, symbol: m.flagged ? "circle-open" : "star-open", color: METHOD_COLORS[m.method] },
         error_y: m.n_opt_ci ? { type: "data", symmetric: false, array: [m.n_opt_ci[1] - m.n_opt], arrayminus: [m.n_opt - m.n_opt_ci[0]] } : undefined,
         hovertemplate: m.method + " N*=%{y:.4g}<br>" + m.reach_text + "<extra></extra>" });
     }
   }
-  Plotly.react("scaling-plot", traces, {
+  chart("scaling-plot", traces, {
     margin: { t: 20, r: 20 }, xaxis: { type: "log", title: { text: "training budget (FLOPs)" } },
-    yaxis: { type: "log", title: { text: "optimal " + data.x } },
-  }, { responsive: true, displaylogo: false });
+    yaxis: { type: "log", title: { text: "optimal " + data.x + " (count)" } },
+  });
 }
 
 // ---- every method side by side (scaling laws) ---------------------------------------------------
@@ -145,6 +197,7 @@ function pctText(v) { return v === null || v === undefined ? "-" : (v >= 0 ? "+"
 
 function fillTable(id, names, rows) {
   const table = $(id);
+  table.hidden = !rows.length;  // no header over nothing
   header(table, names);
   const body = document.createElement("tbody");
   for (const values of rows) {
@@ -182,17 +235,22 @@ function drawMethods(data) {
   $("coe-law-summary").textContent = law ? law.summary + " Form: " + law.reason + "." : "";
   fillTable("coe-law-table", law ? ["form", "parameters", "held-out error", "excess over the best", "its standard error", "kept"] : [],
     law ? law.scores.map((s) => [s.form, String(s.n_params), fmt(s.cv_rmse), fmt(s.excess), fmt(s.excess_se), s.chosen ? "yes" : ""]) : []);
-  return fitted.map((m) => ({ type: "scatter", mode: "lines+markers", name: m.method + " N*", x: m.per_budget.map((b) => b.budget_flops),
-    y: m.per_budget.map((b) => b.n_opt), line: { color: METHOD_COLORS[m.method], width: 1.5 }, marker: { size: 6, symbol: "x" },
-    hovertemplate: m.method + " N*=%{y:.4g}<extra></extra>" }));
+  return fitted.map((m) => {
+    const flagged = m.flags.some((f) => f.blocking);
+    return { type: "scatter", mode: "lines+markers", name: m.method + " N*" + (flagged ? " (flagged)" : ""), x: m.per_budget.map((b) => b.budget_flops),
+      y: m.per_budget.map((b) => b.n_opt), line: { color: METHOD_COLORS[m.method], width: 1.5, dash: flagged ? "dash" : "solid" },
+      marker: { size: 6, symbol: "x" }, hovertemplate: m.method + " N*=%{y:.4g}" + (flagged ? "<br>flagged: " + flagText(m.flags.filter((f) => f.blocking)) : "") + "<extra></extra>" };
+  });
 }
 
 function drawPredictionTable(data) {
   const methods = (data && data.methods) || [];
-  fillTable("prediction-table", methods.length ? ["method", "arm", "optimal N", "optimal tokens", "predicted loss", "reach", "leave-future-out error", "drop-one spread of N"] : [],
+  const flagsOf = (m) => [...(data.flags || []).filter((f) => f.fit === m.method).map((f) => (f.blocking ? "flagged: " : "") + f.text),
+    ...(m.warnings || [])].join("; ");
+  fillTable("prediction-table", methods.length ? ["method", "arm", "optimal N", "optimal tokens", "predicted loss", "reach", "leave-future-out error", "drop-one spread of N", "flags and warnings"] : [],
     methods.map((m) => [m.method, m.arm || "-", fmt(m.n_opt) + ciText(m.n_opt_ci), fmt(m.d_opt) + ciText(m.d_opt_ci),
       fmt(m.loss_opt) + ciText(m.loss_opt_ci), m.reach_text, auditText(m.audit),
-      m.spread && m.spread.n_opt_range ? "[" + fmt(m.spread.n_opt_range[0]) + ", " + fmt(m.spread.n_opt_range[1]) + "]" : "-"]));
+      m.spread && m.spread.n_opt_range ? "[" + fmt(m.spread.n_opt_range[0]) + ", " + fmt(m.spread.n_opt_range[1]) + "]" : "-", flagsOf(m)]));
 }
 
 async function predict() {
@@ -206,7 +264,9 @@ async function predict() {
     const p = data.prediction;
     const near = data.nearest;
     let text = data.message || "";
-    if (p) text = "x*=" + fmt(p.x_opt) + ", tokens*=" + fmt(p.tokens_opt) + ", loss*=" + fmt(p.loss_opt) + (text ? " | " + text : "");
+    if (p) text = "x*=" + fmt(p.x_opt) + ", tokens*=" + fmt(p.tokens_opt) + ", loss*=" + fmt(p.loss_opt) +
+      (p.flagged ? " (flagged: see the warnings above the chart)" : "") + (p.warnings.length ? " | " + p.warnings.join("; ") : "") +
+      (text ? " | " + text : "");
     if (near) text += " | nearest config: " + Object.entries(near.config).map(([k, v]) => k + "=" + fmt(v)).join(", ");
     $("prediction").textContent = text;
     drawPredictionTable(data);
@@ -216,35 +276,41 @@ async function predict() {
   }
 }
 
-// ---- Pareto front -----------------------------------------------------------------------------
-async function drawPareto() {
-  const params = new URLSearchParams({ objectives: "final_val_loss:min,peak_memory_bytes:min", include_dominated: "true" });
-  if ($("family").value) params.set("family", $("family").value);
-  const data = await getJSON(api("/pareto", params));
-  setMessage("pareto-message", data.message);
-  const hover = (p) => "run " + (p.run_id || "").slice(0, 8) + "<br>" + configText(p.config);
-  const iterations = (p) => (p.config.iterations === undefined ? null : p.config.iterations);
-  const front = [...data.front].sort((a, b) => a.values.peak_memory_bytes - b.values.peak_memory_bytes);
-  const traces = [
-    { type: "scatter", mode: "markers", name: "dominated", x: data.dominated.map((p) => p.values.peak_memory_bytes),
-      y: data.dominated.map((p) => p.values.final_val_loss), text: data.dominated.map(hover),
-      marker: { size: 6, color: "#ccc", symbol: data.dominated.map((p) => SYMBOLS[p.family] || "circle") },
-      hovertemplate: "%{text}<br>mem=%{x:.3s}B<br>loss=%{y:.4f}<extra>dominated</extra>" },
-    { type: "scatter", mode: "lines+markers", name: "Pareto front", x: front.map((p) => p.values.peak_memory_bytes),
-      y: front.map((p) => p.values.final_val_loss), text: front.map(hover), line: { shape: "hv", color: "#444", width: 1 },
-      marker: { size: 12, color: front.map(iterations), colorscale: "Viridis", showscale: true,
-        colorbar: { title: { text: "iterations" } }, symbol: front.map((p) => SYMBOLS[p.family] || "circle"),
-        line: { color: "#000", width: 1 } },
-      hovertemplate: "%{text}<br>mem=%{x:.3s}B<br>loss=%{y:.4f}<extra>front</extra>" },
-  ];
+// ---- Pareto front: per budget level (default) or pooled -------------------------------------------
+function paretoTraces(data) {
+  const hover = (p) => "trial " + trialId(p) + " (" + (p.budget_label || "-") + ")<br>" + configText(p.config);
+  const traces = [{ type: "scatter", mode: "markers", name: "dominated", x: data.dominated.map((p) => p.values.peak_memory_bytes),
+    y: data.dominated.map((p) => p.values.final_val_loss), text: data.dominated.map(hover),
+    marker: { size: 6, color: "#ccc", symbol: data.dominated.map((p) => SYMBOLS[p.family] || "circle") },
+    hovertemplate: "%{text}<br>mem=%{x:.3s}B<br>loss=%{y:.4f}<extra>dominated</extra>" }];
+  const groups = data.pooled ? [["all budgets", data.front]] :
+    [...new Set(data.front.map((p) => p.budget_label))].map((label) => [label, data.front.filter((p) => p.budget_label === label)]);
+  groups.forEach(([label, points], i) => {
+    const front = [...points].sort((a, b) => a.values.peak_memory_bytes - b.values.peak_memory_bytes);
+    const color = data.pooled ? "#444" : PALETTE[i % PALETTE.length];
+    traces.push({ type: "scatter", mode: "lines+markers", name: "front " + label, x: front.map((p) => p.values.peak_memory_bytes),
+      y: front.map((p) => p.values.final_val_loss), text: front.map(hover), line: { shape: "hv", color, width: 1 },
+      marker: { size: 11, color, symbol: front.map((p) => SYMBOLS[p.family] || "circle"), line: { color: "#000", width: 1 } },
+      hovertemplate: "%{text}<br>mem=%{x:.3s}B<br>loss=%{y:.4f}<extra>front " + label + "</extra>" });
+  });
   for (const [family, symbol] of Object.entries(SYMBOLS)) {  // legend entries for the symbols
     traces.push({ type: "scatter", mode: "markers", name: family.toUpperCase() + " (" + symbol + ")", x: [null], y: [null],
       marker: { symbol, color: "#666", size: 10 } });
   }
-  Plotly.react("pareto-plot", traces, {
+  return traces;
+}
+
+async function drawPareto() {
+  const params = new URLSearchParams({ objectives: "final_val_loss:min,peak_memory_bytes:min", include_dominated: "true",
+    pooled: String($("pareto-pooled").checked) });
+  if ($("family").value) params.set("family", $("family").value);
+  const data = await getJSON(api("/pareto", params));
+  setMessage("pareto-message", data.message);
+  if (!data.front.length) { noChart("pareto-plot"); return; }
+  chart("pareto-plot", paretoTraces(data), {
     margin: { t: 20, r: 20 }, xaxis: { title: { text: "measured peak memory (bytes)" }, type: "log" },
-    yaxis: { title: { text: "final val loss" } }, legend: { orientation: "h", y: -0.25 },
-  }, { responsive: true, displaylogo: false });
+    yaxis: { title: { text: "final val loss (nats/token)" } }, legend: { orientation: "h", y: -0.25 },
+  });
 }
 
 // ---- tables -----------------------------------------------------------------------------------
@@ -319,6 +385,7 @@ async function refreshSweep(force) {
   const sweep = await getJSON(api(""));
   $("sweep-status").textContent = sweep.status;
   $("sweep-status").className = "badge " + sweep.status;
+  $("sweep-simulated").hidden = !sweep.simulated;
   $("sweep-counts").textContent = sweep.n_trials + " trials: " + Object.entries(sweep.counts).map(([k, v]) => k + " " + v).join(", ") +
     " | data version " + sweep.data_version;
   trialColumns = TABLE_COLUMNS.filter((c) => sweep.columns.includes(c));
@@ -347,6 +414,7 @@ async function initSweep() {
   state.sweep = document.body.dataset.sweepId;
   for (const id of ["x-axis", "family"]) $(id).addEventListener("change", () => { state.offset = 0; drawAll(); });
   $("predict").addEventListener("click", predict);
+  $("pareto-pooled").addEventListener("change", () => drawPareto().catch(showError("pareto-message")));
   initCompare();
   $("trials-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_ROWS); drawTrials(); });
   $("trials-next").addEventListener("click", () => {
@@ -369,6 +437,13 @@ async function initIndex() {
     link.href = "/sweeps/" + encodeURIComponent(s.id);
     link.textContent = s.name;
     td.appendChild(link);
+    if (s.simulated) {
+      const badge = document.createElement("span");
+      badge.className = "badge simulated";
+      badge.textContent = "SIMULATED";
+      badge.title = "losses from the simulated law (launch --simulate), not training";
+      td.append(" ", badge);
+    }
     tr.appendChild(td);
     cell(tr, s.status);
     cell(tr, String(s.n_trials));

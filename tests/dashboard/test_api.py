@@ -229,7 +229,7 @@ def brute_force_front(values: np.ndarray) -> set[int]:
 
 def test_pareto_front_is_the_non_dominated_set(client: TestClient, frame: pd.DataFrame) -> None:
     body = client.get(f"/api/sweeps/{SWEEP}/pareto",
-                      params={"objectives": "final_val_loss:min,peak_memory_bytes:min"}).json()
+                      params={"objectives": "final_val_loss:min,peak_memory_bytes:min", "pooled": "true"}).json()
     ok = ok_rows(frame).reset_index(drop=True)
     expected = brute_force_front(ok[["final_val_loss", "peak_memory_bytes"]].to_numpy())
     assert {p["run_id"] for p in body["front"]} == set(ok.loc[sorted(expected), "run_id"])
@@ -243,7 +243,7 @@ def test_pareto_aliases_directions_and_three_objectives(client: TestClient, fram
     full = client.get(url, params={"objectives": "final_val_loss:min,peak_memory_bytes:min"}).json()
     short = client.get(url, params={"objectives": "val_loss,peak_memory"}).json()
     assert [p["run_id"] for p in full["front"]] == [p["run_id"] for p in short["front"]]
-    three = client.get(url, params={"objectives": "val_loss:min,params_total:min,tokens:max"}).json()
+    three = client.get(url, params={"objectives": "val_loss:min,params_total:min,tokens:max", "pooled": "true"}).json()
     ok = ok_rows(frame).reset_index(drop=True)
     values = np.stack([ok["final_val_loss"], ok["params_total"], -ok["tokens"]], axis=1)
     assert {p["run_id"] for p in three["front"]} == set(ok.loc[sorted(brute_force_front(values)), "run_id"])

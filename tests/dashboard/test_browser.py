@@ -7,6 +7,7 @@ Skips (with the reason) only when Debian's chromium is not installed at /usr/bin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -37,34 +38,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serve_dashboard(tracking_uri: str, log_path: Path) -> Iterator[str]:
+    """`coe-sweep dashboard` over tracking_uri on a free loopback port until the block ends; yields its URL."""
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "coe_sweep.cli", "dashboard", "--tracking-uri", tracking_uri, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COE_SWEEP_DASHBOARD_HOST": ""})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # poll until uvicorn answers
+                try:
+                    if httpx.get(f"{url}/api/sweeps", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "dashboard did not start in 60 s"
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 @pytest.fixture
 def server(tracking_uri: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "dashboard.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "coe_sweep.cli", "dashboard", "--tracking-uri", tracking_uri, "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COE_SWEEP_DASHBOARD_HOST": ""})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # poll until uvicorn answers
-            try:
-                if httpx.get(f"{url}/api/sweeps", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "dashboard.log").read_text()
-            assert time.monotonic() < deadline, "dashboard did not start in 60 s"
-            time.sleep(0.2)
+    with serve_dashboard(tracking_uri, tmp_path / "dashboard.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -57,3 +57,11 @@ def test_parse_bytes(text: str, expected: float) -> None:
 def test_parse_bytes_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="max_memory=.* is invalid: expected (a finite size: )?a positive size"):
         parse_bytes(text, "max_memory")
+
+
+def test_simulated_opens_the_simulated_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"MLFLOW_TRACKING_URI": "sqlite:///env.db"}
+    assert settings_from(env, simulated=True).tracking_uri == f"sqlite:///{tmp_path / 'mlflow-sim.db'}"
+    assert settings_from({}, simulated=False).tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert settings_from(env, simulated=True, tracking_uri="sqlite:///flag.db").tracking_uri == "sqlite:///flag.db"

@@ -210,3 +210,13 @@ def test_missing_file_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main(["plan", str(missing)]) == 2
     assert str(missing) in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_simulated_sweeps_default_to_their_own_store(small: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`launch --simulate` without tracking.uri writes beside mlflow.db, into mlflow-sim.db; a named URI is kept."""
+    monkeypatch.chdir(tmp_path)
+    assert load_spec(small, simulated=True).tracking.uri == f"sqlite:///{tmp_path / 'mlflow-sim.db'}"
+    assert load_spec(small).tracking.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    named = load_spec(small, ["tracking.uri=sqlite:///elsewhere.db"], simulated=True)
+    assert named.tracking.uri == "sqlite:///elsewhere.db"

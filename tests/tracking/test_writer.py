@@ -177,3 +177,22 @@ def test_trial_methods_need_start(sqlite_uri: str, tmp_path: Path) -> None:
     tracker = SweepTracker(sqlite_uri, "s", SPEC_YAML, "h1", journal_dir=tmp_path)
     with pytest.raises(RuntimeError, match="start"):
         tracker.start_trial("cfg", {}, {})
+
+
+def test_experiment_opens_as_model_training_and_says_if_simulated(sqlite_uri: str, tmp_path: Path) -> None:
+    """MLflow 3 opens an experiment by mlflow.experimentKind (untagged: the GenAI traces view). A new experiment
+    and one created before the tag existed both end up tagged; coe_sweep.simulated on the experiment says whether
+    its sweeps are simulated, and "mixed" once it holds both."""
+    client = MlflowClient(sqlite_uri)
+    simulated = make_tracker(sqlite_uri, tmp_path / "j1", simulated=True)
+    simulated.start()
+    tags = client.get_experiment(simulated.experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tags["coe_sweep.simulated"] == "true"
+    trained = make_tracker(sqlite_uri, tmp_path / "j2")
+    trained.start()
+    assert client.get_experiment(trained.experiment_id).tags["coe_sweep.simulated"] == "mixed"
+    old = client.create_experiment("older-sweep")  # as a writer before this tag left it
+    make_tracker(sqlite_uri, tmp_path / "j3", name="older-sweep").start()
+    tags = client.get_experiment(old).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development" and tags["coe_sweep.simulated"] == "false"
