@@ -18,7 +18,18 @@ from coe_sweep.tracking import TrackingError
 from coe_sweep.tracking.connection import install_redaction, redact_uri
 from dashboard.cache import SweepCache, TrackingReader
 from dashboard.deps import STORE_ERRORS, explain_validation_error, store_error
-from dashboard.routers import compare, frontier, pages, pareto, scaling, sweeps, trials, trialview, viewpages, views
+from dashboard.routers import (
+    compare,
+    frontier,
+    pages,
+    pareto,
+    scaling,
+    sweeps,
+    trials,
+    trialview,
+    viewpages,
+    views,
+)
 from dashboard.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

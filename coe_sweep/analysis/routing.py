@@ -94,16 +94,20 @@ def trial_routing(row: Mapping[str, Any]) -> TrialRouting:
             experts[(int(match.group(1)), int(match.group(2)), int(match.group(3)))] = number
         elif str(key).removeprefix(PREFIX) in SUMMARIES:
             summary[str(key).removeprefix(PREFIX)] = number
-    layers = 1 + max([l for _, l, _ in cells] + [l for l, _, _ in experts], default=-1)
+    layers = 1 + max([layer for _, layer, _ in cells] + [layer for layer, _, _ in experts], default=-1)
     iterations = 1 + max([t for _, _, t in cells] + [t for _, t, _ in experts], default=-1)
-    grids = {stat: [[cells.get((stat, l, t)) for t in range(iterations)] for l in range(layers)] for stat in STATS}
+    grids = {stat: [[cells.get((stat, layer, t)) for t in range(iterations)] for layer in range(layers)] for stat in STATS}
     n_experts = 1 + max((e for _, _, e in experts), default=-1)
-    loads = [[[experts.get((l, t, e), 0.0) for e in range(n_experts)] if any((l, t, e) in experts for e in range(n_experts))
-              else [] for t in range(iterations)] for l in range(layers)]
+    loads = [[[experts.get((layer, t, e), 0.0) for e in range(n_experts)] if any((layer, t, e) in experts for e in range(n_experts))
+              else [] for t in range(iterations)] for layer in range(layers)]
     return TrialRouting(layers, iterations, grids, loads, summary)
 
 
-def _spread(values: list[list[list[float]]]) -> tuple[Grid, Grid, list[list[int]]]:
+def _as_grid(values: np.ndarray) -> Grid:
+    return [[_finite(v) for v in row] for row in values]
+
+
+def _spread(values: list[list[list[float | None]]]) -> tuple[Grid, Grid, list[list[int]]]:
     """Per cell of stacked [trial][layer][iteration] values (NaN = missing): mean, sd (ddof=1), n."""
     stack = np.asarray(values, dtype=float)
     n = np.sum(np.isfinite(stack), axis=0)
@@ -111,8 +115,7 @@ def _spread(values: list[list[list[float]]]) -> tuple[Grid, Grid, list[list[int]
         mean = np.where(n > 0, np.nansum(stack, axis=0) / np.maximum(n, 1), np.nan)
         dev = np.where(np.isfinite(stack), (stack - mean) ** 2, 0.0).sum(axis=0)
         sd = np.where(n > 1, np.sqrt(dev / np.maximum(n - 1, 1)), np.nan)
-    as_grid = lambda a: [[_finite(v) for v in row] for row in a]  # noqa: E731
-    return as_grid(mean), as_grid(sd), n.astype(int).tolist()
+    return _as_grid(mean), _as_grid(sd), n.astype(int).tolist()
 
 
 def _arm(arm: str, trials: list[TrialRouting]) -> ArmRouting:
@@ -120,17 +123,17 @@ def _arm(arm: str, trials: list[TrialRouting]) -> ArmRouting:
     iterations = max(t.n_iterations for t in trials)
     stats: dict[str, StatSpread] = {}
     for stat in STATS:
-        stacked = [[[np.nan if (l >= t.n_layers or it >= t.n_iterations or t.grids[stat][l][it] is None)
-                     else t.grids[stat][l][it] for it in range(iterations)] for l in range(layers)] for t in trials]
+        stacked = [[[np.nan if (layer >= t.n_layers or it >= t.n_iterations or t.grids[stat][layer][it] is None)
+                     else t.grids[stat][layer][it] for it in range(iterations)] for layer in range(layers)] for t in trials]
         mean, sd, n = _spread(stacked)
         if any(any(row) for row in n):
             stats[stat] = StatSpread(mean, sd, n)
     profile: list[list[list[float]]] = []
-    for l in range(layers):
+    for layer in range(layers):
         row = []
         for it in range(iterations):
-            sorted_loads = [sorted(t.loads[l][it], reverse=True) for t in trials
-                            if l < t.n_layers and it < t.n_iterations and t.loads[l][it]]
+            sorted_loads = [sorted(t.loads[layer][it], reverse=True) for t in trials
+                            if layer < t.n_layers and it < t.n_iterations and t.loads[layer][it]]
             width = min((len(s) for s in sorted_loads), default=0)
             row.append([float(np.mean([s[r] for s in sorted_loads])) for r in range(width)])
         profile.append(row)

@@ -16,6 +16,7 @@ from dashboard import serialize, views
 from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
 from dashboard.filters import BudgetQ, FamilyQ, StatusQ, apply_filters, describe
 from dashboard.routers.trials import ColumnsQ, OrderQ, SortQ, _columns, _sort_key
+from dashboard.schemas import TrialStatus
 from dashboard.schemas_views import AggregatePage, CurvesOut, FieldsOut, HistoryOut, ImportanceOut, RoutingOut
 
 router = APIRouter(tags=["views"])
@@ -27,6 +28,10 @@ CurveLimitQ = Annotated[int, Query(ge=1, le=500, description="at most this many 
 ObjectiveQ = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
                                   description="objective name or column, e.g. final_val_loss")]
 EvaluatorQ = Annotated[Literal["ped-anova", "fanova"], Query(description="Optuna importance evaluator")]
+def _statuses(status: list[TrialStatus] | None) -> list[str] | None:
+    return None if status is None else [str(s) for s in status]
+
+
 MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -42,9 +47,9 @@ def get_fields(data: SweepDep, cache: CacheDep) -> serialize.JSONBytes:
 def get_aggregate(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget: BudgetQ = None,
                   family: FamilyQ = None) -> serialize.JSONBytes:
     def render() -> bytes:
-        frame = apply_filters(data.frame, status=status, budget=budget, family=family)
+        frame = apply_filters(data.frame, status=_statuses(status), budget=budget, family=family)
         return serialize.render(views.aggregate_page(frame, sweep_id=data.sweep_id, version=data.version,
-                                                     message=f"no finished trials match ({describe(status, budget, family)})"))
+                                                     message=f"no finished trials match ({describe(_statuses(status), budget, family)})"))
     return serialize.respond(cache.memo(data, "aggregate", (tuple(status or ()), budget, family), render))
 
 
@@ -72,7 +77,7 @@ def _export(data: SweepDep, cache: CacheDep, kind: str, status: list[str] | None
 def trials_csv(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget: BudgetQ = None,
                family: FamilyQ = None, sort: SortQ = C.FINAL_VAL_LOSS, order: OrderQ = "asc",
                columns: ColumnsQ = None, by: ByQ = "trial") -> Response:
-    return _export(data, cache, "csv", status, budget, family, sort, order, columns, by)
+    return _export(data, cache, "csv", _statuses(status), budget, family, sort, order, columns, by)
 
 
 @router.get("/sweeps/{sweep}/trials.parquet",
@@ -81,7 +86,7 @@ def trials_csv(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget: 
 def trials_parquet(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget: BudgetQ = None,
                    family: FamilyQ = None, sort: SortQ = C.FINAL_VAL_LOSS, order: OrderQ = "asc",
                    columns: ColumnsQ = None, by: ByQ = "trial") -> Response:
-    return _export(data, cache, "parquet", status, budget, family, sort, order, columns, by)
+    return _export(data, cache, "parquet", _statuses(status), budget, family, sort, order, columns, by)
 
 
 @router.get("/sweeps/{sweep}/curves", response_model=CurvesOut, responses=NOT_FOUND,
@@ -89,7 +94,7 @@ def trials_parquet(data: SweepDep, cache: CacheDep, status: StatusQ = None, budg
 def get_curves(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget: BudgetQ = None,
                family: FamilyQ = None, limit: CurveLimitQ = 200) -> serialize.JSONBytes:
     def render() -> bytes:
-        frame = apply_filters(data.frame, status=status, budget=budget, family=family)
+        frame = apply_filters(data.frame, status=_statuses(status), budget=budget, family=family)
         if not frame.empty and C.FINAL_VAL_LOSS in frame.columns:  # running trials first (live), then best first
             running = (frame[C.STATUS].astype(str) == "running").astype(int) if C.STATUS in frame.columns else 0
             frame = frame.assign(_running=running).sort_values(["_running", C.FINAL_VAL_LOSS], ascending=[False, True],
@@ -101,7 +106,7 @@ def get_curves(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget: 
         if data.frame.empty:
             message = "this sweep has no trials yet"
         elif not curves:
-            message = f"no trials match ({describe(status, budget, family)})"
+            message = f"no trials match ({describe(_statuses(status), budget, family)})"
         elif len(frame) > limit:
             message = f"showing {limit} of {len(frame)} matching trials (running first, then best loss)"
         return serialize.render(CurvesOut(sweep_id=data.sweep_id, data_version=data.version, total=len(frame),
