@@ -234,8 +234,9 @@ async function drawParallel() {
   const rows = data.rows.filter((r) => r.final_val_loss !== null);
   setMessage("view-message", rows.length ? (f.varying.length ? "" : "no config field varies in this sweep") : "no finished trials match");
   const dims = [];
-  if (f.arms.length > 1) dims.push(dimension("arm", rows.map((r) => r.arm)));
-  for (const name of f.varying) dims.push(dimension(shortName(name), rows.map((r) => r[name])));
+  const varies = (values) => new Set(values.map(String)).size > 1;  // fields constant among these rows get no axis
+  if (varies(rows.map((r) => r.arm))) dims.push(dimension("arm", rows.map((r) => r.arm)));
+  for (const name of f.varying) if (varies(rows.map((r) => r[name]))) dims.push(dimension(shortName(name), rows.map((r) => r[name])));
   const loss = rows.map((r) => r.final_val_loss);
   dims.push({ label: "final val loss", values: loss });
   Plotly.react("view-plot", [{ type: "parcoords", dimensions: dims,
@@ -341,7 +342,7 @@ function bindViews() {
   on("trials-status", "change", () => { viewState.status = $("trials-status").value; state.offset = 0; drawViews(); });
   on("trials-budget", "change", () => { viewState.budget = $("trials-budget").value; state.offset = 0; drawViews(); });
   on("trials-by", "change", () => { viewState.by = $("trials-by").checked ? "config" : "trial"; drawTrialsTable().catch(showError("trials-message")); });
-  on("baseline", "change", writeUrlState);
+  on("baseline", "change", () => setTimeout(writeUrlState));  // after compare.js has read the new baseline
   $("view-metric").value = viewState.metric;
   $("view-xaxis").value = viewState.xaxis;
   $("view-routing").value = viewState.routingStat;
