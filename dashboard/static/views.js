@@ -159,8 +159,14 @@ async function drawTrialsTable() {
 }
 
 // ---- colour by any field -------------------------------------------------------------------------
-function colourMap(values) {
+function armColour(arm) {  // one colour per arm across every view: the sweep's arm order
+  const i = viewState.fields ? viewState.fields.arms.indexOf(arm) : -1;
+  return PALETTE[(i < 0 ? 0 : i) % PALETTE.length];
+}
+
+function colourMap(values, key) {
   const distinct = [...new Set(values.map((v) => String(v)))];
+  if (key === "arm") return new Map(distinct.map((v) => [v, armColour(v)]));
   const numeric = distinct.every((v) => v !== "null" && !isNaN(Number(v)));
   distinct.sort(numeric ? (a, b) => Number(a) - Number(b) : undefined);
   return new Map(distinct.map((v, i) => [v, PALETTE[i % PALETTE.length]]));
@@ -177,7 +183,7 @@ async function drawCurves() {
   const data = await getJSON(api("/curves", filterParams()));
   setMessage("view-message", data.message);
   const key = viewState.color;
-  const colours = colourMap(data.curves.map((c) => c.fields[key]));
+  const colours = colourMap(data.curves.map((c) => c.fields[key]), key);
   const shown = new Set();
   const traces = [];
   for (const c of data.curves) {
@@ -274,8 +280,8 @@ async function drawRouting() {
   const stat = viewState.routingStat;
   setMessage("view-message", data.message);
   const traces = [];
-  data.arms.forEach((arm, i) => {
-    const color = PALETTE[i % PALETTE.length];
+  data.arms.forEach((arm) => {
+    const color = armColour(arm.arm);
     if (stat === "load_profile") {
       arm.load_profile.forEach((row, l) => row.forEach((ranks, t) => {
         traces.push({ type: "scatter", mode: "lines+markers", name: arm.arm, legendgroup: arm.arm, showlegend: l === 0 && t === 0,

@@ -4,13 +4,16 @@ a variant sweep with named arms and measured routing statistics (viewsgen), buil
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import viewsgen
 from conftest import ARMS_SWEEP, SWEEP
+from conftest import _key as conftest_key
 from fastapi.testclient import TestClient
 
 from coe_sweep.tracking import TrackingStore
@@ -19,11 +22,11 @@ from dashboard.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def variant_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+def variant_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    cached = viewsgen.cached_db(Path(request.config.cache.mkdir("coe-sweep-views")), conftest_key())
     root = tmp_path_factory.mktemp("variant")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    viewsgen.build(uri, str(root / "journal"))
-    return uri
+    shutil.copy(cached, root / "mlflow.db")
+    return f"sqlite:///{root / 'mlflow.db'}"
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(request: pytest.FixtureRequest, store_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's sweeps and the variant sweep in one store (the variant sweep's runs copied in by MLflow's
+    own sqlite tables would be fragile: it is written afresh, once per module, ~15 s)."""
     root = tmp_path_factory.mktemp("views-store")
     shutil.copy(store_dir / "mlflow.db", root / "mlflow.db")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -69,7 +71,7 @@ def test_variant_sweep_shows_arm_names_in_table_and_legend(server: str, browser:
     body = page.evaluate("document.body.innerText")
     assert "variant=" not in body and "error:" not in body
     links = page.evaluate("[...document.querySelectorAll('#trials-table a')].map((a) => a.getAttribute('href'))")
-    assert len(links) == 12 and all(h.startswith(f"/sweeps/") and "/trials/" in h for h in links)
+    assert len(links) == 12 and all(h.startswith("/sweeps/") and "/trials/" in h for h in links)
     page.screenshot(shots / "variant-views.png", "#views")
     page.screenshot(shots / "variant-trials.png", "#trials-table")
 

@@ -9,8 +9,11 @@ Written through the real tracking writer into a real MLflow sqlite store.
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import sweepgen
 import torch
@@ -21,6 +24,7 @@ from coe_sweep.tracking import SweepTracker
 from coe_sweep.tracking.names import TAG_ARM
 from runners.routing import summarise_routing
 
+REPO = Path(__file__).resolve().parents[2]
 VARIANT_SWEEP = "variant-arms"
 ARMS = {"moe_2k": {"iterations": 1, "top_k": 4},
         "coe_2_k": {"iterations": 2, "top_k": 2},
@@ -52,11 +56,31 @@ def build(uri: str, journal_dir: str) -> dict[str, str]:
                            simulated=True, journal_dir=journal_dir)
     tracker.start()
     ids = {}
+    routing: dict[tuple[ModelConfig, int], dict[str, float]] = {}  # a config's model is the same at every budget
     for arm, p in plans():
         run_id = tracker.start_trial(p.config_hash, p.flat_params(), {TAG_ARM: arm}, seed=p.seed)
         result = sweepgen.result_for(p)
-        result.routing = measured_routing(p.run_spec.model, p.seed)
+        key = (p.run_spec.model, p.seed)
+        routing[key] = routing.get(key) or measured_routing(*key)
+        result.routing = dict(routing[key])
         tracker.log_result(run_id, result)
         ids[p.trial_id] = run_id
     tracker.finish("FINISHED")
     return ids
+
+
+def cached_db(cache_root: Path, base_key: str) -> Path:
+    """The sweep's sqlite file, built once under `cache_root` per key (the session store's key + this module,
+    the routing summary and the model sources); callers copy it and never write into it."""
+    digest = hashlib.sha256(base_key.encode())
+    for path in [Path(__file__), REPO / "runners" / "routing.py", *sorted((REPO / "coe_sweep" / "model").glob("*.py"))]:
+        digest.update(path.read_bytes())
+    cached = cache_root / digest.hexdigest()[:16]
+    if not (cached / "mlflow.db").exists():
+        building = cached.with_name(cached.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        build(f"sqlite:///{building / 'mlflow.db'}", str(building / "journal"))
+        shutil.rmtree(cached, ignore_errors=True)
+        building.rename(cached)
+    return cached / "mlflow.db"
