@@ -231,3 +231,14 @@ def test_default_threads_follow_the_trial_allocation(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert available_cpus() == usable
     assert resolve_device(TrainConfig(device="cpu", threads=3)).threads == 3
+
+
+def test_routing_summary_has_every_experts_load() -> None:
+    from runners.routing import summarise_routing
+
+    stats = [[{"tokens_per_expert": [6, 2, 0, 0], "entropy": 1.0, "overlap_next": 0.25},
+              {"tokens_per_expert": [2, 2, 2, 2], "entropy": 1.3}]]
+    summary = summarise_routing(stats)
+    assert [summary[f"L0.C0.E{e}.load"] for e in range(4)] == [3.0, 1.0, 0.0, 0.0]
+    assert [summary[f"L0.C1.E{e}.load"] for e in range(4)] == [1.0] * 4
+    assert summary["L0.C0.max_load"] == 3.0 and summary["dead_experts"] == 2.0 and summary["mean_overlap_next"] == 0.25
