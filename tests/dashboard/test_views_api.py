@@ -22,8 +22,13 @@ from dashboard.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def variant_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    cached = viewsgen.cached_db(Path(request.config.cache.mkdir("coe-sweep-views")), conftest_key())
+def cached_variant(request: pytest.FixtureRequest) -> Path:
+    return viewsgen.cached_db(Path(request.config.cache.mkdir("coe-sweep-views")), conftest_key())
+
+
+@pytest.fixture(scope="module")
+def variant_uri(cached_variant: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    cached = cached_variant
     root = tmp_path_factory.mktemp("variant")
     shutil.copy(cached, root / "mlflow.db")
     return f"sqlite:///{root / 'mlflow.db'}"
@@ -180,3 +185,23 @@ def test_pages_serve(variant: TestClient) -> None:
     for script in ("views.js", "trial.js", "sweeps-compare.js"):
         assert variant.get(f"/static/{script}").status_code == 200
     assert variant.get("/sweeps/nope/trials/abc-s0").status_code == 404
+
+
+def test_curves_of_a_running_trial_grow_live(cached_variant: Path, tmp_path: Path) -> None:
+    """A trial still running: its intermediate metrics (log_progress) are in MLflow and /curves follows them."""
+    from coe_sweep.tracking import SweepTracker
+
+    shutil.copy(cached_variant, tmp_path / "mlflow.db")  # a migrated database: saves MLflow's ~8 s of schema set-up
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker(uri, "live", "name: live\n", "spec-live", journal_dir=str(tmp_path / "journal"))
+    tracker.start()
+    arm, p = next(viewsgen.plans())
+    run_id = tracker.start_trial(p.config_hash, p.flat_params(), seed=p.seed)
+    tracker.log_progress(run_id, 10, {"train_loss": 3.0})
+    with TestClient(create_app(TrackingStore(uri), Settings(tracking_uri=uri, cache_ttl_s=0.0))) as live:
+        first = get(live, "/api/sweeps/live/curves")["curves"]
+        assert [(c["trial_id"], c["status"], c["points"]["train_loss"]) for c in first] == [(p.trial_id, "running", [[10.0, 3.0]])]
+        tracker.log_progress(run_id, 20, {"train_loss": 2.5, "val_loss": 2.6})
+        later = get(live, "/api/sweeps/live/curves")["curves"][0]["points"]
+        assert later == {"train_loss": [[10.0, 3.0], [20.0, 2.5]], "val_loss": [[20.0, 2.6]]}
+    tracker.finish("FINISHED")
