@@ -12,6 +12,7 @@ from coe_sweep.tracking import NotFound
 from dashboard import serialize
 from dashboard.deps import NOT_FOUND, CacheDep, LimitQ, OffsetQ, SweepDep, invalid_query
 from dashboard.filters import BudgetQ, FamilyQ, StatusQ, apply_filters, describe
+from dashboard.routers.trialview import find_trial
 from dashboard.schemas import TrialDetailOut, TrialPage
 
 router = APIRouter(tags=["trials"])
@@ -21,7 +22,8 @@ SortQ = Annotated[str, Query(max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$
 OrderQ = Annotated[Literal["asc", "desc"], Query(description="sort order; missing values always last")]
 ColumnsQ = Annotated[str | None, Query(max_length=4096, pattern=r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$",
                                        description="comma-separated columns to return (default: all)")]
-RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-zA-Z_-]+$")]
+RunId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-zA-Z_-]+$",
+                            description="trial id (e.g. 3fa2b1c0-s1) or MLflow run id")]
 
 
 def _sort_key(series: pd.Series) -> pd.Series:
@@ -77,9 +79,7 @@ def list_trials(data: SweepDep, cache: CacheDep, status: StatusQ = None, budget:
 @router.get("/sweeps/{sweep}/trials/{run_id}", response_model=TrialDetailOut, responses=NOT_FOUND,
             summary="One trial: params, final metrics and loss curves")
 def get_trial(data: SweepDep, cache: CacheDep, run_id: RunId) -> TrialDetailOut:
-    frame = data.frame
-    if frame.empty or C.RUN_ID not in frame.columns or not (frame[C.RUN_ID].astype(str) == run_id).any():
-        raise HTTPException(status_code=404, detail=f"trial {run_id!r} not found in sweep {data.name!r}")
+    run_id = str(find_trial(data, run_id)[C.RUN_ID])  # a trial id (the short one the page shows) or a run id
     try:
         detail = cache.trial(run_id)
     except NotFound as exc:

@@ -43,7 +43,7 @@ function drawMemory(t) {
   Plotly.react("memory-plot", [{ type: "bar", x: bars.map((b) => b[0]), y: bars.map((b) => b[1]), marker: { color: bars.map((b) => b[2]) },
     text: bars.map((b) => fmtBytes(b[1])), textposition: "auto", hovertemplate: "%{x}: %{text}<extra></extra>" }],
   { margin: { t: 30, r: 20 }, yaxis: { title: { text: "bytes" } },
-    title: { text: m.ratio ? "measured / estimate = " + m.ratio.toFixed(2) : "no measurement", font: { size: 13 } } }, CONFIG);
+    title: { text: m.ratio ? "measured / estimate = " + m.ratio.toFixed(2) : "no measurement", font: { size: 13 }, x: 0.02, xanchor: "left" } }, CONFIG);
 }
 
 function heatmap(id, grid, title, colorscale) {

@@ -163,6 +163,7 @@ def test_trial_view_by_trial_id(variant: TestClient, variant_uri: str) -> None:
     assert "mlflow ui --backend-store-uri" in body["mlflow_hint"]
     by_run = get(variant, f"/api/sweeps/{viewsgen.VARIANT_SWEEP}/trials/{row.run_id}/view")
     assert by_run["trial_id"] == row.trial_id
+    assert get(variant, f"/api/sweeps/{viewsgen.VARIANT_SWEEP}/trials/{row.trial_id}")["run_id"] == row.run_id  # one id
     missing = get(variant, f"/api/sweeps/{viewsgen.VARIANT_SWEEP}/trials/deadbeef-s9/view", 404)
     assert "deadbeef-s9" in missing["detail"]
 
