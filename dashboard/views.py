@@ -8,7 +8,7 @@ and call these; nothing here touches HTTP.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +39,11 @@ from dashboard.schemas_views import (
 COLOUR_EXTRA = (C.ARM, C.BUDGET_LABEL, C.FAMILY, C.SEED, C.STATUS)
 MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"  # `mlflow ui` with no flags
 START_TIME = "start_time"  # the trials frame's run start (epoch ms): trial order
+
+
+def _text(record: Mapping[str, Any], key: str) -> str | None:
+    """A record's value as text, None when missing or NaN."""
+    return None if serialize.scalar(record.get(key)) is None else str(record[key])
 
 
 def arms_of(frame: pd.DataFrame) -> list[str]:
@@ -82,10 +87,10 @@ def tokens_per_step(record: Mapping[str, Any]) -> float | None:
 def curve_out(record: Mapping[str, Any], curves: Mapping[str, Any], varying: list[str]) -> CurveOut:
     points = {str(k): [[float(s), float(v)] for s, v in pts if serialize.finite(v) is not None]
               for k, pts in curves.items()}
-    return CurveOut(run_id=str(record[C.RUN_ID]), trial_id=serialize.scalar(record.get(C.TRIAL_ID)) and str(record[C.TRIAL_ID]),
-                    arm=serialize.scalar(record.get(C.ARM)) and str(record[C.ARM]),
-                    budget_label=serialize.scalar(record.get(C.BUDGET_LABEL)) and str(record[C.BUDGET_LABEL]),
-                    status=serialize.scalar(record.get(C.STATUS)) and str(record[C.STATUS]),
+    return CurveOut(run_id=str(record[C.RUN_ID]), trial_id=_text(record, C.TRIAL_ID),
+                    arm=_text(record, C.ARM),
+                    budget_label=_text(record, C.BUDGET_LABEL),
+                    status=_text(record, C.STATUS),
                     tokens_per_step=tokens_per_step(record),
                     fields={f: serialize.scalar(record.get(f)) for f in [*COLOUR_EXTRA, *varying]}, points=points)
 
@@ -105,8 +110,8 @@ def history(frame: pd.DataFrame, objective: tuple[str, str], *, sweep_id: str, v
                 value = serialize.finite(record.get(column)) if ok else None
                 if value is not None and (best is None or (value < best if direction == "min" else value > best)):
                     best = value
-                points.append(HistoryPoint(order=i, trial_id=serialize.scalar(record.get(C.TRIAL_ID)) and str(record[C.TRIAL_ID]),
-                                           run_id=str(record[C.RUN_ID]), arm=serialize.scalar(record.get(C.ARM)) and str(record[C.ARM]),
+                points.append(HistoryPoint(order=i, trial_id=_text(record, C.TRIAL_ID),
+                                           run_id=str(record[C.RUN_ID]), arm=_text(record, C.ARM),
                                            status=str(record.get(C.STATUS)), value=value, best=best))
             out.append(HistoryBudget(budget_label=label, points=points))
     return HistoryOut(sweep_id=sweep_id, data_version=version, objective=column, budgets=out,
@@ -152,7 +157,7 @@ def mlflow_link(tracking_uri: str, experiment_id: str | None, run_id: str) -> tu
 
 
 def trial_view(record: Mapping[str, Any], detail: Any, *, sweep_name: str, tracking_uri: str,
-               experiment_id: str | None, scalar: Callable[[Any], Any] = serialize.scalar) -> TrialViewOut:
+               experiment_id: str | None) -> TrialViewOut:
     """One trial: identity from its frame row, config/finals/curves from its run, memory, routing, MLflow link."""
     finals = {str(k): serialize.finite(v) for k, v in dict(detail.finals).items() if not str(k).startswith(routing.PREFIX)}
     per_step = tokens_per_step(record)
@@ -162,14 +167,14 @@ def trial_view(record: Mapping[str, Any], detail: Any, *, sweep_name: str, track
     trial_routing = routing.trial_routing(dict(detail.finals))
     peak, estimate = serialize.finite(record.get(C.PEAK_MEMORY_BYTES)), serialize.finite(record.get(C.ESTIMATED_MEMORY_BYTES))
     url, hint = mlflow_link(tracking_uri, experiment_id, str(record[C.RUN_ID]))
-    config = {str(k): scalar(v) for k, v in dict(detail.params).items()}
+    config = {str(k): serialize.scalar(v) for k, v in dict(detail.params).items()}
     seed = record.get(C.SEED)
     return TrialViewOut(
         sweep_id=str(detail.sweep_id or ""), sweep_name=sweep_name, run_id=str(record[C.RUN_ID]),
-        trial_id=scalar(record.get(C.TRIAL_ID)) and str(record[C.TRIAL_ID]),
-        arm=scalar(record.get(C.ARM)) and str(record[C.ARM]), seed=None if seed is None or pd.isna(seed) else int(seed),
-        config_hash=scalar(record.get(C.CONFIG_HASH)) and str(record[C.CONFIG_HASH]),
-        budget_label=scalar(record.get(C.BUDGET_LABEL)) and str(record[C.BUDGET_LABEL]),
+        trial_id=_text(record, C.TRIAL_ID),
+        arm=_text(record, C.ARM), seed=None if seed is None or pd.isna(seed) else int(seed),
+        config_hash=_text(record, C.CONFIG_HASH),
+        budget_label=_text(record, C.BUDGET_LABEL),
         budget_flops=serialize.finite(record.get(C.BUDGET_FLOPS)), status=detail.status, reason=detail.reason,
         simulated=bool(record.get(C.SIMULATED, False)), config=config, finals=finals, tokens_per_step=per_step,
         curves=curves, memory=MemoryOut(peak_measured_bytes=peak, estimated_bytes=estimate,

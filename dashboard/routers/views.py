@@ -11,7 +11,6 @@ from fastapi.responses import Response
 
 from coe_sweep.analysis import columns as C
 from coe_sweep.analysis import fields as F
-from coe_sweep.analysis.importance import EVALUATORS
 from dashboard import serialize, views
 from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
 from dashboard.filters import BudgetQ, FamilyQ, StatusQ, apply_filters, describe
@@ -129,7 +128,6 @@ def get_history(data: SweepDep, cache: CacheDep, objective: ObjectiveQ = C.FINAL
             summary="Hyperparameter importance per budget (Optuna's PED-ANOVA or fANOVA over the finished trials)")
 def get_importance(data: SweepDep, cache: CacheDep, evaluator: EvaluatorQ = "ped-anova",
                    family: FamilyQ = None) -> serialize.JSONBytes:
-    assert evaluator in EVALUATORS
     return serialize.respond(cache.memo(data, "importance", (evaluator, family), lambda: serialize.render(
         views.importance_out(apply_filters(data.frame, family=family), evaluator, sweep_id=data.sweep_id,
                              version=data.version))))
