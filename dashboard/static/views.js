@@ -233,7 +233,7 @@ function dimension(label, values) {
 
 async function drawParallel() {
   const f = viewState.fields;
-  const columns = ["trial_id", "arm", ...f.varying, "final_val_loss"];
+  const columns = ["trial_id", "arm", "budget_label", ...f.varying, "final_val_loss"];
   const params = filterParams({ limit: "1000", columns: columns.join(","), status: "ok" });
   params.set("status", "ok");
   const data = await getJSON(api("/trials", params));
@@ -241,13 +241,14 @@ async function drawParallel() {
   setMessage("view-message", rows.length ? (f.varying.length ? "" : "no config field varies in this sweep") : "no finished trials match");
   const dims = [];
   const varies = (values) => new Set(values.map(String)).size > 1;  // fields constant among these rows get no axis
+  if (varies(rows.map((r) => r.budget_label))) dims.push(dimension("budget", rows.map((r) => r.budget_label)));
   if (varies(rows.map((r) => r.arm))) dims.push(dimension("arm", rows.map((r) => r.arm)));
   for (const name of f.varying) if (varies(rows.map((r) => r[name]))) dims.push(dimension(shortName(name), rows.map((r) => r[name])));
   const loss = rows.map((r) => r.final_val_loss);
   dims.push({ label: "final val loss", values: loss });
   Plotly.react("view-plot", [{ type: "parcoords", dimensions: dims,
     line: { color: loss, colorscale: "Viridis", reversescale: true, showscale: true, colorbar: { title: { text: "loss" } } } }],
-  { margin: { t: 40, r: 60, l: 60 } }, PLOT_CONFIG);
+  { margin: { t: 40, r: 60, l: 160 } }, PLOT_CONFIG);  // room for the first axis' tick labels (arm names)
 }
 
 // ---- tab: hyperparameter importance -----------------------------------------------------------------
