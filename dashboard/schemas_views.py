@@ -129,6 +129,7 @@ class TrialRoutingOut(BaseModel):
 class MemoryOut(BaseModel):
     peak_measured_bytes: float | None
     estimated_bytes: float | None
+    allocated_after_step_bytes: float | None = Field(description="allocated after a step: the paper's 'memory'")
     ratio: float | None = Field(description="measured / estimated")
 
 

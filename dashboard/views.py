@@ -38,7 +38,8 @@ from dashboard.schemas_views import (
 
 COLOUR_EXTRA = (C.ARM, C.BUDGET_LABEL, C.FAMILY, C.SEED, C.STATUS)
 MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"  # `mlflow ui` with no flags
-START_TIME = "start_time"  # the trials frame's run start (epoch ms): trial order
+START_TIME = "start_time"
+ALLOCATED_AFTER_STEP = "allocated_after_step_bytes"  # the paper's memory figure (coe_sweep.tracking.names)  # the trials frame's run start (epoch ms): trial order
 
 
 def _text(record: Mapping[str, Any], key: str) -> str | None:
@@ -178,6 +179,7 @@ def trial_view(record: Mapping[str, Any], detail: Any, *, sweep_name: str, track
         budget_flops=serialize.finite(record.get(C.BUDGET_FLOPS)), status=detail.status, reason=detail.reason,
         simulated=bool(record.get(C.SIMULATED, False)), config=config, finals=finals, tokens_per_step=per_step,
         curves=curves, memory=MemoryOut(peak_measured_bytes=peak, estimated_bytes=estimate,
+                                        allocated_after_step_bytes=serialize.finite(record.get(ALLOCATED_AFTER_STEP)),
                                         ratio=peak / estimate if peak is not None and estimate else None),
         routing=None if trial_routing.empty else TrialRoutingOut(
             n_layers=trial_routing.n_layers, n_iterations=trial_routing.n_iterations,

@@ -39,7 +39,8 @@ function drawCurves(t) {
 
 function drawMemory(t) {
   const m = t.memory;
-  const bars = [["measured peak", m.peak_measured_bytes, "#1f77b4"], ["estimate", m.estimated_bytes, "#aaa"]].filter((b) => b[1] !== null);
+  const bars = [["measured peak", m.peak_measured_bytes, "#1f77b4"], ["estimate", m.estimated_bytes, "#aaa"],
+    ["allocated after a step (the paper's figure)", m.allocated_after_step_bytes, "#ff7f0e"]].filter((b) => b[1] !== null);
   Plotly.react("memory-plot", [{ type: "bar", x: bars.map((b) => b[0]), y: bars.map((b) => b[1]), marker: { color: bars.map((b) => b[2]) },
     text: bars.map((b) => fmtBytes(b[1])), textposition: "auto", hovertemplate: "%{x}: %{text}<extra></extra>" }],
   { margin: { t: 30, r: 20 }, yaxis: { title: { text: "bytes" } },

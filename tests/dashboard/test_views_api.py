@@ -155,6 +155,8 @@ def test_trial_view_by_trial_id(variant: TestClient, variant_uri: str) -> None:
     val = body["curves"]["val_loss"]
     assert val and all(t == s * 8 * 64 for s, t, _ in val)  # tokens = step x batch x seq_len
     assert body["memory"]["estimated_bytes"] == pytest.approx(row.estimated_memory_bytes)
+    assert body["memory"]["allocated_after_step_bytes"] == pytest.approx(row.allocated_after_step_bytes)
+    assert body["memory"]["ratio"] == pytest.approx(row.peak_memory_bytes / row.estimated_memory_bytes)
     routing = body["routing"]
     assert routing["n_layers"] == 2 and len(routing["loads"][0][0]) == 8
     assert routing["grids"]["overlap_next"][0][0] == pytest.approx(row["routing.L0.C0.overlap_next"])
