@@ -110,13 +110,16 @@ def test_csv_export_click_downloads_the_filtered_rows(server: str, browser: Brow
 
 
 def test_url_state_restores_the_view(server: str, browser: Browser, shots: Path) -> None:
-    page = browser.page(f"{server}/sweeps/{viewsgen.VARIANT_SWEEP}?tab=routing&routing=overlap_next&budget=3e12&by=config&family=coe")
+    page = browser.page(f"{server}/sweeps/{viewsgen.VARIANT_SWEEP}?tab=routing&routing=overlap_next&budget=3e12&by=config"
+                        "&family=coe&baseline=coe_2_k")
     page.wait_for("document.querySelectorAll('#view-plot .bars .point').length >= 2")
     page.wait_for("document.querySelector('#trials-table th') && document.querySelector('#trials-table th').textContent === 'config_hash'")
     assert page.evaluate("document.getElementById('tab-routing').classList.contains('active')")
     assert page.evaluate("[ 'view-routing', 'trials-budget', 'family'].map((id) => document.getElementById(id).value)") == [
         "overlap_next", "3e12", "coe"]
     assert page.evaluate("document.getElementById('trials-by').checked")
+    assert page.wait_for("document.getElementById('compare-selection').textContent").startswith("every arm against coe_2_k")
+    assert page.evaluate("document.getElementById('baseline').value") == "coe_2_k"
     assert sorted(texts(page, "#view-plot .legendtext")) == ["coe_2_k (2 trials)", "coe_shared_router (2 trials)"]
     assert len(page.evaluate("[...document.querySelectorAll('#trials-table tbody tr')]")) == 2  # two CoE configs at 3e12
     page.screenshot(shots / "url-state-routing.png", "#views")
