@@ -45,6 +45,17 @@ def _columns(frame: pd.DataFrame, wanted: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def table(data_frame: pd.DataFrame, *, status: list[str] | None, budget: str | None, family: str | None, sort: str,
+          order: str, columns: str | None) -> tuple[pd.DataFrame, list[str]]:
+    """The trials table as the API shows and exports it: filtered, sorted (missing values last), and the columns
+    to show; 422 naming a bad sort column or column list. The frame must not be empty."""
+    if sort not in data_frame.columns:
+        invalid_query("sort", sort, f"a column of the trials frame: {', '.join(map(str, data_frame.columns))}")
+    selected = _columns(data_frame, columns)
+    frame = apply_filters(data_frame, status=status, budget=budget, family=family)
+    return frame.sort_values(sort, ascending=order == "asc", na_position="last", key=_sort_key, kind="stable"), selected
+
+
 def _page(data_frame: pd.DataFrame, *, sweep_id: str, version: int, status: list[str] | None,
           budget: str | None, family: str | None, sort: str, order: str, limit: int, offset: int,
           columns: str | None) -> TrialPage:
@@ -52,11 +63,8 @@ def _page(data_frame: pd.DataFrame, *, sweep_id: str, version: int, status: list
         return TrialPage(sweep_id=sweep_id, data_version=version, total=0, offset=offset, limit=limit,
                          sort=sort, order=order, columns=[], rows=[],
                          message="this sweep has no trials yet")
-    if sort not in data_frame.columns:
-        invalid_query("sort", sort, f"a column of the trials frame: {', '.join(map(str, data_frame.columns))}")
-    selected = _columns(data_frame, columns)
-    frame = apply_filters(data_frame, status=status, budget=budget, family=family)
-    frame = frame.sort_values(sort, ascending=order == "asc", na_position="last", key=_sort_key, kind="stable")
+    frame, selected = table(data_frame, status=status, budget=budget, family=family, sort=sort, order=order,
+                            columns=columns)
     page = frame.iloc[offset:offset + limit]
     message = None if len(frame) else f"no trials match ({describe(status, budget, family)})"
     return TrialPage(sweep_id=sweep_id, data_version=version, total=len(frame), offset=offset, limit=limit,

@@ -14,7 +14,7 @@ from coe_sweep.analysis import fields as F
 from dashboard import serialize, views
 from dashboard.deps import NOT_FOUND, CacheDep, SweepDep, invalid_query
 from dashboard.filters import BudgetQ, FamilyQ, StatusQ, apply_filters, describe
-from dashboard.routers.trials import ColumnsQ, OrderQ, SortQ, _columns, _sort_key
+from dashboard.routers.trials import ColumnsQ, OrderQ, SortQ, table
 from dashboard.schemas import TrialStatus
 from dashboard.schemas_views import AggregatePage, CurvesOut, FieldsOut, HistoryOut, ImportanceOut, RoutingOut
 
@@ -55,14 +55,13 @@ def get_aggregate(data: SweepDep, cache: CacheDep, status: StatusQ = None, budge
 def _export(data: SweepDep, cache: CacheDep, kind: str, status: list[str] | None, budget: str | None,
             family: str | None, sort: str, order: str, columns: str | None, by: str) -> Response:
     def render() -> bytes:
-        frame = apply_filters(data.frame, status=status, budget=budget, family=family)
+        frame = data.frame
         if by == "config":
-            frame = F.aggregate_by_config(frame)
+            frame = F.aggregate_by_config(apply_filters(frame, status=status, budget=budget, family=family))
         elif not frame.empty:
-            if sort not in frame.columns:
-                invalid_query("sort", sort, f"a column of the trials frame: {', '.join(map(str, frame.columns))}")
-            frame = frame.sort_values(sort, ascending=order == "asc", na_position="last", key=_sort_key, kind="stable")
-            frame = frame[_columns(frame, columns)]
+            frame, selected = table(frame, status=status, budget=budget, family=family, sort=sort, order=order,
+                                    columns=columns)
+            frame = frame[selected]
         return views.export_bytes(frame.reset_index(drop=True), kind)
 
     body = cache.memo(data, "export", (kind, tuple(status or ()), budget, family, sort, order, columns, by), render)
