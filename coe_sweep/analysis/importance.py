@@ -85,7 +85,7 @@ def budget_importance(group: pd.DataFrame, fields: list[str], *, label: str, flo
     study.add_trials(trials)
     try:
         importances = optuna.importance.get_param_importances(study, evaluator=_evaluator(evaluator, seed))
-    except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+    except (ValueError, RuntimeError, ZeroDivisionError, ImportError) as exc:  # ImportError: fANOVA without sklearn
         log.info("importance at budget %s failed: %s", label, exc)
         return answer(f"{evaluator} could not rank the fields at budget {label}: {exc}")
     return answer(importances={k: float(v) for k, v in importances.items()})
