@@ -24,17 +24,17 @@ def simulated_sweep(n_per_budget: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("evaluator", ["ped-anova", "fanova"])
-def test_the_field_that_drives_the_loss_ranks_first(evaluator: str) -> None:
+@pytest.mark.parametrize(("evaluator", "seeds"), [("ped-anova", 5), ("fanova", 3)])  # fANOVA's forest: ~1 s a seed
+def test_the_field_that_drives_the_loss_ranks_first(evaluator: str, seeds: int) -> None:
     wins = 0
-    for seed in range(5):
+    for seed in range(seeds):
         answers = param_importances(simulated_sweep(40, seed), evaluator=evaluator)
         assert [a.budget_label for a in answers] == ["1e12", "1e13"]
         for answer in answers:
             assert answer.message is None and set(answer.importances) == {"train.lr", "model.top_k", "model.router_mode"}
             assert sum(answer.importances.values()) == pytest.approx(1.0)
             wins += max(answer.importances, key=answer.importances.get) == "train.lr"
-    assert wins == 10  # every budget of every seed
+    assert wins == 2 * seeds  # every budget of every seed
 
 
 def test_too_few_trials_and_nothing_varying_are_said_plainly() -> None:
