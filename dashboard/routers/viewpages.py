@@ -42,12 +42,13 @@ def sweeps_compare_js() -> FileResponse:
 
 
 @router.get("/sweeps/{sweep}/trials/{trial}", response_class=HTMLResponse)
-def trial_page(sweep: SweepKey, trial: TrialKey, cache: CacheDep) -> HTMLResponse:
+def trial_page(sweep: SweepKey, trial: TrialKey, cache: CacheDep, settings: SettingsDep) -> HTMLResponse:
     try:
         summary = cache.resolve(sweep)
     except UnknownSweep as exc:
         return HTMLResponse(_page("notfound.html", MESSAGE=str(exc)), status_code=404)
-    return HTMLResponse(_page("trial.html", SWEEP_ID=str(summary.id), SWEEP_NAME=str(summary.name), TRIAL=trial))
+    return HTMLResponse(_page("trial.html", SWEEP_ID=str(summary.id), SWEEP_NAME=str(summary.name), TRIAL=trial,
+                              REFRESH_S=str(settings.page_refresh_s)))
 
 
 @router.get("/compare-sweeps", response_class=HTMLResponse)

@@ -72,23 +72,38 @@ function drawRouting(t) {
   { margin: { t: 20, r: 20, l: 70 }, xaxis: { title: { text: "expert" } }, yaxis: { autorange: "reversed" } }, CONFIG);
 }
 
+function trialUrl() {
+  const body = document.body.dataset;
+  return "/api/sweeps/" + encodeURIComponent(body.sweepId) + "/trials/" + encodeURIComponent(body.trial) + "/view";
+}
+
+const trialState = { view: null };  // the latest answer (a running trial's is replaced on each poll)
+
+function drawTrial(view) {
+  trialState.view = view;
+  drawIdentity(view);
+  drawCurves(view);
+  drawMemory(view);
+  drawRouting(view);
+  // a running trial: poll its curves (they come from MLflow as the trial logs them) until it ends
+  const seconds = Number(document.body.dataset.refreshS);
+  $("trial-refresh").textContent = view.status === "running" ? "live: refreshing every " + seconds + " s" : "";
+  if (view.status === "running") setTimeout(() => getJSON(trialUrl()).then(drawTrial).catch(showTrialError), seconds * 1000);
+}
+
+function showTrialError(error) { $("trial-message").textContent = "error: " + (error.message || error); }
+
 async function initTrial() {
-  const sweep = document.body.dataset.sweepId, trial = document.body.dataset.trial;
-  const body = await getJSON("/api/sweeps/" + encodeURIComponent(sweep) + "/trials/" + encodeURIComponent(trial) + "/view");
-  drawIdentity(body);
-  drawCurves(body);
-  drawMemory(body);
-  drawRouting(body);
   $("curve-x").value = new URLSearchParams(window.location.search).get("x") === "tokens" ? "tokens" : "step";
-  drawCurves(body);
+  drawTrial(await getJSON(trialUrl()));
   $("curve-x").addEventListener("change", () => {
     const q = new URLSearchParams(window.location.search);
     if ($("curve-x").value === "tokens") q.set("x", "tokens"); else q.delete("x");
     history.replaceState(null, "", window.location.pathname + (q.toString() ? "?" + q : ""));
-    drawCurves(body);
+    drawCurves(trialState.view);
   });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  initTrial().catch((error) => { $("trial-message").textContent = "error: " + (error.message || error); });
+  initTrial().catch(showTrialError);
 });

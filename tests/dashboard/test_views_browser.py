@@ -90,6 +90,10 @@ def test_trial_page_draws_routing(server: str, browser: Browser, shots: Path) ->
         "[...document.querySelectorAll('#identity-table td')].find((td, i, all) => all[i - 1] && all[i - 1].textContent === 'run id').textContent"))
     assert "model.router_mode" in page.evaluate("document.getElementById('config-table').innerText")
     page.screenshot(shots / "trial.png")
+    running = httpx.get(f"{server}/api/sweeps/{SWEEP}/trials?status=running&columns=trial_id", timeout=30).json()["rows"][0]
+    live = browser.page(f"{server}/sweeps/{SWEEP}/trials/{running['trial_id']}")
+    assert live.wait_for("document.getElementById('trial-refresh').textContent").startswith("live: refreshing every")
+    assert "simulated trial: no model ran" in live.evaluate("document.getElementById('routing-message').textContent")
 
 
 def test_csv_export_click_downloads_the_filtered_rows(server: str, browser: Browser) -> None:
