@@ -20,20 +20,25 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
 
+def _above_ten(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
 class Browser:
     def __init__(self, chromium: Path, profile: Path, downloads: Path, window: str = "1400,1800") -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        high_in, high_out = (fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in (to_child_r, from_child_w))
-
-        def wire() -> None:  # in the child: its fd 3 reads our commands, its fd 4 writes answers
-            os.dup2(high_in, 3)
-            os.dup2(high_out, 4)
-
+        to_child_r, from_child_w = _above_ten(to_child_r), _above_ten(from_child_w)  # never 3 or 4 themselves
+        # bash moves the child's ends to fds 3 and 4 and execs chromium: no preexec_fn (unsafe with threads);
+        # bash, not sh: dash redirects one-digit fds only
+        command = [str(chromium), *FLAGS, f"--user-data-dir={profile}", f"--window-size={window}",
+                   "--remote-debugging-pipe", "about:blank"]
         self.process = subprocess.Popen(
-            [str(chromium), *FLAGS, f"--user-data-dir={profile}", f"--window-size={window}", "--remote-debugging-pipe",
-             "about:blank"], preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for fd in (to_child_r, from_child_w, high_in, high_out):
+            ["/bin/bash", "-c", f'exec "$@" 3<&{to_child_r} 4>&{from_child_w} {to_child_r}<&- {from_child_w}>&-', "bash",
+             *command], pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for fd in (to_child_r, from_child_w):
             os.close(fd)
         self._write = os.fdopen(to_child_w, "wb", buffering=0)
         self._read = os.fdopen(from_child_r, "rb", buffering=0)
