@@ -18,7 +18,19 @@ from coe_sweep.tracking import TrackingError
 from coe_sweep.tracking.connection import install_redaction, redact_uri
 from dashboard.cache import SweepCache, TrackingReader
 from dashboard.deps import STORE_ERRORS, explain_validation_error, store_error
-from dashboard.routers import compare, docs, frontier, pages, pareto, scaling, sweeps, trials
+from dashboard.routers import (
+    compare,
+    docs,
+    frontier,
+    pages,
+    pareto,
+    scaling,
+    sweeps,
+    trials,
+    trialview,
+    viewpages,
+    views,
+)
 from dashboard.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -42,10 +54,11 @@ def create_app(store: TrackingReader | SweepCache, settings: Settings | None = N
     app.add_exception_handler(TrackingError, store_error)
     app.state.cache = cache
     app.state.settings = settings
-    for module in (sweeps, trials, frontier, scaling, pareto, compare):
+    for module in (sweeps, trialview, views, trials, frontier, scaling, pareto, compare):
         app.include_router(module.router, prefix=API_PREFIX, responses=STORE_ERRORS)
     app.include_router(pages.router)
     app.include_router(docs.router)
+    app.include_router(viewpages.router)
     return app
 
 

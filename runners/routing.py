@@ -4,7 +4,8 @@ From one forward pass with `return_stats=True` (CoELM: stats[layer][iteration] =
 {tokens_per_expert (N,), entropy, overlap_next}), per layer l and iteration t:
   `L{l}.C{t}.max_load` / `.min_load`: tokens of the busiest / idlest expert over the mean (1.0 = balanced),
   `L{l}.C{t}.entropy`: mean router entropy (nats), `L{l}.C{t}.overlap_next`: overlap of the experts
-  chosen at t and t+1 (absent for the last iteration);
+  chosen at t and t+1 (absent for the last iteration), `L{l}.C{t}.E{e}.load`: expert e's tokens over the mean
+  (the load of every expert, for the dashboard's load plots; added with issue 13);
 and over all of them: `max_load` (worst), `mean_entropy`, `mean_overlap_next`, `dead_experts`
 (expert slots that got no token). Dense models (no routers) give {}.
 """
@@ -31,6 +32,7 @@ def summarise_routing(stats: list[list[dict[str, Any]]]) -> dict[str, float]:
                 summary[f"{prefix}.max_load"] = counts.max().item() / mean
                 summary[f"{prefix}.min_load"] = counts.min().item() / mean
                 max_loads.append(summary[f"{prefix}.max_load"])
+                summary |= {f"{prefix}.E{e}.load": float(c) / mean for e, c in enumerate(counts.tolist())}
             dead += int((counts == 0).sum().item())
             summary[f"{prefix}.entropy"] = float(it["entropy"])
             entropies.append(float(it["entropy"]))

@@ -3,9 +3,6 @@
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const SYMBOLS = { moe: "circle", coe: "diamond", dense: "square" };
-const TABLE_COLUMNS = ["trial_id", "status", "budget_label", "family", "model.iterations", "model.top_k",
-  "model.n_experts", "model.n_layers", "model.d_model", "params_active", "params_total", "tokens",
-  "final_val_loss", "peak_memory_bytes", "wall_s", "reason"];
 const PAGE_ROWS = 50;
 
 const state = { sweep: null, version: null, sort: "final_val_loss", order: "asc", offset: 0, total: 0, timer: null };
@@ -329,44 +326,7 @@ function header(table, names) {
 
 // the arms section (drawCompare, initCompare) is in compare.js
 
-// ---- trials table -----------------------------------------------------------------------------
-let trialColumns = TABLE_COLUMNS;
-
-async function drawTrials() {
-  const params = new URLSearchParams({ sort: state.sort, order: state.order, limit: String(PAGE_ROWS), offset: String(state.offset),
-    columns: trialColumns.join(",") });
-  if ($("family").value) params.set("family", $("family").value);
-  const data = await getJSON(api("/trials", params));
-  state.total = data.total;
-  setMessage("trials-message", data.message);
-  $("trials-range").textContent = data.total ? " " + (data.offset + 1) + "-" + Math.min(data.offset + data.limit, data.total) + " of " + data.total + " " : " 0 ";
-  const table = $("trials-table");
-  const tr = document.createElement("tr");
-  for (const name of data.columns) {
-    const th = document.createElement("th");
-    th.textContent = name.replace(/^model\./, "");
-    th.dataset.column = name;
-    if (name === state.sort) th.className = state.order === "asc" ? "sorted-asc" : "sorted-desc";
-    th.addEventListener("click", () => {
-      state.order = state.sort === name && state.order === "asc" ? "desc" : "asc";
-      state.sort = name;
-      state.offset = 0;
-      drawTrials().catch(showError("trials-message"));
-    });
-    tr.appendChild(th);
-  }
-  table.tHead.replaceChildren(tr);
-  const body = document.createElement("tbody");
-  for (const row of data.rows) {
-    const r = document.createElement("tr");
-    for (const name of data.columns) {
-      const value = row[name];
-      cell(r, name === "run_id" ? String(value).slice(0, 8) : name.endsWith("_bytes") ? fmtBytes(value) : fmt(value));
-    }
-    body.appendChild(r);
-  }
-  table.tBodies[0].replaceWith(body);
-}
+// the trials table and the researcher views (curves, history, parallel coordinates, importance, routing) are in views.js
 
 // ---- page wiring ------------------------------------------------------------------------------
 function showError(id) { return (error) => setMessage(id, "error: " + (error.message || error)); }
@@ -377,7 +337,7 @@ async function drawAll() {
     drawScaling().catch(showError("scaling-message")),
     drawPareto().catch(showError("pareto-message")),
     drawCompare().catch(showError("compare-message")),
-    drawTrials().catch(showError("trials-message")),
+    drawViews().catch(showError("trials-message")),
   ]);
 }
 
@@ -388,8 +348,6 @@ async function refreshSweep(force) {
   $("sweep-simulated").hidden = !sweep.simulated;
   $("sweep-counts").textContent = sweep.n_trials + " trials: " + Object.entries(sweep.counts).map(([k, v]) => k + " " + v).join(", ") +
     " | data version " + sweep.data_version;
-  trialColumns = TABLE_COLUMNS.filter((c) => sweep.columns.includes(c));
-  if (!trialColumns.length) trialColumns = sweep.columns.slice(0, 12);
   const changed = sweep.data_version !== state.version;
   state.version = sweep.data_version;
   if (force || changed) await drawAll();
@@ -416,9 +374,9 @@ async function initSweep() {
   $("predict").addEventListener("click", predict);
   $("pareto-pooled").addEventListener("change", () => drawPareto().catch(showError("pareto-message")));
   initCompare();
-  $("trials-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_ROWS); drawTrials(); });
+  $("trials-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_ROWS); drawTrialsTable(); });
   $("trials-next").addEventListener("click", () => {
-    if (state.offset + PAGE_ROWS < state.total) { state.offset += PAGE_ROWS; drawTrials(); }
+    if (state.offset + PAGE_ROWS < state.total) { state.offset += PAGE_ROWS; drawTrialsTable(); }
   });
   const sweep = await refreshSweep(true);
   const target = new URLSearchParams(window.location.search).get("flops");  // /sweeps/X?flops=1e16 predicts at once
@@ -458,7 +416,8 @@ async function initIndex() {
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
-  const run = page === "sweep" ? initSweep : initIndex;
+  const run = { sweep: initSweep, index: initIndex }[page];  // other pages (trial, compare-sweeps) have their own scripts
+  if (!run) return;
   run().catch((error) => {
     const target = document.querySelector(".message");
     if (target) target.textContent = "error: " + (error.message || error);

@@ -7,24 +7,18 @@ Skips (with the reason) only when Debian's chromium is not installed at /usr/bin
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from cdp import FLAGS as CHROMIUM_FLAGS
 from conftest import ARMS_SWEEP, SWEEP
+from served import dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
 PLOTS = ("isoflop-plot", "scaling-plot", "pareto-plot", "compare-plot", "multiplier-plot")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
@@ -32,45 +26,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
                                  "(apt-get install chromium; .ci/run installs it)")]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve_dashboard(tracking_uri: str, log_path: Path) -> Iterator[str]:
-    """`coe-sweep dashboard` over tracking_uri on a free loopback port until the block ends; yields its URL."""
-    port = free_port()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "coe_sweep.cli", "dashboard", "--tracking-uri", tracking_uri, "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COE_SWEEP_DASHBOARD_HOST": ""})
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:  # poll until uvicorn answers
-                try:
-                    if httpx.get(f"{url}/api/sweeps", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "dashboard did not start in 60 s"
-                time.sleep(0.2)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture
-def server(tracking_uri: str, tmp_path: Path) -> Iterator[str]:
-    with serve_dashboard(tracking_uri, tmp_path / "dashboard.log") as url:
+@pytest.fixture(scope="module")
+def server(tracking_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with dashboard(tracking_uri, tmp_path_factory.mktemp("dashboard") / "dashboard.log") as url:
         yield url
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fitsweeps import ARMS, FLAGGED, THIN, fits_uri  # noqa: F401 - the session fixture
-from test_browser import CHROMIUM, chromium, serve_dashboard
+from served import dashboard as serve_dashboard
+from test_browser import CHROMIUM, chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]

@@ -250,3 +250,14 @@ def test_compile_on_trains_the_same_curve(tiny_spec: SpecFactory, caplog: pytest
     for (_, a), (_, b) in zip(compiled.train_curve, eager.train_curve, strict=True):
         assert a == pytest.approx(b, rel=1e-4)  # steps 1-3 eager, 4-8 inductor (fp32 reorderings)
     assert compiled.final_val_loss == pytest.approx(eager.final_val_loss, rel=1e-4)
+
+
+def test_routing_summary_has_every_experts_load() -> None:
+    from runners.routing import summarise_routing
+
+    stats = [[{"tokens_per_expert": [6, 2, 0, 0], "entropy": 1.0, "overlap_next": 0.25},
+              {"tokens_per_expert": [2, 2, 2, 2], "entropy": 1.3}]]
+    summary = summarise_routing(stats)
+    assert [summary[f"L0.C0.E{e}.load"] for e in range(4)] == [3.0, 1.0, 0.0, 0.0]
+    assert [summary[f"L0.C1.E{e}.load"] for e in range(4)] == [1.0] * 4
+    assert summary["L0.C0.max_load"] == 3.0 and summary["dead_experts"] == 2.0 and summary["mean_overlap_next"] == 0.25
