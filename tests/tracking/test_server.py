@@ -34,7 +34,7 @@ def test_layout_over_a_real_server(mlflow_server: MlflowServer, tmp_path: Path) 
     relaunched = make_tracker(uri, tmp_path / "journal", name="server-layout", retry=FAST_RETRY)
     assert relaunched.start() == parent
     assert relaunched.start_trial("cfg0001", trial_params(), {}) == run_id
-    assert set(relaunched.finished_trials()) == {"cfg0002"}  # cfg0001 was restarted: RUNNING again
+    assert set(relaunched.finished_trials()) == {("cfg0002", 0)}  # cfg0001 was restarted: RUNNING again
     client = MlflowClient(uri)
     assert len(children(client, parent)) == 2
     assert history(client, run_id, "train_loss") == sorted(result.train_curve)
@@ -96,8 +96,8 @@ def test_server_stopped_mid_sweep_loses_nothing(mlflow_server: MlflowServer, tmp
     relaunched = make_tracker(uri, journal, name="server-fault", retry=FAST_RETRY)
     assert relaunched.start() == parent and relaunched.pending_writes == 0
     finished = relaunched.finished_trials()
-    assert set(finished) == {"cfg0002", "cfg0003"} | {"cfg0001"}
-    assert finished["cfg0003"].metrics["final_val_loss"] == 2.0
-    assert history(client, finished["cfg0003"].run_id, "val_loss") == sorted(ok_result(2.0).val_curve)
+    assert set(finished) == {("cfg0001", 0), ("cfg0002", 0), ("cfg0003", 0)}  # (config, seed)
+    assert finished[("cfg0003", 0)].metrics["final_val_loss"] == 2.0
+    assert history(client, finished[("cfg0003", 0)].run_id, "val_loss") == sorted(ok_result(2.0).val_curve)
     assert len(children(client, parent)) == 3
     assert not (journal / "journal.rejected.jsonl").exists()
