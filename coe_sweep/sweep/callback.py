@@ -51,6 +51,7 @@ class DriverCallback(tune.Callback):
         self._run_ids: dict[TrialKey, str] = {}
         self._logged_rejected: dict[str, int] = {}
         self._logging: dict[TrialKey, RunResult] = {}  # finished, their MLflow record being written right now
+        self._started: set[TrialKey] = set()  # trials this launch saw start and not yet end (progress: running)
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
         # Tune pickles its Tuner, run_config included, for its own restore; coe-sweep never uses that
@@ -82,7 +83,9 @@ class DriverCallback(tune.Callback):
             self._store.journal("start", identity)
         except OSError as exc:
             self.storage_failed("trial journal", exc)
-        self._progress.budget(identity.budget_label).running += 1
+        if identity.key not in self._started:  # Tune restarts a failed trial with the same config
+            self._started.add(identity.key)
+            self._progress.budget(identity.budget_label).running += 1
         self.log_rejected(identity.budget_label)
         plan = self._ledger.plan_of(identity.key)
         if plan is not None and identity.key not in self._run_ids:
@@ -131,8 +134,7 @@ class DriverCallback(tune.Callback):
     def _interrupted(self, identity: TrialIdentity, reason: str) -> None:
         """Cut short by the sweep's own stop: no result record, so the relaunch runs it again."""
         self._ledger.interrupt(identity.key, identity.budget_label)
-        bp = self._progress.budget(identity.budget_label)
-        bp.running = max(0, bp.running - 1)
+        self._stopped_running(identity)
         run_id = self._run_ids.get(identity.key)
         if run_id:
             self._safe("mark_interrupted", self._tracker.mark_interrupted, run_id, reason)
@@ -164,9 +166,16 @@ class DriverCallback(tune.Callback):
             self._logging[identity.key] = result  # a Ctrl-C in the middle of these writes: they are redone
             self._safe("log_result", self._tracker.log_result, run_id, result)
             self._logging.pop(identity.key, None)
+        self._stopped_running(identity)
         self._progress.budget(identity.budget_label).add_finished(
             result.status, objective_value(result, PRIMARY_OBJECTIVE), result.flops, dict(identity.point))
         self._log_line(identity, result)
+
+    def _stopped_running(self, identity: TrialIdentity) -> None:
+        if identity.key in self._started:
+            self._started.discard(identity.key)
+            bp = self._progress.budget(identity.budget_label)
+            bp.running = max(0, bp.running - 1)
 
     def _log_line(self, identity: TrialIdentity, result: RunResult) -> None:
         label, point = identity.budget_label, identity.point

@@ -131,7 +131,8 @@ def progress_line(progress: SweepProgress) -> str:
 
 
 class PlainProgress:
-    """Context manager: a daemon thread writes `line()` to `stream` every `interval_s` while it is open."""
+    """Context manager: a daemon thread writes `line()` to `stream` every `interval_s` while it is open, and
+    one last line when it closes (the sweep's final state ends the log)."""
 
     def __init__(self, line: Callable[[], str], interval_s: float, stream: TextIO | None = None) -> None:
         self._line, self._interval_s = line, interval_s
@@ -160,6 +161,7 @@ class PlainProgress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._emit()
 
 
 def progress_from_frame(name: str, frame: pd.DataFrame | None, *, start_s: float | None = None,

@@ -71,6 +71,7 @@ def test_real_four_trial_sweep_on_local_ray(tmp_path: Path, capsys: pytest.Captu
     lines = [line for line in captured.err.splitlines() if line.startswith("sweep real: 3e9 ")]
     assert lines, captured.err[-3000:]
     assert "/4" in lines[-1] and "ETA" in lines[-1] and "\x1b[" not in captured.err  # plain text, no redraws
+    assert "3e9 4/4" in lines[-1] and "running" not in lines[-1], lines[-1]  # the last line: all done, none running
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert f"coe-sweep dashboard --tracking-uri {uri}" in out and f"mlflow ui --backend-store-uri {uri}" in out
     children = mlflow_children(uri, "real")
