@@ -335,7 +335,9 @@ def refit_batch(form: LawForm, data: LawData, theta: np.ndarray, weights: np.nda
     free = [0, 1, 2] + [PARAMS.index(k) for k in form.free]
     lo = np.array([0.0, -np.inf, -np.inf, *[b[0] for b in _bounds(form, data)]])
     hi = np.array([np.inf, np.inf, np.inf, *[b[1] for b in _bounds(form, data)]])
-    q = np.repeat(np.array([theta[0], np.log(theta[1]), np.log(theta[2]), *theta[3:]])[None], len(weights), axis=0)
+    # A and B are fitted in log space; a point fit that put a term at 0 starts from a tiny positive value
+    log_a, log_b = np.log(np.maximum(theta[1:3], 1e-12))
+    q = np.repeat(np.array([theta[0], log_a, log_b, *theta[3:]])[None], len(weights), axis=0)
     lam = np.full(len(weights), 1e-3)
     current, irls, resid, jac = _objective(form, q, data, free, weights, f_scale)
     active = np.arange(len(weights))
@@ -345,7 +347,10 @@ def refit_batch(form: LawForm, data: LawData, theta: np.ndarray, weights: np.nda
         jw = (jac[active] * irls[active][..., None]).transpose(0, 2, 1)
         jtj = jw @ jac[active]
         grad = (jw @ resid[active][..., None])[..., 0]
-        damped = jtj + lam[active, None, None] * (np.einsum("rii->ri", jtj)[:, :, None] * np.eye(len(free)) + 1e-12)
+        eye = np.eye(len(free))
+        # Marquardt damping of the diagonal, plus a tiny ridge so that a parameter the data do not move
+        # (a zero Jacobian column: e.g. A -> 0) leaves the system solvable instead of singular
+        damped = jtj + lam[active, None, None] * (np.einsum("rii->ri", jtj)[:, :, None] * eye) + 1e-12 * eye
         with np.errstate(all="ignore"):
             step = np.linalg.solve(damped, -grad[..., None])[..., 0]
         trial = q[active].copy()

@@ -116,3 +116,27 @@ def test_too_few_trials_or_budgets_are_refused() -> None:
         fit_approach3(law_data(frame))
     with pytest.raises(ValueError, match=">= 8 finished trials"):
         fit_approach3(law_data(frame.iloc[:5]))
+
+
+def test_a_law_with_no_parameter_term_fits_and_bootstraps_without_nan() -> None:
+    """Loss that does not depend on N at all (a single family whose sizes do not matter): the point fit
+    sends the N term towards 0, and the batched refits must start from there without log(0) or a
+    singular system; every bootstrap row stays finite."""
+    from coe_sweep.analysis.lawdata import LawData
+
+    rng = np.random.default_rng(0)
+    n = np.repeat([1e4, 2e4, 4e4, 8e4], 6).astype(float)
+    d = np.tile([1e5, 2e5, 4e5, 8e5, 1.6e6, 3.2e6], 4).astype(float)
+    loss = 0.5 + 300 / d**0.5 + rng.normal(0, 0.01, n.size)
+    m = n.size
+    data = LawData(n=n, d=d, loss=loss, flops=6 * n * d, flops_per_token=6 * n, iterations=np.ones(m),
+                   sparsity=np.ones(m), arm=np.array(["moe"] * m), group=np.arange(m),
+                   budget=np.array([None] * m), seed=np.zeros(m, int))
+    with np.errstate(invalid="raise", divide="raise"):
+        theta = P.fit(P.CHINCHILLA, data, "varpro")
+        boot = P.bootstrap(P.CHINCHILLA, data, "varpro", theta, 50, 0)
+    assert np.isfinite(boot).all()
+    assert theta[P.PARAMS.index("E")] == pytest.approx(0.5, abs=0.05)  # E and the D term are still found
+    assert theta[P.PARAMS.index("beta")] == pytest.approx(0.5, abs=0.1)
+
+
