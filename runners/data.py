@@ -6,7 +6,7 @@ Sources (`DataConfig.source`):
   - `files:PATH_OR_GLOB`: jsonl / json / parquet / txt files (a directory means the supported files in
     it); rows become text through `DataConfig.text_template` (plain-text files have one column, `text`:
     use `text_template="{text}"`). Every file, symlinks followed, must lie inside the directory the
-    pattern's literal part names or a root of $COE_SWEEP_DATA_ROOTS (runners.files).
+    pattern's literal part names or a root of $COE_SWEEP_DATA_ROOTS (coe_sweep.datafiles).
   - `hf:NAME[:CONFIG][@SPLIT]`: a hub data set (split `train` by default); fails at once when offline.
 
 Validation is a fixed set of held-out *documents*, drawn by `DataConfig.seed` (never the training
@@ -37,8 +37,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from coe_sweep.datafiles import FILE_BUILDERS, DataError, resolve_files
 from coe_sweep.trial import DataConfig, config_hash
-from runners.files import FILE_BUILDERS, DataError, resolve_files
 from runners.tokenizer import build_tokenizer
 
 log = logging.getLogger(__name__)

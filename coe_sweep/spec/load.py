@@ -17,7 +17,7 @@ File sources (`data.source: files:PATTERN`): a relative pattern resolves against
 directory and may not leave it (`..` that escapes is refused); an absolute pattern must lie inside
 the spec file's directory or inside a root listed in the environment variable COE_SWEEP_DATA_ROOTS
 (os.pathsep-separated). `~` is not expanded. The pattern must match at least one file, and every file
-it matches must lie inside those roots once its symlinks are followed (runners.files checks each one).
+it matches must lie inside those roots once its symlinks are followed (coe_sweep.datafiles checks each one).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from coe_sweep.datafiles import DATA_ROOTS_ENV, check_files, data_roots
 from coe_sweep.spec.arms import default_baseline, possible_arms
 from coe_sweep.spec.issues import (
     Issue,
@@ -46,7 +47,6 @@ from coe_sweep.spec.schema import (
     SweepSpec,
 )
 from coe_sweep.spec.yaml_lines import MAX_DEPTH, LocatedData, YamlLocationError, load_located, parse_scalar
-from runners.files import DATA_ROOTS_ENV, check_files, data_roots
 
 DEFAULT_DB, SIMULATED_DB = "mlflow.db", "mlflow-sim.db"  # default stores, in the working directory
 Check = Callable[[SweepSpec], list[Issue]]  # a check a caller adds to loading (see the module docstring)
@@ -206,7 +206,7 @@ def _resolve(spec: SweepSpec, base_dir: Path, simulated: bool = False) -> SweepS
 
 def resolve_files_source(source: str, base_dir: Path) -> tuple[str, str | None]:
     """`files:PATTERN` -> (`files:/absolute/PATTERN`, None), or (source, what is accepted). Every file the
-    pattern names is checked (runners.files), not only the pattern: a glob can pass through a symlink."""
+    pattern names is checked (coe_sweep.datafiles), not only the pattern: a glob can pass through a symlink."""
     pattern = source.removeprefix("files:").strip()
     accepted_root = (f"a path inside the spec's directory {base_dir} (relative, without '..' leaving it) or "
                      f"inside a root listed in ${DATA_ROOTS_ENV}")

@@ -7,7 +7,8 @@ one of the allowed roots. Checking the pattern alone is not enough: a glob compo
  - for a spec (coe_sweep.spec.load): the spec file's directory and the roots in $COE_SWEEP_DATA_ROOTS;
  - for the loader in a trial (runners.data): the directory the pattern's literal part names (a glob
    never leads out of the directory it starts in) and the roots in $COE_SWEEP_DATA_ROOTS.
-Standard library only, so that loading a spec stays light.
+Standard library only, so that loading a spec stays light; it lives in coe_sweep (not runners) because
+both the spec and the trial's data loader use it.
 """
 
 from __future__ import annotations
