@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from coe_sweep import console
 
@@ -176,8 +176,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _dashboard_query(args: argparse.Namespace, run: object) -> int:
-    """Shared by `pareto`, `optimal` and `compare`: tracking URI from flag/env, BadInput -> 2, store down -> 1."""
+def _dashboard_query(args: argparse.Namespace, run: Callable[[str], object]) -> int:
+    """Shared by `pareto`, `optimal`, `compare` and `report`: tracking URI from flag/env, BadInput -> 2, store down -> 1."""
     import os
 
     from coe_sweep.tracking import TrackingError
@@ -189,7 +189,7 @@ def _dashboard_query(args: argparse.Namespace, run: object) -> int:
     try:
         uri = settings_from(os.environ, tracking_uri=args.tracking_uri, simulated=args.simulated).tracking_uri
         install_redaction(uri)
-        run(uri)  # type: ignore[operator]
+        run(uri)
     except (BadInput, SettingsError) as exc:
         print(f"coe-sweep {args.command}: {redact(str(exc), uri)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -220,206 +220,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    """Figures and a one-page summary of a sweep under --out; progress on stderr."""
-    from pathlib import Path
+    from dashboard.report.command import run_report
 
-    from dashboard.report import build_report
-    from dashboard.terminal import BadInput
-
-    def run(uri: str) -> None:
-        from coe_sweep.tracking import SweepNotFound, TrackingStore
-
-        def progress(line: str) -> None:
-            print(f"report: {line} ...", file=sys.stderr, flush=True)
-
-        try:
-            report = build_report(TrackingStore(uri), args.sweep, Path(args.out), fmt=args.format, progress=progress)
-        except SweepNotFound as exc:
-            raise BadInput(str(exc)) from None
-        except OSError as exc:
-            raise BadInput(f"--out={args.out!r}: {exc.strerror or exc}; expected a writable directory") from None
-        if report.answers.sweep.simulated:
-            print(console.SIMULATED_LINE)
-        flagged = sum(f.blocking for f in report.answers.flags)
-        print(f"report of {report.answers.sweep.name}: {len(report.files)} file(s) in {args.out} "
-              f"({flagged} flagged fit(s), {len(report.answers.flags) - flagged} warning(s))")
-        for path in report.files:
-            print(f"  {path}")
-
-    return _dashboard_query(args, run)
+    return _dashboard_query(args, run_report(args))
 
 
-def _parse_import_options(args: argparse.Namespace) -> tuple[dict[str, str], list[float] | None]:
-    """--map FIELD=COLUMN pairs and --levels; ValueError naming the flag."""
-    mapping: dict[str, str] = {}
-    for item in args.map or []:
-        name, sep, column = item.partition("=")
-        if not sep or not name.strip() or not column:
-            raise ValueError(f"--map {item!r} is invalid: expected FIELD=COLUMN, e.g. --map params='Model Size'")
-        if name.strip() in mapping:
-            raise ValueError(f"--map {name.strip()}: given twice; expected one column per field")
-        mapping[name.strip()] = column
-    if args.levels in (None, "auto"):
-        return mapping, None
-    try:
-        levels = [float(v) for v in args.levels.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--levels={args.levels!r} is invalid: expected 'auto' or comma-separated FLOPs, "
-                         "e.g. 1e18,3e18,1e19") from None
-    return mapping, levels
-
-
-def _cmd_import(args: argparse.Namespace) -> int:
-    """Validate a table of runs, then write it as a sweep. 2: bad file/mapping (nothing written); 1: store failed."""
-    import os
-
-    from coe_sweep.ingest import ImportRefused, read_table
-    from coe_sweep.tracking import TrackingError
-    from dashboard.settings import SettingsError, settings_from
-
-    try:
-        mapping, levels = _parse_import_options(args)
-        uri = settings_from(os.environ, tracking_uri=args.tracking_uri).tracking_uri
-        plan = read_table(args.file, mapping, fmt=args.format, levels=levels, tol_log=args.tol_log)
-        if args.dry_run:
-            outcome = None
-        else:
-            from coe_sweep.ingest.write import write_import
-
-            outcome = write_import(plan, uri, args.sweep)
-    except (ImportRefused, ValueError, SettingsError) as exc:
-        print(f"coe-sweep import: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except TrackingError as exc:
-        print(f"coe-sweep import: {exc}; run the same command again to complete the import (no run is written "
-              "twice)", file=sys.stderr)
-        return EXIT_FAILED
-    counts = {level.label: 0 for level in plan.levels} | {"off the levels": 0}
-    for run in plan.runs:
-        counts[run.budget_label or "off the levels"] = counts.get(run.budget_label or "off the levels", 0) + 1
-    counts = {k: v for k, v in counts.items() if v}
-    print(f"{len(plan.runs)} run(s) from {plan.source} ({plan.fmt}); FLOPs per token: {plan.flops_rule}; "
-          f"levels (within ln-distance {plan.tol_log:g}): " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
-    if outcome is None:
-        print("dry run: nothing written")
-        return EXIT_OK
-    from coe_sweep.tracking.connection import redact_uri
-
-    print(f"sweep {outcome.sweep} ({outcome.sweep_id}): {outcome.written} run(s) written, {outcome.already} already "
-          f"there\nbrowse:  {console.program()} dashboard --tracking-uri {redact_uri(uri)}\n"
-          f"         {console.program()} optimal {outcome.sweep} --flops {10 * max(r.flops for r in plan.runs):.3g}")
-    if outcome.pending:
-        print(f"warning: {outcome.pending} write(s) journaled while the store was unreachable; run the same command "
-              "again to send them", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _add_simulated(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--simulated", action="store_true",
-                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
-                        "writes when the spec names no tracking.uri)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coe-sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("train", help="train one configuration (flags or a YAML file)")
-    from runners.command import add_train_arguments  # torch-free
-
-    add_train_arguments(p)
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser("plan", help="print the candidate table of a sweep spec; runs nothing")
-    p.add_argument("spec", help="sweep spec YAML (search_spaces/*.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a spec field, validated like the file (repeatable)")
-    p.add_argument("--format", choices=("table", "json"), default="table", help="table (rich) or json")
-    p.add_argument("--limit", type=int, default=40, metavar="N",
-                   help="table: at most N candidate rows per budget (feasible first; 0: all)")
-    p.add_argument("--calibrate", action="store_true",
-                   help="time a real training step here to set the CPU throughput of the wall-time estimate")
-    p.set_defaults(func=_cmd_plan)
-
-    p = sub.add_parser("launch", help="run (or resume) a sweep")
-    p.add_argument("spec", help="sweep spec YAML (search_spaces/*.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a spec field, validated like the file (repeatable)")
-    p.add_argument("--simulate", action="store_true",
-                   help="no training: losses from the documented law in runners/simulated.py")
-    p.add_argument("--simulate-trial-s", type=float, default=0.0, metavar="S",
-                   help="with --simulate: wall seconds each simulated trial takes (demos; default 0)")
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="continue a sweep that already has finished trials (default); --no-resume refuses")
-    p.add_argument("--max-failures", type=int, default=None, metavar="N",
-                   help="stop the sweep after N failed trials (default: search.max_failures, else never)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (overrides tracking.uri)")
-    p.add_argument("--address", default=None, help="Ray cluster address (overrides cluster.address)")
-    p.add_argument("--no-progress", action="store_true", help="no live progress table")
-    p.set_defaults(func=_cmd_launch)
-
-    p = sub.add_parser("status", help="progress of a sweep, read from MLflow")
-    p.add_argument("sweep", nargs="?", default=None,
-                   help="sweep name, parent run id, or spec YAML (default: the latest sweep)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow URI (default: the spec's, else sqlite:///<cwd>/mlflow.db)")
-    _add_simulated(p)
-    p.set_defaults(func=_cmd_status)
-
-    p = sub.add_parser("dashboard", help="serve the FastAPI dashboard")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow URI (default: $COE_SWEEP_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///<cwd>/mlflow.db)")
-    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1, $COE_SWEEP_DASHBOARD_HOST)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8000, $COE_SWEEP_DASHBOARD_PORT)")
-    p.add_argument("--cache-ttl", type=float, default=None,
-                   help="seconds between re-reads of a running sweep (default 5, $COE_SWEEP_CACHE_TTL_S)")
-    _add_simulated(p)
-    p.set_defaults(func=_cmd_dashboard)
-
-    p = sub.add_parser("pareto", help="Pareto-optimal trials of a sweep")
-    p.add_argument("sweep", help="sweep name or parent run id")
-    p.add_argument("--objectives", default="val_loss,peak_memory",
-                   help="2-3 comma-separated NAME[:min|max] (val_loss, peak_memory, params_total, train_flops, "
-                        "tokens_per_s, or a column name); default val_loss,peak_memory")
-    p.add_argument("--budget", default=None, help="only this budget (label or FLOPs)")
-    p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
-    p.add_argument("--pooled", action="store_true", help="one front over every budget (default: one per budget level)")
-    p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    _add_simulated(p)
-    p.set_defaults(func=_cmd_pareto)
-
-    p = sub.add_parser("optimal", help="predicted compute-optimal config at a budget")
-    p.add_argument("sweep", help="sweep name or parent run id")
-    p.add_argument("--flops", type=float, required=True, help="training budget in FLOPs, e.g. 1e15")
-    p.add_argument("--max-memory", default=None, help="memory cap for the nearest config: bytes or 2GB, 512MiB")
-    p.add_argument("--x", choices=("params_active", "params_total", "tokens", "iterations"), default="params_active")
-    p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
-    p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    _add_simulated(p)
-    p.set_defaults(func=_cmd_optimal)
-
-    p = sub.add_parser("compare", help="every arm against a baseline arm, with intervals over seeds")
-    p.add_argument("sweep", help="sweep name or parent run id")
-    p.add_argument("--baseline", default=None, metavar="ARM",
-                   help="arm to compare against (default: the spec's analysis.baseline, else moe, else the first arm)")
-    p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    _add_simulated(p)
-    p.set_defaults(func=_cmd_compare)
-
-    p = sub.add_parser("report", help="figures (PNG, SVG) and a one-page summary (Markdown, HTML) of a sweep")
-    p.add_argument("sweep", help="sweep name or parent run id")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for the figures and report.md/report.html")
-    p.add_argument("--format", choices=("md", "html", "both"), default="both", help="summary format (default both)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    _add_simulated(p)
-    p.set_defaults(func=_cmd_report)
-
-    p = sub.add_parser("import", help="write a table of runs coe-sweep did not train (csv, parquet, jsonl) as a sweep")
+def _args_import(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="the table: .csv, .parquet or .jsonl, one run per row")
     p.add_argument("--sweep", required=True, help="name of the sweep to create in MLflow")
     p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
@@ -434,7 +240,136 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a run belongs to a level when |ln(FLOPs / level)| <= T (default 0.2: within x1.22)")
     p.add_argument("--dry-run", action="store_true", help="validate and summarise; write nothing")
     p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
-    p.set_defaults(func=_cmd_import)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from coe_sweep.ingest.command import run_import
+
+    return run_import(args)
+
+
+def _add_simulated(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--simulated", action="store_true",
+                   help="open the simulated default store (sqlite:///<cwd>/mlflow-sim.db, where `launch --simulate` "
+                        "writes when the spec names no tracking.uri)")
+
+
+def _args_train(p: argparse.ArgumentParser) -> None:
+    from runners.command import add_train_arguments  # torch-free
+
+    add_train_arguments(p)
+
+
+def _args_plan(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="sweep spec YAML (search_spaces/*.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a spec field, validated like the file (repeatable)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="table (rich) or json")
+    p.add_argument("--limit", type=int, default=40, metavar="N",
+                   help="table: at most N candidate rows per budget (feasible first; 0: all)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="time a real training step here to set the CPU throughput of the wall-time estimate")
+
+
+def _args_launch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="sweep spec YAML (search_spaces/*.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a spec field, validated like the file (repeatable)")
+    p.add_argument("--simulate", action="store_true",
+                   help="no training: losses from the documented law in runners/simulated.py")
+    p.add_argument("--simulate-trial-s", type=float, default=0.0, metavar="S",
+                   help="with --simulate: wall seconds each simulated trial takes (demos; default 0)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue a sweep that already has finished trials (default); --no-resume refuses")
+    p.add_argument("--max-failures", type=int, default=None, metavar="N",
+                   help="stop the sweep after N failed trials (default: search.max_failures, else never)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (overrides tracking.uri)")
+    p.add_argument("--address", default=None, help="Ray cluster address (overrides cluster.address)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress table")
+
+
+def _args_status(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", nargs="?", default=None,
+                   help="sweep name, parent run id, or spec YAML (default: the latest sweep)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow URI (default: the spec's, else sqlite:///<cwd>/mlflow.db)")
+    _add_simulated(p)
+
+
+def _args_dashboard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow URI (default: $COE_SWEEP_TRACKING_URI, $MLFLOW_TRACKING_URI, sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1, $COE_SWEEP_DASHBOARD_HOST)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8000, $COE_SWEEP_DASHBOARD_PORT)")
+    p.add_argument("--cache-ttl", type=float, default=None,
+                   help="seconds between re-reads of a running sweep (default 5, $COE_SWEEP_CACHE_TTL_S)")
+    _add_simulated(p)
+
+
+def _args_pareto(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--objectives", default="val_loss,peak_memory",
+                   help="2-3 comma-separated NAME[:min|max] (val_loss, peak_memory, params_total, train_flops, "
+                        "tokens_per_s, or a column name); default val_loss,peak_memory")
+    p.add_argument("--budget", default=None, help="only this budget (label or FLOPs)")
+    p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
+    p.add_argument("--pooled", action="store_true", help="one front over every budget (default: one per budget level)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
+
+
+def _args_optimal(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--flops", type=float, required=True, help="training budget in FLOPs, e.g. 1e15")
+    p.add_argument("--max-memory", default=None, help="memory cap for the nearest config: bytes or 2GB, 512MiB")
+    p.add_argument("--x", choices=("params_active", "params_total", "tokens", "iterations"), default="params_active")
+    p.add_argument("--family", choices=("moe", "coe", "dense"), default=None)
+    p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
+
+
+def _args_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--baseline", default=None, metavar="ARM",
+                   help="arm to compare against (default: the spec's analysis.baseline, else moe, else the first arm)")
+    p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
+
+
+def _args_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", help="sweep name or parent run id")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the figures and report.md/report.html")
+    p.add_argument("--format", choices=("md", "html", "both"), default="both", help="summary format (default both)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default as for `dashboard`)")
+    _add_simulated(p)
+
+
+# (name, help, arguments, command): one row per subcommand, in `coe-sweep --help` order
+COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = [
+    ("train", "train one configuration (flags or a YAML file)", _args_train, _cmd_train),
+    ("plan", "print the candidate table of a sweep spec; runs nothing", _args_plan, _cmd_plan),
+    ("launch", "run (or resume) a sweep", _args_launch, _cmd_launch),
+    ("status", "progress of a sweep, read from MLflow", _args_status, _cmd_status),
+    ("dashboard", "serve the FastAPI dashboard", _args_dashboard, _cmd_dashboard),
+    ("pareto", "Pareto-optimal trials of a sweep", _args_pareto, _cmd_pareto),
+    ("optimal", "predicted compute-optimal config at a budget", _args_optimal, _cmd_optimal),
+    ("compare", "every arm against a baseline arm, with intervals over seeds", _args_compare, _cmd_compare),
+    ("report", "figures (PNG, SVG) and a one-page summary (Markdown, HTML) of a sweep", _args_report, _cmd_report),
+    ("import", "write a table of runs coe-sweep did not train (csv, parquet, jsonl) as a sweep", _args_import, _cmd_import),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coe-sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, add_arguments, command in COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(func=command)
     return parser
 
 
