@@ -13,6 +13,7 @@ import errno
 import functools
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,10 @@ class DriverCallback(tune.Callback):
         self._run_ids: dict[TrialKey, str] = {}
         self._logged_rejected: dict[str, int] = {}
         self._logging: dict[TrialKey, RunResult] = {}  # finished, their MLflow record being written right now
+        self._started_s: dict[TrialKey, float] = {}  # trials holding a slot now, since when
+        self.busy_slot_s = 0.0  # slot-seconds trials held, start to end (the sweep's own efficiency)
+        self.trials_span_s = 0.0  # from the first trial's start to the last one's end, this launch
+        self._first_start_s: float | None = None
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
         # Tune pickles its Tuner, run_config included, for its own restore; coe-sweep never uses that
@@ -76,8 +81,18 @@ class DriverCallback(tune.Callback):
     def storage_failed(self, what: str, exc: OSError) -> None:
         self._stop.storage_failed(str(self._store.root), what, exc)
 
+    def _release_slot(self, key: TrialKey) -> None:
+        started, now = self._started_s.pop(key, None), time.monotonic()
+        if started is not None:
+            self.busy_slot_s += now - started
+        if self._first_start_s is not None:
+            self.trials_span_s = now - self._first_start_s
+
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         identity = trial_identity(trial.config)
+        self._started_s[identity.key] = time.monotonic()
+        if self._first_start_s is None:
+            self._first_start_s = self._started_s[identity.key]
         try:
             self._store.journal("start", identity)
         except OSError as exc:
@@ -130,6 +145,7 @@ class DriverCallback(tune.Callback):
 
     def _interrupted(self, identity: TrialIdentity, reason: str) -> None:
         """Cut short by the sweep's own stop: no result record, so the relaunch runs it again."""
+        self._release_slot(identity.key)
         self._ledger.interrupt(identity.key, identity.budget_label)
         bp = self._progress.budget(identity.budget_label)
         bp.running = max(0, bp.running - 1)
@@ -152,6 +168,7 @@ class DriverCallback(tune.Callback):
                            run_id, reason)
 
     def _finish(self, identity: TrialIdentity, result: RunResult) -> None:
+        self._release_slot(identity.key)
         finished = FinishedTrial(identity, result)
         try:
             self._store.write_result(finished)  # before MLflow: a relaunch re-logs from it
