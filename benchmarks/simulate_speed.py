@@ -13,7 +13,10 @@ both trees back to back, each sweep in its own process with that tree first on P
 inherit it), and prints the ratio peer / this tree per repeat and its median: on a shared machine only
 ratios measured side by side mean something.
 
-    python benchmarks/simulate_speed.py [--small 4] [--large 40] [--repeats 3] [--peer DIR]
+`--peer-rev REV` exports that git revision of this repository (`git archive`) to a temp dir and uses it as the
+peer, e.g. `--peer-rev main` for the code before a change.
+
+    python benchmarks/simulate_speed.py [--small 4] [--large 40] [--repeats 3] [--peer DIR | --peer-rev REV]
 """
 
 from __future__ import annotations
@@ -94,11 +97,27 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer", type=Path, default=None, help="another checkout to measure side by side")
+    parser.add_argument("--peer-rev", default=None, help="a git revision of this repository to use as the peer")
     parser.add_argument("--single", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single is not None:
         _single(args.single)
         return 0
+    with tempfile.TemporaryDirectory(prefix="coe-sweep-peer-") as peer_dir:
+        if args.peer_rev:
+            args.peer = _export(args.peer_rev, Path(peer_dir))
+        return _measure(args)
+
+
+def _export(rev: str, into: Path) -> Path:
+    """`rev` of this repository as a plain tree under `into` (git archive | tar -x)."""
+    archive = subprocess.run(["git", "-C", str(THIS_TREE), "archive", "--format=tar", rev], capture_output=True,
+                             check=True, timeout=120)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True, timeout=120)
+    return into
+
+
+def _measure(args: argparse.Namespace) -> int:
     trees = {"this tree": THIS_TREE, **({"peer": args.peer.resolve()} if args.peer else {})}
     per_trial: dict[str, list[float]] = {name: [] for name in trees}
     fixed: dict[str, list[float]] = {name: [] for name in trees}

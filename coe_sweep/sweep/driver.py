@@ -135,6 +135,8 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
             callback.mark_running_interrupted("interrupted: the driver was stopped (Ctrl-C or SIGTERM)")
         raise
     finally:
+        if callback is not None:
+            callback.close()  # the MLflow writes still queued, before the parent run ends
         if tracker is not None:
             _finish_tracking(tracker, status, outcome)
         store.release()
