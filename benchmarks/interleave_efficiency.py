@@ -3,7 +3,7 @@
 The same small real sweep (tiny MoE models trained on the built-in arithmetic data, 2 slots, 3 budget levels of
 3 configs each, trials of ~3-12 s) runs with `cluster.interleave: false` (one Tune experiment per budget, the way
 sweeps ran before) and `true` (every budget in one experiment, longest trials first), alternating which goes
-first in each repeat, each launch on its own fresh local Ray, MLflow sqlite and sweep directory. Prints per run:
+first in each repeat, each launch in its own process on its own fresh local Ray, MLflow sqlite and sweep directory. Prints per run:
 wall seconds, the sweep's efficiency (busy slot-seconds / (slots x wall)), its efficiency over the trials' own
 span (start-up excluded) and the idle slot-seconds; then medians and the ratio interleaved / sequential.
 
@@ -13,8 +13,12 @@ span (start-up excluded) and the idle slot-seconds; then medians and the ratio i
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +64,8 @@ def _spec(tmp: Path, flops: list[float], interleave: bool) -> Path:
     return path
 
 
-def _run(mode: str, flops: list[float]) -> Run:
+def _single(mode: str, flops: list[float]) -> None:
+    """One sweep in this process; prints its Run as JSON (a local Ray per process, as the CLI starts it)."""
     from coe_sweep.spec import load_spec
     from coe_sweep.sweep.driver import launch
 
@@ -68,15 +73,26 @@ def _run(mode: str, flops: list[float]) -> Run:
         outcome = launch(load_spec(_spec(Path(name), flops, MODES[mode])), progress=False)
     if outcome.exit_code != 0 or outcome.n_failed:
         raise RuntimeError(f"{mode}: the sweep failed: {outcome.stopped_reason}")
-    return Run(mode, outcome.wall_s, outcome.trials_span_s, outcome.busy_slot_s, outcome.efficiency,
-               outcome.trials_efficiency, outcome.idle_slot_s, len(outcome.trials))
+    run = Run(mode, outcome.wall_s, outcome.trials_span_s, outcome.busy_slot_s, outcome.efficiency,
+              outcome.trials_efficiency, outcome.idle_slot_s, len(outcome.trials))
+    print(json.dumps(dataclasses.asdict(run)))
+
+
+def _run(mode: str, flops: list[float]) -> Run:
+    done = subprocess.run([sys.executable, __file__, "--single", mode, "--flops", *map(str, flops)],
+                          capture_output=True, text=True, timeout=1800, check=True)
+    return Run(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--flops", type=float, nargs="+", default=[5e9, 1e10, 2e10])
+    parser.add_argument("--single", choices=list(MODES), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.single:
+        _single(args.single, args.flops)
+        return 0
     runs: list[Run] = []
     for repeat in range(args.repeats):
         order = list(MODES) if repeat % 2 == 0 else list(reversed(MODES))

@@ -16,7 +16,8 @@ ratios measured side by side mean something.
 `--peer-rev REV` exports that git revision of this repository (`git archive`) to a temp dir and uses it as the
 peer, e.g. `--peer-rev main` for the code before a change.
 
-    python benchmarks/simulate_speed.py [--small 4] [--large 40] [--repeats 3] [--peer DIR | --peer-rev REV]
+    python benchmarks/simulate_speed.py [--small 4] [--large 160] [--peer-large 40] [--repeats 3]
+                                        [--peer DIR | --peer-rev REV]
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def _per_trial(tree: Path, small: int, large: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=4)
-    parser.add_argument("--large", type=int, default=40)
+    parser.add_argument("--large", type=int, default=160, help="trials of the large sweep of this tree")
+    parser.add_argument("--peer-large", type=int, default=40, help="trials of the peer's large sweep (a slow peer "
+                        "needs fewer to make its per-trial term stand out of the start-up noise)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer", type=Path, default=None, help="another checkout to measure side by side")
     parser.add_argument("--peer-rev", default=None, help="a git revision of this repository to use as the peer")
@@ -121,9 +124,10 @@ def _measure(args: argparse.Namespace) -> int:
     trees = {"this tree": THIS_TREE, **({"peer": args.peer.resolve()} if args.peer else {})}
     per_trial: dict[str, list[float]] = {name: [] for name in trees}
     fixed: dict[str, list[float]] = {name: [] for name in trees}
+    large = {"this tree": args.large, "peer": args.peer_large}
     for repeat in range(args.repeats):
         for name, tree in trees.items():
-            slope, start_s = _per_trial(tree, args.small, args.large)
+            slope, start_s = _per_trial(tree, args.small, large[name])
             per_trial[name].append(slope)
             fixed[name].append(start_s)
             print(f"repeat {repeat + 1}, {name}: {slope:.3f} s/trial, fixed start-up {start_s:.1f} s", flush=True)
@@ -133,8 +137,9 @@ def _measure(args: argparse.Namespace) -> int:
               f"{statistics.median(fixed[name]):.1f} s")
     if args.peer:
         ratios = [p / t for p, t in zip(per_trial["peer"], per_trial["this tree"], strict=True)]
-        print(f"per-trial seconds, peer / this tree: {', '.join(f'{r:.2f}' for r in ratios)}; "
-              f"median {statistics.median(ratios):.2f}")
+        print(f"per-trial seconds, peer / this tree: {', '.join(f'{r:.2f}' for r in ratios)}; median "
+              f"{statistics.median(ratios):.2f}; ratio of the medians "
+              f"{statistics.median(per_trial['peer']) / statistics.median(per_trial['this tree']):.2f}")
     return 0
 
 

@@ -245,7 +245,7 @@ def _run_experiment(spec: SweepSpec, planned: list[PlannedBudget], left: dict[st
     metric, mode = spec.search.objective_modes[0]
     search = InterleavedSearch(searchers, left, cost, metric, mode)
     resources = {"cpu": float(spec.cluster.cpus_per_trial), "gpu": float(spec.cluster.gpus_per_trial or 0)}
-    prefix = "sweep" if len(planned) > 1 else planned[0].budget.label
+    prefix = "sweep" if spec.cluster.interleave else planned[0].budget.label
     attempt = len(list(store.tune_dir.glob(f"{prefix}-*")))
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
