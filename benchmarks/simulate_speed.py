@@ -78,7 +78,9 @@ def _single(trials: int) -> None:
 def _wall_s(tree: Path, trials: int) -> float:
     env = {**os.environ, **ENV, "PYTHONPATH": str(tree)}
     done = subprocess.run([sys.executable, __file__, "--single", str(trials)], env=env, cwd=tree,
-                          capture_output=True, text=True, timeout=1800, check=True)
+                          capture_output=True, text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{tree}: the {trials}-trial sweep exited {done.returncode}:\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["trials"] != trials:
         raise RuntimeError(f"{tree}: expected {trials} trials, the sweep ran {result['trials']}")
