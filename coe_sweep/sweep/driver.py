@@ -18,6 +18,7 @@ something reads them: ASHA, or the live MLflow curves of real training (a simula
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import time
@@ -119,6 +120,8 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
                 simulate_law=spec.simulate.law_values() if spec.simulate else None,
                 objectives=tuple(spec.search.objectives), intermediate=spec.search.asha.enabled or not simulate)
             _run_sweep(spec, planned, ledger, store, callback, stop, trainable, slots)
+            callback.close()  # the queued MLflow writes, while Ray is still up (see close_while_ray_is_up)
+            close_while_ray_is_up()
             if stop.interrupted_by is not None:  # the signal's own KeyboardInterrupt was swallowed somewhere
                 raise KeyboardInterrupt(f"signal {stop.interrupted_by}")
             status = "FAILED" if stop.stopped_reason else "FINISHED"
@@ -140,6 +143,12 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
         if tracker is not None:
             _finish_tracking(tracker, status, outcome)
         store.release()
+
+
+def close_while_ray_is_up() -> None:
+    """Collect the experiment's garbage while Ray is connected: a Ray object freed after `ray.shutdown` by a
+    collection that happens to run on another thread (the MLflow writer's) makes Ray exit the process."""
+    gc.collect()
 
 
 def _finish_tracking(tracker: SweepTracker, status: str, outcome: SweepOutcome | None) -> None:
