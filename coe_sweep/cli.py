@@ -97,6 +97,12 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         interrupted = sum(len(b.interrupted) for b in outcome.budgets.values())
         out.print(f"sweep {outcome.stopped_reason}" + (f"; {interrupted} running trial(s) were interrupted and "
                   "run again by the relaunch" if interrupted else ""), highlight=False, markup=False, soft_wrap=True)
+    if outcome.busy_slot_s > 0:
+        out.print(f"sweep efficiency {outcome.efficiency:.2f}: {outcome.busy_slot_s:.0f} busy slot-seconds / "
+                  f"({outcome.slots} slot(s) x {outcome.wall_s:.0f} s, start-up included); idle slot time "
+                  f"{outcome.idle_slot_s:.0f} s; {outcome.trials_efficiency:.2f} from the first trial's start to "
+                  f"the last one's end ({outcome.trials_span_s:.0f} s)", highlight=False, markup=False,
+                  soft_wrap=True)
     uri = redact_uri(outcome.tracking_uri)
     if outcome.tracking_pending:
         err.print(f"warning: {outcome.tracking_pending} MLflow write(s) could not reach {uri}; "

@@ -83,6 +83,9 @@ class ClusterSection(Section):
                                      "None: `./sweeps/<name>`; relative paths are resolved against the cwd.")
     num_cpus: Int | None = Field(None, ge=1, le=4096, description="CPUs of the local Ray started for the "
                                  "sweep (only when address is None). None: all cores.")
+    interleave: bool = Field(True, description="Run the trials of every budget level in one Tune experiment "
+                             "(each level keeps its own searcher), so no slot idles while trials remain; false: "
+                             "one level after another.")
 
     @field_validator("address")
     @classmethod

@@ -3,18 +3,22 @@
     tracker reachable? -> SweepStore.open (probe-write) -> lock -> tracker.start (parent run)
     -> resume (result records + MLflow, keyed by (config hash, seed); re-log what MLflow missed)
     -> Ray (local, started here: every listener on 127.0.0.1, token auth on; or a cluster by cluster.address)
-    -> per budget: Tuner(with_resources(with_parameters(run_trial)), FeasibleOptunaSearch | GridSearch,
-                         ConcurrencyLimiter, optional ASHA, reuse_actors=True); the driver-side callback
-                   writes the sweep store, MLflow and progress; the StopPolicy ends the sweep early
+    -> ONE Tuner for every budget: with_resources(with_parameters(run_trial)), an InterleavedSearch over one
+       searcher per budget (FeasibleOptunaSearch | GridSearch), ConcurrencyLimiter, optional ASHA per
+       (budget, seed), reuse_actors=True; the driver-side callback writes the sweep store, MLflow and
+       progress; the StopPolicy ends the sweep early (max failures, a full disk, Ctrl-C / SIGTERM)
     -> tracker.finish -> Ray shut down (when started here) -> lock released
 
-Each budget level is its own Tune experiment with its own searcher, so that the searcher learns per budget.
-The driver owns the ledger of trials and hands it to the searchers and the callback explicitly.
+Every budget keeps its own searcher (it learns per budget), but all run in one Tune experiment, so no slot
+waits for a budget's last trial while work remains. The driver owns the ledger of trials and hands it to
+the searchers and the callback explicitly. Intermediate reports (one per evaluation) are sent only when
+something reads them: ASHA, or the live MLflow curves of real training (a simulated trial reports once).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import time
@@ -30,17 +34,19 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from coe_sweep.search.planned import PlannedBudget, planned_trials
 from coe_sweep.spec.schema import SweepSpec
 from coe_sweep.sweep.callback import STORAGE_ERRNOS, TRIAL_RETRIES, DriverCallback, FailureStopper
+from coe_sweep.sweep.interleave import InterleavedSearch
 from coe_sweep.sweep.ledger import Ledger, StopPolicy
 from coe_sweep.sweep.outcome import SweepOutcome
 from coe_sweep.sweep.progress import PlainProgress, SweepProgress, progress_line, render_progress
 from coe_sweep.sweep.resume import finished_trials
 from coe_sweep.sweep.runtime import (
     check_resources,
+    cluster_slots,
     local_cpus,
     max_concurrent,
     quiet_tune_logging,
     ray_runtime,
-    sigterm_as_interrupt,
+    signals_stop,
 )
 from coe_sweep.sweep.scheduler import GroupedASHA
 from coe_sweep.sweep.searchers import FeasibleOptunaSearch, GridSearch
@@ -75,7 +81,8 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
 
     Raises before anything runs: StorageError (storage path unwritable), SweepLocked (another launch
     holds this sweep), TrackingUnavailable (MLflow unreachable), SweepExists (resume=False on a sweep
-    with finished trials), ResourceError (the cluster cannot fit one trial).
+    with finished trials), ResourceError (the cluster cannot fit one trial). Raises KeyboardInterrupt when
+    Ctrl-C or SIGTERM stopped it (finished trials are kept, running ones marked interrupted).
     """
     start_s = time.time()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -104,21 +111,26 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
         callback = DriverCallback(ledger=ledger, store=store, tracker=tracker, progress=live, stop=stop,
                                   simulated=simulate)
         with _display(live) if progress else nullcontext(), \
-                ray_runtime(spec.cluster.address, local_cpus(spec)), sigterm_as_interrupt():
+                ray_runtime(spec.cluster.address, local_cpus(spec)), signals_stop(stop.interrupt):
             check_resources(spec)
-            trainable = tune.with_parameters(run_trial, report=tune.report, simulate=simulate,
-                                             simulate_trial_s=simulate_trial_s,
-                                             simulate_law=spec.simulate.law_values() if spec.simulate else None,
-                                             objectives=tuple(spec.search.objectives))
-            for budget in planned:
-                if stop.stop_requested():
-                    break
-                _run_budget(spec, budget, ledger, store, callback, stop, trainable)
+            slots = max_concurrent(spec)
+            busy_slots = min(slots, cluster_slots(spec))  # what the efficiency divides by
+            trainable = tune.with_parameters(
+                run_trial, report=tune.report, simulate=simulate, simulate_trial_s=simulate_trial_s,
+                simulate_law=spec.simulate.law_values() if spec.simulate else None,
+                objectives=tuple(spec.search.objectives), intermediate=spec.search.asha.enabled or not simulate)
+            _run_sweep(spec, planned, ledger, store, callback, stop, trainable, slots)
+            callback.close()  # the queued MLflow writes, while Ray is still up (see close_while_ray_is_up)
+            close_while_ray_is_up()
+            if stop.interrupted_by is not None:  # the signal's own KeyboardInterrupt was swallowed somewhere
+                raise KeyboardInterrupt(f"signal {stop.interrupted_by}")
             status = "FAILED" if stop.stopped_reason else "FINISHED"
         outcome = SweepOutcome.from_ledger(
             ledger, {b.budget.label: b.budget.flops for b in planned}, name=spec.name, spec_hash=spec.spec_hash(),
             tracking_uri=tracker.uri, storage_dir=store.root, objectives=spec.search.objective_modes,
-            simulated=simulate, wall_s=time.time() - start_s, stopped_reason=stop.stopped_reason)
+            simulated=simulate, wall_s=time.time() - start_s, stopped_reason=stop.stopped_reason,
+            busy_slot_s=callback.busy_slot_s, slots=busy_slots,
+            trials_span_s=callback.trials_span_s)
         return outcome
     except KeyboardInterrupt:
         status = "KILLED"
@@ -126,9 +138,17 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
             callback.mark_running_interrupted("interrupted: the driver was stopped (Ctrl-C or SIGTERM)")
         raise
     finally:
+        if callback is not None:
+            callback.close()  # the MLflow writes still queued, before the parent run ends
         if tracker is not None:
             _finish_tracking(tracker, status, outcome)
         store.release()
+
+
+def close_while_ray_is_up() -> None:
+    """Collect the experiment's garbage while Ray is connected: a Ray object freed after `ray.shutdown` by a
+    collection that happens to run on another thread (the MLflow writer's) makes Ray exit the process."""
+    gc.collect()
 
 
 def _finish_tracking(tracker: SweepTracker, status: str, outcome: SweepOutcome | None) -> None:
@@ -205,28 +225,47 @@ def _searcher(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: Sw
     return searcher
 
 
-def _run_budget(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: SweepStore,
-                callback: DriverCallback, stop: StopPolicy, trainable: Any) -> None:
-    label = planned.budget.label
-    remaining = planned.trials - len(ledger.finished_in(label))
-    if remaining <= 0:
-        log.info("budget %s: all %d trials already finished", label, planned.trials)
+def _run_sweep(spec: SweepSpec, planned: list[PlannedBudget], ledger: Ledger, store: SweepStore,
+               callback: DriverCallback, stop: StopPolicy, trainable: Any, slots: int) -> None:
+    """The budgets' remaining trials in one Tune experiment (see coe_sweep.sweep.interleave); with
+    `cluster.interleave: false`, one experiment per budget, in the spec's order."""
+    left = {pb.budget.label: pb.trials - len(ledger.finished_in(pb.budget.label)) for pb in planned}
+    if sum(max(0, n) for n in left.values()) <= 0:
+        log.info("sweep %s: all %d trials already finished", spec.name, sum(pb.trials for pb in planned))
         return
+    groups = [planned] if spec.cluster.interleave else [[pb] for pb in planned]
+    for group in groups:
+        if stop.stop_requested():
+            break
+        todo = [pb for pb in group if left[pb.budget.label] > 0]
+        if todo:
+            _run_experiment(spec, todo, {pb.budget.label: left[pb.budget.label] for pb in todo}, ledger, store,
+                            callback, stop, trainable, slots)
+    for pb in planned:
+        callback.log_rejected(pb.budget.label)
+
+
+def _run_experiment(spec: SweepSpec, planned: list[PlannedBudget], left: dict[str, int], ledger: Ledger,
+                    store: SweepStore, callback: DriverCallback, stop: StopPolicy, trainable: Any,
+                    slots: int) -> None:
+    """One Tune experiment over `planned`'s budgets, each with its own searcher, `left` trials each."""
+    searchers = {pb.budget.label: _searcher(_without_credentials(spec), pb, ledger, store) for pb in planned}
+    cost = {pb.budget.label: pb.budget.flops or 1.0 for pb in planned}  # a token budget is the only level
+    metric, mode = spec.search.objective_modes[0]
+    search = InterleavedSearch(searchers, left, cost, metric, mode)
     resources = {"cpu": float(spec.cluster.cpus_per_trial), "gpu": float(spec.cluster.gpus_per_trial or 0)}
-    attempt = len(list(store.tune_dir.glob(f"{label}-*")))
+    prefix = "sweep" if spec.cluster.interleave else planned[0].budget.label
+    attempt = len(list(store.tune_dir.glob(f"{prefix}-*")))
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
-        tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(_searcher(_without_credentials(spec), planned, ledger, store),
-                                          max_concurrent=max_concurrent(spec)),
-            scheduler=_asha(spec), num_samples=remaining, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{label}-{attempt}", storage_path=str(store.tune_dir),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(search, max_concurrent=slots),
+                                    scheduler=_asha(spec), num_samples=sum(left.values()), reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{prefix}-{attempt}", storage_path=str(store.tune_dir),
                                   callbacks=[callback], stop=FailureStopper(stop),
                                   failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES), verbose=0,
                                   checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)))
     try:
         tuner.fit()
-        callback.log_rejected(label)
     except OSError as exc:  # Tune's own experiment state on a full (or vanished) sweep directory
         if exc.errno not in STORAGE_ERRNOS:
             raise

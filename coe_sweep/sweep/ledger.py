@@ -83,9 +83,17 @@ class StopPolicy:
     n_failed: int = 0
     stopped_reason: str | None = None
     storage_error: str | None = None
+    interrupted_by: int | None = None  # the signal (SIGINT, SIGTERM) that asked the driver to stop
 
     def failed(self) -> None:
         self.n_failed += 1
+
+    def interrupt(self, signum: int) -> None:
+        """Ctrl-C or SIGTERM: the sweep stops (Tune's stopper reads this even when the KeyboardInterrupt the
+        signal handler raises lands where Python ignores exceptions, e.g. in a weakref callback)."""
+        if self.interrupted_by is None:
+            self.interrupted_by = signum
+            self.stopped_reason = f"interrupted by signal {signum}"
 
     def stop_requested(self) -> bool:
         if self.stopped_reason is None and self.max_failures is not None and self.n_failed >= self.max_failures:

@@ -60,6 +60,25 @@ class SweepOutcome:
     stopped_reason: str | None = None  # set when --max-failures (or a full disk) stopped the sweep
     tracking_pending: int = 0  # MLflow writes still in the tracking journal (the store was down at the end)
     tracking_journal: Path | None = None  # where they are kept; the next launch replays them
+    busy_slot_s: float = 0.0  # slot-seconds trials held (start to end), this launch
+    slots: int = 1  # trials run at once
+    trials_span_s: float = 0.0  # from this launch's first trial start to its last trial end
+
+    @property
+    def efficiency(self) -> float:
+        """The sweep's own efficiency: busy slot-seconds / (slots x the launch's wall seconds)."""
+        return self.busy_slot_s / (self.slots * self.wall_s) if self.wall_s > 0 and self.slots > 0 else 0.0
+
+    @property
+    def idle_slot_s(self) -> float:
+        """Slot-seconds no trial held during the launch (start-up included)."""
+        return max(0.0, self.slots * self.wall_s - self.busy_slot_s)
+
+    @property
+    def trials_efficiency(self) -> float:
+        """Busy slot-seconds / (slots x the trials' span): the efficiency without the fixed start-up."""
+        span = self.slots * self.trials_span_s
+        return min(1.0, self.busy_slot_s / span) if span > 0 else 0.0
 
     @classmethod
     def from_ledger(cls, ledger: Ledger, budget_flops: dict[str, float | None], **fields: Any) -> SweepOutcome:

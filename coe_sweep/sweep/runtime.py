@@ -16,7 +16,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -123,21 +123,24 @@ def _ray_init(settings: RaySettings) -> Any:
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (`docker stop`, `kill`) stops the sweep like Ctrl-C. Installed after `ray.init`, whose own
+def signals_stop(on_signal: Callable[[int], None]) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM (`docker stop`, `kill`) stop the sweep: `on_signal(signum)` records it (the
+    stop policy Tune polls), then KeyboardInterrupt is raised. Installed after `ray.init`, whose own SIGTERM
     handler would otherwise exit the driver on the spot, leaving trials RUNNING in MLflow."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        on_signal(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def local_cpus(spec: SweepSpec) -> int:
@@ -152,8 +155,11 @@ def local_cpus(spec: SweepSpec) -> int:
 
 def max_concurrent(spec: SweepSpec) -> int:
     """cluster.max_concurrent, else as many trials as the Ray cluster's CPUs (and GPUs) fit."""
-    if spec.cluster.max_concurrent:
-        return int(spec.cluster.max_concurrent)
+    return int(spec.cluster.max_concurrent) if spec.cluster.max_concurrent else cluster_slots(spec)
+
+
+def cluster_slots(spec: SweepSpec) -> int:
+    """How many trials the Ray cluster's CPUs (and GPUs) fit at once (at least 1)."""
     have = ray.cluster_resources()
     fit = have.get("CPU", 1) / float(spec.cluster.cpus_per_trial)
     if spec.cluster.gpus_per_trial:

@@ -83,6 +83,8 @@ def test_kill_driver_then_relaunch_keeps_every_trial_exactly_once(tmp_path: Path
                if line.startswith("{") and line.endswith("}")]
     starts = [f"{e['config_hash']}-s{e['seed']}" for e in journal if e["event"] == "start"]
     assert all(starts.count(name) == 1 for name in before)
+    # both launches ran every budget in one (interleaved) Tune experiment
+    assert sorted(p.name for p in (results.parent / "tune").iterdir()) == ["sweep-0", "sweep-1"]
     import mlflow
 
     exp = mlflow.MlflowClient(uri).get_experiment_by_name("killme")

@@ -4,6 +4,7 @@ REAL (training) 4-trial sweep on a local Ray that the command starts and stops i
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -82,5 +83,8 @@ def test_real_four_trial_sweep_on_local_ray(tmp_path: Path, capsys: pytest.Captu
         assert 0 < m["final_val_loss"] < 6 and m["steps"] >= 1 and m["wall_s"] > 0 and m["peak_memory_bytes"] > 0
         assert abs(m["train_flops"] - 3e9) <= 0.01 * 3e9  # whole steps: within a step of the budget
     assert {r.data.tags["coe_sweep.family"] for r in children} == {"moe", "coe"}
+    efficiency = re.search(r"sweep efficiency (\d\.\d\d): (\d+) busy slot-seconds / \(2 slot\(s\) x (\d+) s", out)
+    assert efficiency, out  # the sweep's own efficiency, start-up included
+    assert 0 < float(efficiency.group(1)) <= 1 and int(efficiency.group(2)) <= 2 * int(efficiency.group(3)) + 1
     # the local Ray the command started is gone (its temp dir is named after this process)
     assert not pids_matching(f"coe-ray-{os.getpid()}-")

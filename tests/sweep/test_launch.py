@@ -139,7 +139,7 @@ def test_failed_trials_are_recorded_and_max_failures_stops(tmp_path: Path, ray_h
     stopped = launch(spec2, simulate=True, progress=False, max_failures=2)
     assert stopped.stopped_reason and "max_failures=2" in stopped.stopped_reason
     assert stopped.n_failed == 2 and stopped.exit_code == 1
-    assert not stopped.budgets["8e10"].trials  # the second budget never started
+    assert len(stopped.trials) < 16  # the sweep stopped: most of the 2 x 8 planned trials never started
 
 
 def test_asha_prunes_or_completes_every_trial(tmp_path: Path, ray_head: RayNode) -> None:
@@ -160,3 +160,49 @@ def test_asha_prunes_or_completes_every_trial(tmp_path: Path, ray_head: RayNode)
     again = launch(spec, simulate=True, progress=False)  # pruned trials are finished: nothing reruns
     resumed = again.budgets["8e10"]
     assert len(resumed.resumed) == len(resumed.trials) == 6 and len(resumed.pruned) == len(budget.pruned)
+
+
+def test_budgets_interleave_in_one_experiment_and_resume_loses_nothing(tmp_path: Path, ray_head: RayNode) -> None:
+    """All budgets share one Tune experiment (the longest trials first, the short ones fill the slots at the
+    end): a small-budget trial starts while the large budget still runs; a relaunch after lost records runs
+    exactly the lost trials again, each (config, seed) once in MLflow and the store."""
+    spec = load_spec(write_spec(tmp_path, "mix", algorithm="grid", trials=None, flops=[2e10, 6e10],
+                                address=ray_head.address, extra={"search": {"algorithm": "grid", "seeds": 2}},
+                                space={"iterations": {"choice": [1, 2]}, "d_model": {"choice": [32, 64]}}))
+    first = launch(spec, simulate=True, progress=False, simulate_trial_s=0.3)
+    assert first.stopped_reason is None and len(first.trials) == 16 and 0 < first.efficiency <= 1
+    assert first.busy_slot_s > 16 * 0.3 and 0 < first.trials_efficiency <= 1 and first.slots == 2
+    journal = [json.loads(line) for line in (sweep_dir(spec) / "journal.jsonl").read_text().splitlines()]
+    events = [(e["event"], e["budget_label"]) for e in journal]
+    starts = [label for event, label in events if event == "start"]
+    assert starts[:8] == ["6e10"] * 8 and starts[8:] == ["2e10"] * 8, "the longest trials go first"
+    last_large_finish = max(i for i, (event, label) in enumerate(events) if (event, label) == ("finish", "6e10"))
+    assert events.index(("start", "2e10")) < last_large_finish, f"no overlap of the budgets: {events}"
+    assert [p.name for p in (sweep_dir(spec) / "tune").iterdir()] == ["sweep-0"]  # one experiment, both budgets
+    # drop three records of each budget, as if the driver had died before writing them: the relaunch
+    # reruns exactly those, interleaved again, and nothing else
+    records = sorted((sweep_dir(spec) / "results").glob("*.json"))
+    by_budget: dict[str, list[Path]] = {}
+    for p in records:
+        by_budget.setdefault(json.loads(p.read_text())["identity"]["budget_label"], []).append(p)
+    lost_paths = by_budget["2e10"][:3] + by_budget["6e10"][:3]
+    lost = {p.stem for p in lost_paths}
+    kept = {p.stem: p.stat().st_mtime_ns for p in records if p.stem not in lost}
+    for p in lost_paths:
+        p.unlink()
+    import mlflow
+
+    client = mlflow.MlflowClient(_uri(tmp_path))
+    for run in mlflow_children(_uri(tmp_path), "mix"):
+        if f"{run.data.tags['coe_sweep.config_hash']}-s{run.data.tags['coe_sweep.seed']}" in lost:
+            client.delete_run(run.info.run_id)
+    again = launch(spec, simulate=True, progress=False)
+    assert again.n_resumed == 10 and len(again.trials) == 16 and again.exit_code == 0
+    keys = [(r.data.tags["coe_sweep.config_hash"], r.data.tags["coe_sweep.seed"])
+            for r in mlflow_children(_uri(tmp_path), "mix")]
+    assert len(keys) == len(set(keys)) == 16
+    after = {p.stem: p.stat().st_mtime_ns for p in (sweep_dir(spec) / "results").glob("*.json")}
+    assert set(after) == lost | set(kept) and all(after[k] == kept[k] for k in kept), "a kept trial ran again"
+    rerun = [json.loads(line) for line in (sweep_dir(spec) / "journal.jsonl").read_text().splitlines()][len(journal):]
+    assert sorted(f"{e['config_hash']}-s{e['seed']}" for e in rerun if e["event"] == "start") == sorted(lost)
+    assert sorted(p.name for p in (sweep_dir(spec) / "tune").iterdir()) == ["sweep-0", "sweep-1"]
