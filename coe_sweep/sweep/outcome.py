@@ -136,7 +136,7 @@ def render_summary(outcome: SweepOutcome) -> list[Table]:
     for col in ("budget", "FLOPs", "ok", "failed", "pruned", "rejected", "resumed", "best val loss"):
         counts.add_column(col, justify="left" if col == "budget" else "right")
     best_table = Table(title="best config per budget")
-    for col in ("budget", "val loss", "config"):
+    for col in ("budget", "val loss", "trial", "arm", "config"):
         best_table.add_column(col)
     failures = Table(title="failed trials")
     for col in ("budget", "trial", "status", "reason"):
@@ -147,7 +147,8 @@ def render_summary(outcome: SweepOutcome) -> list[Table]:
         counts.add_row(Text(b.label), format_flops(b.budget_flops), str(len(b.ok)), str(len(b.failed)),
                        str(len(b.pruned)), str(len(b.rejected)), str(len(b.resumed)), _fmt_num(loss))
         if best is not None:
-            best_table.add_row(Text(b.label), _fmt_num(loss), Text(_fmt_params(best.identity.point)))
+            best_table.add_row(Text(b.label), _fmt_num(loss), Text(best.identity.trial_id), Text(best.identity.arm),
+                               Text(_fmt_params(best.identity.point)))
         for t in b.failed:
             failures.add_row(Text(b.label), Text(t.identity.trial_id), t.result.status.value,
                              Text((t.result.reason or "")[:120]))

@@ -83,6 +83,10 @@ def test_real_four_trial_sweep_on_local_ray(tmp_path: Path, capsys: pytest.Captu
         assert 0 < m["final_val_loss"] < 6 and m["steps"] >= 1 and m["wall_s"] > 0 and m["peak_memory_bytes"] > 0
         assert abs(m["train_flops"] - 3e9) <= 0.01 * 3e9  # whole steps: within a step of the budget
     assert {r.data.tags["coe_sweep.family"] for r in children} == {"moe", "coe"}
+    # the best-config table names the best trial by its id and arm, as the log, page and MLflow do
+    best = min(children, key=lambda r: r.data.metrics["final_val_loss"])
+    best_row = [line for line in out.splitlines() if line.startswith("│ 3e9")][-1]
+    assert best.info.run_name in best_row and best.data.tags["coe_sweep.arm"] in best_row, best_row
     efficiency = re.search(r"sweep efficiency (\d\.\d\d): (\d+) busy slot-seconds / \(2 slot\(s\) x (\d+) s", out)
     assert efficiency, out  # the sweep's own efficiency, start-up included
     assert 0 < float(efficiency.group(1)) <= 1 and int(efficiency.group(2)) <= 2 * int(efficiency.group(3)) + 1
