@@ -3,7 +3,8 @@
     tracker reachable? -> SweepStore.open (probe-write) -> lock -> tracker.start (parent run)
     -> resume (result records + MLflow, keyed by (config hash, seed); re-log what MLflow missed)
     -> Ray (local, started here: every listener on 127.0.0.1, token auth on; or a cluster by cluster.address)
-    -> per budget: Tuner(with_resources(with_parameters(run_trial)), FeasibleOptunaSearch | GridSearch,
+    -> per budget: Tuner(with_resources(with_parameters(run_trial | run_data_parallel_trial)),
+                         FeasibleOptunaSearch | GridSearch,
                          ConcurrencyLimiter, optional ASHA, reuse_actors=True); the driver-side callback
                    writes the sweep store, MLflow and progress; the StopPolicy ends the sweep early
     -> tracker.finish -> Ray shut down (when started here) -> lock released
@@ -28,8 +29,10 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from coe_sweep.search.planned import PlannedBudget, planned_trials
+from coe_sweep.search.resources import TrialResources, trial_resources
 from coe_sweep.spec.schema import SweepSpec
 from coe_sweep.sweep.callback import STORAGE_ERRNOS, TRIAL_RETRIES, DriverCallback, FailureStopper
+from coe_sweep.sweep.data_parallel import driver_and_worker_cpus, run_data_parallel_trial, train_storage
 from coe_sweep.sweep.ledger import Ledger, StopPolicy
 from coe_sweep.sweep.outcome import SweepOutcome
 from coe_sweep.sweep.progress import PlainProgress, SweepProgress, progress_line, render_progress
@@ -105,15 +108,14 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
                                   simulated=simulate)
         with _display(live) if progress else nullcontext(), \
                 ray_runtime(spec.cluster.address, local_cpus(spec)), sigterm_as_interrupt():
-            check_resources(spec)
-            trainable = tune.with_parameters(run_trial, report=tune.report, simulate=simulate,
-                                             simulate_trial_s=simulate_trial_s,
-                                             simulate_law=spec.simulate.law_values() if spec.simulate else None,
-                                             objectives=tuple(spec.search.objectives))
+            resources = trial_resources(spec, _gpu_memory_bytes(spec))
+            check_resources(spec, resources)
+            trainable = tune.with_resources(_trainable(spec, resources, store, simulate, simulate_trial_s),
+                                            _tune_resources(resources, simulate))
             for budget in planned:
                 if stop.stop_requested():
                     break
-                _run_budget(spec, budget, ledger, store, callback, stop, trainable)
+                _run_budget(spec, budget, ledger, store, callback, stop, trainable, resources)
             status = "FAILED" if stop.stopped_reason else "FINISHED"
         outcome = SweepOutcome.from_ledger(
             ledger, {b.budget.label: b.budget.flops for b in planned}, name=spec.name, spec_hash=spec.spec_hash(),
@@ -205,20 +207,56 @@ def _searcher(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: Sw
     return searcher
 
 
+def _gpu_memory_bytes(spec: SweepSpec) -> int | None:
+    """One GPU's memory for gpus_per_trial: auto: cluster.gpu_memory, else this machine's first GPU."""
+    if spec.cluster.gpus_per_trial != "auto" or spec.cluster.gpu_memory:
+        return None
+    from runners.device import gpu_memory_bytes
+
+    memory = gpu_memory_bytes()
+    if memory is None:
+        log.warning("cluster.gpus_per_trial: auto and no GPU on this machine: trials reserve no GPU "
+                    "(set cluster.gpu_memory for a cluster whose GPUs this machine does not have)")
+    return memory
+
+
+def _trainable(spec: SweepSpec, resources: TrialResources, store: SweepStore, simulate: bool,
+               simulate_trial_s: float) -> Any:
+    """The Tune trainable with its constant context: one process per trial, or (data-parallel, real
+    training) a trial that runs its workers through Ray Train (coe_sweep.sweep.data_parallel)."""
+    objectives = tuple(spec.search.objectives)
+    if resources.data_parallel and not simulate:
+        return tune.with_parameters(run_data_parallel_trial, workers=resources.workers,
+                                    cpus_per_worker=driver_and_worker_cpus(resources.cpus_per_trial,
+                                                                           resources.workers)[1],
+                                    gpus_per_worker=resources.gpus_per_worker,
+                                    storage_path=train_storage(store.tune_dir), objectives=objectives)
+    return tune.with_parameters(run_trial, report=tune.report, simulate=simulate, simulate_trial_s=simulate_trial_s,
+                                simulate_law=spec.simulate.law_values() if spec.simulate else None,
+                                objectives=objectives)
+
+
+def _tune_resources(resources: TrialResources, simulate: bool) -> dict[str, float]:
+    """What Tune reserves for a trial's own process: all of it, except for a data-parallel trial, whose
+    process only waits while its Ray Train workers hold the CPUs and GPUs."""
+    if resources.data_parallel and not simulate:
+        return {"cpu": driver_and_worker_cpus(resources.cpus_per_trial, resources.workers)[0]}
+    return {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
+
+
 def _run_budget(spec: SweepSpec, planned: PlannedBudget, ledger: Ledger, store: SweepStore,
-                callback: DriverCallback, stop: StopPolicy, trainable: Any) -> None:
+                callback: DriverCallback, stop: StopPolicy, trainable: Any, resources: TrialResources) -> None:
     label = planned.budget.label
     remaining = planned.trials - len(ledger.finished_in(label))
     if remaining <= 0:
         log.info("budget %s: all %d trials already finished", label, planned.trials)
         return
-    resources = {"cpu": float(spec.cluster.cpus_per_trial), "gpu": float(spec.cluster.gpus_per_trial or 0)}
     attempt = len(list(store.tune_dir.glob(f"{label}-*")))
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources),
+        trainable,
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(_searcher(_without_credentials(spec), planned, ledger, store),
-                                          max_concurrent=max_concurrent(spec)),
+                                          max_concurrent=max_concurrent(spec, resources)),
             scheduler=_asha(spec), num_samples=remaining, reuse_actors=True),
         run_config=tune.RunConfig(name=f"{label}-{attempt}", storage_path=str(store.tune_dir),
                                   callbacks=[callback], stop=FailureStopper(stop),
