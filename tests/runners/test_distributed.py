@@ -49,6 +49,7 @@ def run_workers(spec: RunSpec, world: int, out_dir: Path) -> list[RunResult]:
 
 
 
+@pytest.mark.slow  # two real gloo processes (spawned): ~10 s
 def test_two_gloo_workers_follow_one_worker(tiny_spec: SpecFactory, tmp_path: Path) -> None:
     spec = tiny_spec(train={"batch_size": 8, "eval_interval": 5}, horizon=Horizon(steps=20))
     one = train(spec)
