@@ -74,3 +74,27 @@ def test_batch_not_divisible_is_refused_before_training(tiny_spec: SpecFactory) 
     spec = tiny_spec(train={"batch_size": 5})
     with pytest.raises(ValueError, match=r"train.batch_size=5 .*cluster.workers_per_trial=2"):
         train(spec, data_parallel=DataParallel(0, 2))
+
+
+@pytest.mark.parametrize("fields", [
+    {"iterations": 1, "top_k": 1},
+    {"iterations": 3, "top_k": 1, "renormalize_topk": True},  # K=1 renormalised: the LM loss gives the router 0
+    {"iterations": 2, "top_k": 2, "dispatch": "loop"},
+    {"iterations": 2, "top_k": 2, "router_mode": "shared", "n_shared": 0},
+    {"iterations": 2, "top_k": 1, "aux_loss_alpha": 0.0},
+    {"iterations": 1, "top_k": 2, "uniform_routing": True},
+    {"dense": True, "n_experts": 2, "top_k": 2},
+])
+def test_every_parameter_gets_a_gradient_with_idle_experts(fields: dict[str, object]) -> None:
+    """DataParallel.wrap runs DDP without its unused-parameter search, which is only right when every
+    parameter gets a gradient every step, even with experts no token reached (2 tokens, 8 experts)."""
+    from coe_sweep.model.config import ModelConfig
+    from coe_sweep.model.lm import CoELM
+
+    torch.manual_seed(0)
+    base = dict(d_model=32, n_layers=1, n_heads=2, d_expert=16, n_experts=8, max_seq_len=16)
+    model = CoELM(ModelConfig(**{**base, **fields}))  # type: ignore[arg-type]
+    idx = torch.randint(0, 258, (1, 3))
+    out = model(idx[:, :-1], targets_BT=idx[:, 1:])
+    (out.loss + out.aux_loss).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
