@@ -8,15 +8,26 @@ gradients, so with equal shards the update equals the single-worker update on th
 order of fp32 sums). Step losses are averaged over ranks when they are read (one all-reduce per read, not
 per step); rank 0 evaluates and broadcasts the validation loss, so that every rank takes the same
 decisions (divergence, reports, compilation) at the same steps and no rank waits on a collective alone.
+
+`train_on_local_processes` runs the same ranks as spawned local processes over gloo, without Ray (tests
+and benchmarks/data_parallel_step.py).
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+if TYPE_CHECKING:
+    from coe_sweep.trial import RunResult, RunSpec
 
 
 @dataclass(frozen=True)
@@ -70,3 +81,31 @@ class DataParallel:
         out = [torch.zeros_like(local) for _ in range(self.world_size)]
         dist.all_gather(out, local)
         return [int(t.item()) for t in out]
+
+
+def train_on_local_processes(spec: RunSpec, workers: int) -> list[RunResult]:
+    """Train `spec` data-parallel on `workers` spawned local processes (gloo on 127.0.0.1); every rank's
+    RunResult, in rank order."""
+    import torch.multiprocessing as mp
+
+    from coe_sweep.trial import RunResult
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="coe_sweep_dp_") as out_dir:
+        mp.spawn(_local_rank, args=(workers, port, spec, out_dir), nprocs=workers, join=True)
+        return [RunResult.from_dict(torch.load(Path(out_dir) / f"rank{r}.pt", weights_only=False))
+                for r in range(workers)]
+
+
+def _local_rank(rank: int, workers: int, port: int, spec: RunSpec, out_dir: str) -> None:
+    from runners.train import train
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=workers)
+    try:
+        result = train(spec, data_parallel=DataParallel(rank, workers))
+        torch.save(result.to_dict(), Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()

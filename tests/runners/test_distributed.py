@@ -4,18 +4,13 @@ same FLOPs and carries every worker's memory. The Ray Train route is tested in t
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-from coe_sweep.trial import Horizon, RunResult, RunSpec
-from runners.distributed import DataParallel
+from coe_sweep.trial import Horizon, RunSpec
+from runners.distributed import DataParallel, train_on_local_processes
 from runners.train import train
 
 SpecFactory = Callable[..., RunSpec]
@@ -26,34 +21,11 @@ SpecFactory = Callable[..., RunSpec]
 LOSS_ATOL = 1e-5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _worker(rank: int, world: int, port: int, spec: RunSpec, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        result = train(spec, data_parallel=DataParallel(rank, world))
-        torch.save(result.to_dict(), Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def run_workers(spec: RunSpec, world: int, out_dir: Path) -> list[RunResult]:
-    mp.spawn(_worker, args=(world, _free_port(), spec, str(out_dir)), nprocs=world, join=True)
-    return [RunResult.from_dict(torch.load(out_dir / f"rank{r}.pt", weights_only=False)) for r in range(world)]
-
-
-
-
 @pytest.mark.slow  # two real gloo processes (spawned): ~10 s
-def test_two_gloo_workers_follow_one_worker(tiny_spec: SpecFactory, tmp_path: Path) -> None:
+def test_two_gloo_workers_follow_one_worker(tiny_spec: SpecFactory) -> None:
     spec = tiny_spec(train={"batch_size": 8, "eval_interval": 5}, horizon=Horizon(steps=20))
     one = train(spec)
-    results = run_workers(spec, 2, tmp_path)
+    results = train_on_local_processes(spec, 2)
     two = results[0]
     assert one.status == two.status == "ok"
     assert [s for s, _ in two.train_curve] == [s for s, _ in one.train_curve]
