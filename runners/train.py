@@ -127,6 +127,8 @@ def train(run_spec: RunSpec, report: Report | None = None, data_parallel: DataPa
         except _Diverged as e:
             trial.result.status, trial.result.reason = TrialStatus.DIVERGED, str(e)
         except Exception as e:  # noqa: BLE001 - a trial reports its failure, it never crashes the caller
+            if data_parallel is not None:  # one rank's own failure: the others wait in a collective, so the
+                raise  # whole worker group must end (coe_sweep.sweep.data_parallel records the failure)
             trial.result.status, trial.result.reason = classify_failure(e)
             log.warning("trial %s: %s", trial.result.status, trial.result.reason,
                         exc_info=trial.result.status == TrialStatus.FAILED)

@@ -87,6 +87,8 @@ def run_trial(config: dict[str, Any], *, report: Report, simulate: bool = False,
 
             result = train(run_spec, report=forward, data_parallel=data_parallel)
     except Exception as exc:  # the runner raises only for a bad RunSpec; anything else is a bug, recorded
+        if data_parallel is not None:  # a rank that reported and returned would leave the others waiting
+            raise
         log.exception("trial %s raised", identity.trial_id)
         tail = traceback.format_exc(limit=3).strip().splitlines()[-1]
         result = RunResult(status=TrialStatus.FAILED, reason=f"{type(exc).__name__}: {exc} ({tail})"[:2000],

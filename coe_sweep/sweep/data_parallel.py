@@ -10,9 +10,9 @@ trainable that calls `TorchTrainer.fit()` and forwards the workers' reports to T
          (runners/distributed.py: shard of the global batch, DDP, loss all-reduce, rank 0 evaluates)
 
 Every rank reports the same metrics at the same steps (rank 0's are forwarded), the last report carries
-the RunResult, so the driver's callback records a data-parallel trial like any other. A Train run that
-fails as a whole (a worker process died, a collective timed out) becomes a failed RunResult reported
-from here. The CUDA branch (nccl, one GPU per worker, torch.cuda.set_device) has not run on a GPU yet.
+the RunResult, so the driver's callback records a data-parallel trial like any other. A worker whose
+training raises ends the whole worker group (the others would wait in a collective); the failed Train
+run becomes a failed (or oom) RunResult reported from here, named after the first failed rank. The CUDA branch (nccl, one GPU per worker, torch.cuda.set_device) has not run on a GPU yet.
 """
 
 from __future__ import annotations
@@ -73,9 +73,25 @@ def run_data_parallel_trial(config: dict[str, Any], *, workers: int, cpus_per_wo
         trainer.fit()
     except Exception as exc:  # noqa: BLE001 - a trial never kills the sweep: it reports its failure
         log.warning("data-parallel trial %s failed: %s: %s", identity.trial_id, type(exc).__name__, exc)
-        result = RunResult(status=TrialStatus.FAILED, reason=f"data-parallel run failed: {type(exc).__name__}: "
-                           f"{exc}"[:2000], wall_s=time.perf_counter() - start_s, workers=workers)
+        status, reason = failure_of(exc)
+        result = RunResult(status=status, reason=reason[:2000], wall_s=time.perf_counter() - start_s,
+                           workers=workers)
         tune.report(final_metrics(result, objectives))
+
+
+def failure_of(exc: BaseException) -> tuple[TrialStatus, str]:
+    """(status, reason) of a failed Train run: the first failed worker's own exception, classified like a
+    single-process trial's (out-of-memory -> oom, else failed), named with its rank."""
+    from runners.train import classify_failure
+
+    failures: dict[int, BaseException] = getattr(exc, "worker_failures", None) or {}
+    if not failures:
+        return TrialStatus.FAILED, f"data-parallel run failed: {type(exc).__name__}: {exc}"
+    rank = min(failures)
+    cause = failures[rank]
+    cause = getattr(cause, "cause", None) or cause  # a RayTaskError carries the worker's exception as .cause
+    status, reason = classify_failure(cause)
+    return status, f"worker {rank} of {len(failures)} failed: {reason}"
 
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
