@@ -42,7 +42,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from coe_sweep.search.sweep_plan import CPU_TRAIN_FLOPS_PER_S_PER_CPU, build_plan, calibrate_cpu_rate
 
     cpu_rate = calibrate_cpu_rate() if args.calibrate else CPU_TRAIN_FLOPS_PER_S_PER_CPU
-    plan = build_plan(spec, cpu_rate=cpu_rate)
+    gpu_memory = None
+    if spec.cluster.gpus_per_trial == "auto" and spec.cluster.gpu_memory is None:
+        from runners.device import gpu_memory_bytes
+
+        gpu_memory = gpu_memory_bytes()
+    plan = build_plan(spec, cpu_rate=cpu_rate, gpu_memory_bytes=gpu_memory)
     if args.format == "json":
         sys.stdout.write(json.dumps(plan, indent=2, default=str) + "\n")
     else:

@@ -258,7 +258,10 @@ class RunResult:
     final_val_loss: float | None = None
     train_curve: Curve = field(default_factory=list)
     val_curve: Curve = field(default_factory=list)
-    peak_memory_bytes: int | None = None  # measured peak (cuda max_memory_allocated / CPU live-tensor peak)
+    peak_memory_bytes: int | None = None  # measured peak (cuda max_memory_allocated / CPU live-tensor peak);
+    # a data-parallel trial: the largest over its workers, each worker's in peak_memory_per_worker_bytes
+    peak_memory_per_worker_bytes: list[int] = field(default_factory=list)  # rank order; -1: not measured
+    workers: int = 1  # data-parallel workers that trained the trial (train FLOPs and tokens are their total)
     allocated_after_step_bytes: int | None = None  # the paper's figure: memory_allocated after a step
     estimated_memory_bytes: int | None = None  # coe_sweep.accounting estimate, for comparison
     tokens_per_s: float | None = None

@@ -100,6 +100,13 @@ def resolve_device(tc: TrainConfig) -> DeviceChoice:
     return DeviceChoice(torch.device("cpu"), amp_dtype, f"cpu ({threads} threads)", None, threads)
 
 
+def gpu_memory_bytes() -> int | None:
+    """Total memory of this machine's first CUDA device (what `gpus_per_trial: auto` packs); None without one."""
+    if not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(0).total_memory)
+
+
 def peak_bf16_flops(device_name: str) -> float | None:
     for key, flops in PEAK_BF16_FLOPS:
         if key.lower() in device_name.lower():

@@ -34,6 +34,7 @@ import torch
 from coe_sweep.trial import RunResult, RunSpec, TrialStatus
 from runners.data import TokenData, load_token_data
 from runners.device import DeviceChoice, cpu_threads, keep_freed_memory, resolve_device
+from runners.distributed import DataParallel
 from runners.plan import HorizonPlan, plan_horizon, validate_run_spec
 from runners.routing import summarise_routing
 from runners.step import EAGER_STEPS, TrainStep, compile_pays
@@ -67,6 +68,7 @@ class _Trial:
     timed_steps: int = 0
     pending: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, [CE, total]) not yet read
     compile_started_s: float | None = None  # set between the compile decision and the compiling step
+    dp: DataParallel | None = None  # a data-parallel trial's rank (runners/distributed.py); None: one worker
 
     def read_losses(self, strict: bool = True) -> None:
         """Read the pending step losses in one transfer (the only per-step sync) into the curve and
@@ -75,7 +77,8 @@ class _Trial:
         if not self.pending:
             return
         t0 = time.perf_counter()
-        values = torch.stack([losses for _, losses in self.pending]).tolist()
+        stacked = torch.stack([losses for _, losses in self.pending])
+        values = (stacked if self.dp is None else self.dp.mean(stacked)).tolist()
         self.step_time_s += time.perf_counter() - t0
         steps = [step for step, _ in self.pending]
         self.pending.clear()
@@ -96,16 +99,21 @@ class _Trial:
             raise _ReportError() from e
 
 
-def train(run_spec: RunSpec, report: Report | None = None) -> RunResult:
-    """Train `run_spec` to its horizon and report what happened (see the module docstring)."""
+def train(run_spec: RunSpec, report: Report | None = None, data_parallel: DataParallel | None = None) -> RunResult:
+    """Train `run_spec` to its horizon and report what happened (see the module docstring). With
+    `data_parallel`, this is one rank of a data-parallel trial (runners/distributed.py): every rank returns
+    the same RunResult (losses averaged over ranks, rank 0's evaluations, memory of every rank)."""
     validate_run_spec(run_spec)
+    if data_parallel is not None:
+        data_parallel.shard_rows(run_spec.train.batch_size)  # ValueError before anything is loaded
     horizon = plan_horizon(run_spec)
     device = resolve_device(run_spec.train)
     data = load_token_data(run_spec.data, run_spec.train.seq_len)
     if data.vocab_size != run_spec.model.vocab_size:  # validate_run_spec checked the name; belt and braces
         raise ValueError(f"ModelConfig.vocab_size={run_spec.model.vocab_size} is invalid: the tokenizer has "
                          f"{data.vocab_size} ids; expected vocab_size={data.vocab_size}")
-    trial = _Trial(run_spec, horizon, device, data, _initial_result(run_spec, horizon, device), report)
+    trial = _Trial(run_spec, horizon, device, data, _initial_result(run_spec, horizon, device), report,
+                   dp=data_parallel)
     if device.device.type == "cpu":
         keep_freed_memory()
     log.info("training %s on %s for %d steps (%s horizon, %d tokens)", run_spec.model.family,
@@ -119,6 +127,8 @@ def train(run_spec: RunSpec, report: Report | None = None) -> RunResult:
         except _Diverged as e:
             trial.result.status, trial.result.reason = TrialStatus.DIVERGED, str(e)
         except Exception as e:  # noqa: BLE001 - a trial reports its failure, it never crashes the caller
+            if data_parallel is not None:  # one rank's own failure: the others wait in a collective, so the
+                raise  # whole worker group must end (coe_sweep.sweep.data_parallel records the failure)
             trial.result.status, trial.result.reason = classify_failure(e)
             log.warning("trial %s: %s", trial.result.status, trial.result.reason,
                         exc_info=trial.result.status == TrialStatus.FAILED)
@@ -154,8 +164,11 @@ def _fit(trial: _Trial) -> None:
     spec, dev = trial.spec, trial.device
     torch.manual_seed(spec.train.seed)
     model = CoELM(spec.model).to(dev.device)
-    stepper = TrainStep(model, spec.train, trial.horizon.steps, dev)
-    batches = _train_batches(trial.data.train_ids, spec.train.batch_size, spec.train.seed, dev.device)
+    stepper = TrainStep(model if trial.dp is None else trial.dp.wrap(model, dev.device), spec.train,
+                        trial.horizon.steps, dev)
+    rows = slice(None) if trial.dp is None else trial.dp.shard_rows(spec.train.batch_size)
+    batches = (b[rows] for b in _train_batches(trial.data.train_ids, spec.train.batch_size, spec.train.seed,
+                                               dev.device))
     _evaluate_and_report(trial, model, step=0, train_loss=None)
     try:
         for step in range(1, trial.horizon.steps + 1):
@@ -188,7 +201,10 @@ def _run_step(trial: _Trial, stepper: TrainStep, step: int, batch: torch.Tensor)
         trial.step_time_s += step_s
         trial.timed_steps += 1
         steps_left = trial.horizon.steps - step
-        if compile_pays(trial.spec.train.compile, steps_left, step_s, trial.device.device.type):
+        pays = compile_pays(trial.spec.train.compile, steps_left, step_s, trial.device.device.type)
+        if trial.dp is not None:  # rank 0 decides for all: the ranks' timings differ
+            pays = trial.dp.broadcast_float(float(pays), trial.device.device) > 0.5
+        if pays:
             log.info("compiling the step (%s, %d steps left at %.3f s)", trial.spec.train.compile, steps_left, step_s)
             trial.compile_started_s = time.perf_counter() if stepper.compile() else None
         return losses
@@ -269,7 +285,13 @@ def evaluate(model: torch.nn.Module, val_windows: np.ndarray, batch_size: int, d
 
 def _evaluate_and_report(trial: _Trial, model: torch.nn.Module, step: int, train_loss: float | None) -> None:
     tc = trial.spec.train
-    val = evaluate(model, trial.data.val_ids, tc.batch_size, trial.device, tc.eval_batches)
+    dp = trial.dp
+    if dp is None:
+        val = evaluate(model, trial.data.val_ids, tc.batch_size, trial.device, tc.eval_batches)
+    else:  # rank 0 evaluates the unwrapped model (no collectives inside); every rank gets its value
+        val = evaluate(model, trial.data.val_ids, tc.batch_size, trial.device, tc.eval_batches) \
+            if dp.is_main else math.nan
+        val = dp.broadcast_float(val, trial.device.device)
     trial.result.val_curve.append((step, val))
     trial.emit({"step": step, "tokens": step * trial.horizon.tokens_per_step, "train_loss": train_loss,
                 "val_loss": val, "elapsed_s": time.perf_counter() - trial.started_s})
@@ -279,7 +301,9 @@ def _evaluate_and_report(trial: _Trial, model: torch.nn.Module, step: int, train
 
 @torch.no_grad()
 def _routing_summary(model: torch.nn.Module, trial: _Trial) -> dict[str, float]:
-    """Routing statistics from one forward of the first validation batch."""
+    """Routing statistics from one forward of the first validation batch (rank 0's, in a data-parallel trial)."""
+    if trial.dp is not None and not trial.dp.is_main:
+        return {}
     batch = torch.from_numpy(np.asarray(trial.data.val_ids[:trial.spec.train.batch_size], dtype=np.int64))
     model.eval()
     with trial.device.autocast():
@@ -294,6 +318,8 @@ def _report_every(eval_interval: int) -> int:
 
 def _finish(trial: _Trial) -> None:
     r, h = trial.result, trial.horizon
+    if trial.dp is not None:
+        _gather_worker_memory(trial)
     r.wall_s = time.perf_counter() - trial.started_s
     r.tokens = r.steps * h.tokens_per_step
     r.flops = h.train_flops_per_token * r.tokens
@@ -307,3 +333,13 @@ def _finish(trial: _Trial) -> None:
         r.mfu = h.train_flops_per_token * r.tokens_per_s / trial.device.peak_flops
     if trial.device.device.type == "cuda" and r.status == TrialStatus.OOM:
         torch.cuda.empty_cache()
+
+
+def _gather_worker_memory(trial: _Trial) -> None:
+    """Every rank's measured peak (-1: not measured) into the result: the max and the per-worker list."""
+    assert trial.dp is not None
+    r = trial.result
+    peaks = trial.dp.gather_int(-1 if r.peak_memory_bytes is None else r.peak_memory_bytes, trial.device.device)
+    r.workers = trial.dp.world_size
+    r.peak_memory_per_worker_bytes = peaks
+    r.peak_memory_bytes = max(peaks) if min(peaks) >= 0 else None

@@ -20,9 +20,12 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coe_sweep.trial import RunResult, RunSpec, TrialIdentity, TrialStatus, objective_value
+
+if TYPE_CHECKING:
+    from runners.distributed import DataParallel
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,9 @@ def _forward_evals(report: Report, start_s: float) -> Report:
 
 def run_trial(config: dict[str, Any], *, report: Report, simulate: bool = False, simulate_trial_s: float = 0.0,
               objectives: tuple[str, ...] = ("val_loss",), intermediate: bool = True,
-              simulate_law: Mapping[str, float] | None = None) -> None:
-    """Ray Tune function trainable (see the module docstring). Returns nothing: it reports."""
+              simulate_law: Mapping[str, float] | None = None, data_parallel: DataParallel | None = None) -> None:
+    """Ray Tune function trainable (see the module docstring). Returns nothing: it reports. With
+    `data_parallel`, one rank of a data-parallel trial (coe_sweep.sweep.data_parallel runs the ranks)."""
     start_s = time.perf_counter()
     forward = _forward_evals(report, start_s) if intermediate else None
     identity = trial_identity(config)
@@ -81,10 +85,13 @@ def run_trial(config: dict[str, Any], *, report: Report, simulate: bool = False,
         else:
             from runners.train import train
 
-            result = train(run_spec, report=forward)
+            result = train(run_spec, report=forward, data_parallel=data_parallel)
     except Exception as exc:  # the runner raises only for a bad RunSpec; anything else is a bug, recorded
+        if data_parallel is not None:  # a rank that reported and returned would leave the others waiting
+            raise
         log.exception("trial %s raised", identity.trial_id)
         tail = traceback.format_exc(limit=3).strip().splitlines()[-1]
         result = RunResult(status=TrialStatus.FAILED, reason=f"{type(exc).__name__}: {exc} ({tail})"[:2000],
-                           wall_s=time.perf_counter() - start_s, simulated=simulate)
+                           wall_s=time.perf_counter() - start_s, simulated=simulate,
+                           workers=1 if data_parallel is None else data_parallel.world_size)
     report(final_metrics(result, objectives))

@@ -117,7 +117,7 @@ def model_fields_for(spec: SweepSpec, model_sampled: dict[str, Any], data: DataC
 def _memory_dtype(spec: SweepSpec, train: TrainConfig) -> str:
     if train.dtype != "auto":
         return train.dtype
-    on_cuda = train.device == "cuda" or (train.device == "auto" and spec.cluster.gpus_per_trial > 0)
+    on_cuda = train.device == "cuda" or (train.device == "auto" and spec.cluster.wants_gpus)
     return "bf16" if on_cuda else "fp32"
 
 

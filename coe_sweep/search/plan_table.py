@@ -57,6 +57,12 @@ def render_plan(plan: dict[str, Any], console: Console, limit: int = 40) -> None
         if len(shown) < len(rows):
             console.print(f"  ... {len(rows) - len(shown)} more candidate(s) (--limit 0 shows all)")
     model = plan["throughput_model"]
+    if model["gpus_per_trial_spec"] == "auto" or model["workers_per_trial"] > 1:
+        per_gpu = model["trials_per_gpu"]
+        console.print(f"[bold]resources[/]: {model['workers_per_trial']} worker(s)/trial, "
+                      f"{model['gpus_per_trial']:.3g} GPU(s)/trial"
+                      + (f" (auto: {per_gpu} trial(s) per GPU by the memory estimate)" if per_gpu
+                         else " (auto: no GPU here, so 0)" if model["gpus_per_trial_spec"] == "auto" else ""))
     console.print(f"[bold]total[/]: {plan['total_trials']} trial(s), {plan['total_flops']:.3g} training FLOPs, "
                   f"estimated wall time {_duration(plan['estimated_wall_s'])} on {plan['concurrent_slots']} "
                   f"slot(s) (model: {model['cpu_train_flops_per_s_per_cpu']:.3g} FLOPs/s per CPU x "

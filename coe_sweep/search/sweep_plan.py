@@ -9,7 +9,9 @@ Wall-time model (a rough planning figure, not a promise):
   step_overhead = STEP_OVERHEAD_S + n_layers x (STEP_OVERHEAD_PER_LAYER_S
                                                 + iterations x STEP_OVERHEAD_PER_LAYER_ITER_S)
   rate    = CPU_TRAIN_FLOPS_PER_S_PER_CPU x cpus_per_trial   (no GPU)
-          = GPU_TRAIN_FLOPS_PER_S x gpus_per_trial           (with GPUs)
+          = GPU_TRAIN_FLOPS_PER_S x gpus_per_trial           (with GPUs; `auto` resolved by
+                                                              coe_sweep.search.resources, data-parallel
+                                                              workers counted as perfectly scaling)
   eval_flops = evaluations x validation tokens x forward FLOPs/token, evaluations = steps /
                eval_interval + 1, validation tokens = data.val_tokens (or eval_batches x batch x seq_len)
   sweep_s = sum of trial_s / slots, slots = max_concurrent, or the CPUs (num_cpus, else this machine's)
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from coe_sweep.search.candidates import TrialPlan, plan_trial
 from coe_sweep.search.planned import planned_trials
+from coe_sweep.search.resources import TrialResources, trial_resources
 from coe_sweep.search.space import MAX_GRID_POINTS, grid_points, grid_size, is_enumerable, sample_point
 from coe_sweep.spec.arms import possible_arms
 
@@ -56,15 +59,17 @@ STEP_OVERHEAD_PER_LAYER_ITER_S = 0.0016  # ... plus this per layer and chain ite
 MAX_PLANNED_POINTS = 2_000  # points shown per level when the grid is larger (a seeded sample)
 
 
-def trial_seconds(plan: TrialPlan, spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU) -> float:
+def trial_seconds(plan: TrialPlan, spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU,
+                  resources: TrialResources | None = None) -> float:
     """Estimated wall seconds of one trial (see the module docstring)."""
     if plan.run_spec is None:
         return 0.0
     train, data = plan.run_spec.train, plan.run_spec.data
-    if spec.cluster.gpus_per_trial > 0:
-        rate = GPU_TRAIN_FLOPS_PER_S * spec.cluster.gpus_per_trial
+    res = resources or trial_resources(spec)
+    if res.gpus_per_trial > 0:
+        rate = GPU_TRAIN_FLOPS_PER_S * res.gpus_per_trial
     else:
-        rate = cpu_rate * spec.cluster.cpus_per_trial
+        rate = cpu_rate * res.cpus_per_trial
     evaluations = plan.steps // train.eval_interval + 1
     val_tokens = data.val_tokens if train.eval_batches is None else train.eval_batches * train.batch_size * train.seq_len
     eval_flops = evaluations * val_tokens * plan.flop_terms.get("total", 0.0)
@@ -90,7 +95,7 @@ def planned_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], bool]:
     return [sample_point(spec, rng) for _ in range(MAX_PLANNED_POINTS)], False
 
 
-def candidate_row(plan: TrialPlan, spec: SweepSpec, cpu_rate: float) -> dict[str, Any]:
+def candidate_row(plan: TrialPlan, spec: SweepSpec, cpu_rate: float, resources: TrialResources) -> dict[str, Any]:
     return {
         "config": plan.fields, "sampled": plan.sampled, "config_hash": plan.config_hash, "family": plan.family,
         "arm": plan.arm,
@@ -98,13 +103,16 @@ def candidate_row(plan: TrialPlan, spec: SweepSpec, cpu_rate: float) -> dict[str
         "forward_flops_per_token": plan.flop_terms, "train_flops_per_token": plan.train_flops_per_token,
         "tokens": plan.tokens, "steps": plan.steps, "memory_bytes": plan.memory_bytes,
         "feasible": plan.feasible, "reason": plan.reason, "failed_checks": list(plan.failed_checks),
-        "estimated_trial_s": round(trial_seconds(plan, spec, cpu_rate), 3),
+        "estimated_trial_s": round(trial_seconds(plan, spec, cpu_rate, resources), 3),
     }
 
 
-def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU) -> dict[str, Any]:
-    """The whole plan as JSON-able data (what `coe-sweep plan --format json` prints)."""
+def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU,
+               gpu_memory_bytes: int | None = None) -> dict[str, Any]:
+    """The whole plan as JSON-able data (what `coe-sweep plan --format json` prints). `gpu_memory_bytes`:
+    one GPU's memory, for gpus_per_trial: auto (None: no GPU, so auto is 0)."""
     points, exhaustive = planned_points(spec)
+    res = trial_resources(spec, gpu_memory_bytes)
     slots = concurrent_slots(spec)
     levels: list[dict[str, Any]] = []
     for planned in planned_trials(spec):
@@ -117,15 +125,15 @@ def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU)
                 rejected_by[p.failed_checks[0]] = rejected_by.get(p.failed_checks[0], 0) + 1
         trials, level_flops = planned.trials, planned.planned_flops
         if planned.grid is not None:
-            trial_s = planned.seeds * sum(trial_seconds(p, spec, cpu_rate) for p in planned.grid)
+            trial_s = planned.seeds * sum(trial_seconds(p, spec, cpu_rate, res) for p in planned.grid)
         else:  # a sampler: the mean trial of the level's feasible candidates
-            mean_s = sum(trial_seconds(p, spec, cpu_rate) for p in feasible) / len(feasible) if feasible else 0.0
+            mean_s = sum(trial_seconds(p, spec, cpu_rate, res) for p in feasible) / len(feasible) if feasible else 0.0
             trial_s = trials * mean_s
             if budget.flops is None and feasible:
                 level_flops = trials * sum(p.train_flops for p in feasible) / len(feasible)
         levels.append({
             "label": budget.label, "flops": budget.flops, "tokens": budget.tokens,
-            "candidates": [candidate_row(p, spec, cpu_rate) for p in plans],
+            "candidates": [candidate_row(p, spec, cpu_rate, res) for p in plans],
             "n_candidates": len(plans), "n_feasible": len(feasible), "n_rejected": len(plans) - len(feasible),
             "rejected_by": rejected_by, "configs": planned.configs, "seeds": planned.seeds, "trials": trials,
             "planned_flops": level_flops,
@@ -145,8 +153,11 @@ def build_plan(spec: SweepSpec, cpu_rate: float = CPU_TRAIN_FLOPS_PER_S_PER_CPU)
             "trial_overhead_s": TRIAL_OVERHEAD_S, "step_overhead_s": STEP_OVERHEAD_S,
             "step_overhead_per_layer_s": STEP_OVERHEAD_PER_LAYER_S,
             "step_overhead_per_layer_iteration_s": STEP_OVERHEAD_PER_LAYER_ITER_S,
-            "cpus_per_trial": spec.cluster.cpus_per_trial,
-            "gpus_per_trial": spec.cluster.gpus_per_trial,
+            "cpus_per_trial": res.cpus_per_trial,
+            "gpus_per_trial": res.gpus_per_trial,  # resolved: `auto` becomes its fraction
+            "gpus_per_trial_spec": spec.cluster.gpus_per_trial,
+            "trials_per_gpu": res.trials_per_gpu,
+            "workers_per_trial": res.workers,
         },
     }
 

@@ -124,10 +124,28 @@ def _baseline_issues(spec: SweepSpec) -> list[tuple[Loc, str, str]]:
 
 def check_cross_fields(spec: SweepSpec) -> None:
     """Raise Issues for every cross-field rule `spec` breaks."""
-    issues = _arm_name_issues(spec) + _space_issues(spec) + _model_issues(spec)
+    issues = _arm_name_issues(spec) + _space_issues(spec) + _model_issues(spec) + _worker_issues(spec)
     issues += [] if issues else _baseline_issues(spec)
     if issues:
         raise Issues(issues)
+
+
+def _worker_issues(spec: SweepSpec) -> list[tuple[Loc, str, str]]:
+    """A data-parallel trial splits train.batch_size evenly over its workers: every batch size it may
+    train with (the fixed one, or each sampled choice) must be a multiple of the worker count."""
+    workers = spec.cluster.trial_workers
+    if workers == 1:
+        return []
+    expected = (f"a multiple of {workers} with {workers} data-parallel workers per trial "
+                "(cluster.workers_per_trial / gpus_per_trial): each worker takes an equal share")
+    dim = spec.space.get("train.batch_size")
+    if dim is None:
+        size = spec.train.batch_size
+        return [] if size % workers == 0 else [(("train", "batch_size"), show(size), expected)]
+    if dim.kind != "choice":
+        return [(("space", "train.batch_size"), f"a {dim.kind} range", f"{{choice: [...]}} of sizes that are {expected}")]
+    return [(("space", "train.batch_size", "choice", i), show(v), expected)
+            for i, v in enumerate(dim.choice or []) if isinstance(v, int) and v % workers]
 
 
 def _space_issues(spec: SweepSpec) -> list[tuple[Loc, str, str]]:

@@ -70,13 +70,26 @@ class TrackingSection(Section):
         return uri
 
 
+MAX_WORKERS_PER_TRIAL = 256
+MAX_GPUS_PER_TRIAL = 64
+
+
 class ClusterSection(Section):
     """Where trials run: local Ray (started and stopped by the sweep) or an existing Ray cluster."""
 
     address: str | None = Field(None, description="Ray address: None starts a local Ray; 'auto' joins the "
                                 "cluster of this machine; 'ray://host:10001' a Ray client; 'host:6379' a GCS.")
     cpus_per_trial: float = Field(1.0, gt=0, le=1024, description="CPUs reserved per trial (fractions allowed).")
-    gpus_per_trial: float = Field(0.0, ge=0, le=64, description="GPUs reserved per trial (fractions share a GPU).")
+    gpus_per_trial: float | Literal["auto"] = Field(
+        0.0, description="GPUs per trial: a fraction <= 1 shares a GPU; a whole number N > 1 trains each trial "
+        "data-parallel on N workers of one GPU each; 'auto' packs as many trials on a GPU as the memory estimate "
+        "of the largest planned trial allows (at most 8; 0 on a machine without a GPU).")
+    workers_per_trial: Int = Field(1, ge=1, le=MAX_WORKERS_PER_TRIAL, description="Data-parallel workers per "
+                                   "trial (torch DDP through Ray Train; gloo on CPU, nccl on CUDA). Each takes "
+                                   "train.batch_size / workers rows of the global batch and an equal share of "
+                                   "cpus_per_trial. 1: the ordinary single-process trial.")
+    gpu_memory: MemoryBytes | None = Field(None, description="Memory of one GPU, for gpus_per_trial: auto. None: "
+                                           f"read from this machine's first CUDA device. {BYTES_ACCEPTED}.")
     max_concurrent: Int | None = Field(None, ge=1, le=10_000, description="Trials running at once. "
                                        "None: as many as the cluster's resources allow.")
     storage_path: str | None = Field(None, min_length=1, description="Ray Tune results directory. "
@@ -94,6 +107,37 @@ class ClusterSection(Section):
                 r"^(ray://)?[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}$", address):
             raise ValueError("null (local Ray), 'auto', 'ray://host:10001' or 'host:6379'")
         return address
+
+    @model_validator(mode="after")
+    def _workers(self) -> ClusterSection:
+        gpus = self.gpus_per_trial
+        if gpus == "auto":
+            if self.workers_per_trial > 1:
+                raise ValueError(at("gpus_per_trial", "a number with workers_per_trial > 1 ('auto' shares a GPU "
+                                                      "between trials; a data-parallel trial takes whole GPUs)"))
+            return self
+        if not 0 <= gpus <= MAX_GPUS_PER_TRIAL:
+            raise ValueError(at("gpus_per_trial", f"'auto' or a number in [0, {MAX_GPUS_PER_TRIAL}]"))
+        if gpus > 1 and not float(gpus).is_integer():
+            raise ValueError(at("gpus_per_trial", "a fraction <= 1 (trials share a GPU) or a whole number of GPUs "
+                                                  "(one per data-parallel worker)"))
+        if gpus > 1 and self.workers_per_trial not in (1, int(gpus)):
+            raise ValueError(at("workers_per_trial", f"1 or {int(gpus)} with gpus_per_trial={gpus:g} (each "
+                                                     "data-parallel worker takes one GPU)"))
+        return self
+
+    @property
+    def wants_gpus(self) -> bool:
+        """Trials are meant for GPUs (auto included: its memory estimate is a GPU one)."""
+        return self.gpus_per_trial == "auto" or self.gpus_per_trial > 0
+
+    @property
+    def trial_workers(self) -> int:
+        """Data-parallel workers of one trial: workers_per_trial, else the whole GPUs above one."""
+        gpus = self.gpus_per_trial
+        if self.workers_per_trial == 1 and gpus != "auto" and gpus > 1:
+            return int(gpus)
+        return int(self.workers_per_trial)
 
 
 class Dimension(Section):

@@ -3,7 +3,8 @@
     tracker reachable? -> SweepStore.open (probe-write) -> lock -> tracker.start (parent run)
     -> resume (result records + MLflow, keyed by (config hash, seed); re-log what MLflow missed)
     -> Ray (local, started here: every listener on 127.0.0.1, token auth on; or a cluster by cluster.address)
-    -> ONE Tuner for every budget: with_resources(with_parameters(run_trial)), an InterleavedSearch over one
+    -> ONE Tuner for every budget: with_resources(with_parameters(run_trial | run_data_parallel_trial)),
+       an InterleavedSearch over one
        searcher per budget (FeasibleOptunaSearch | GridSearch), ConcurrencyLimiter, optional ASHA per
        (budget, seed), reuse_actors=True; the driver-side callback writes the sweep store, MLflow and
        progress; the StopPolicy ends the sweep early (max failures, a full disk, Ctrl-C / SIGTERM)
@@ -32,8 +33,10 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from coe_sweep.search.planned import PlannedBudget, planned_trials
+from coe_sweep.search.resources import TrialResources, trial_resources
 from coe_sweep.spec.schema import SweepSpec
 from coe_sweep.sweep.callback import STORAGE_ERRNOS, TRIAL_RETRIES, DriverCallback, FailureStopper
+from coe_sweep.sweep.data_parallel import driver_and_worker_cpus, run_data_parallel_trial, train_storage
 from coe_sweep.sweep.interleave import InterleavedSearch
 from coe_sweep.sweep.ledger import Ledger, StopPolicy
 from coe_sweep.sweep.outcome import SweepOutcome
@@ -112,13 +115,12 @@ def launch(spec: SweepSpec, *, simulate: bool = False, resume: bool = True, max_
                                   simulated=simulate)
         with _display(live) if progress else nullcontext(), \
                 ray_runtime(spec.cluster.address, local_cpus(spec)), signals_stop(stop.interrupt):
-            check_resources(spec)
-            slots = max_concurrent(spec)
-            busy_slots = min(slots, cluster_slots(spec))  # what the efficiency divides by
-            trainable = tune.with_parameters(
-                run_trial, report=tune.report, simulate=simulate, simulate_trial_s=simulate_trial_s,
-                simulate_law=spec.simulate.law_values() if spec.simulate else None,
-                objectives=tuple(spec.search.objectives), intermediate=spec.search.asha.enabled or not simulate)
+            resources = trial_resources(spec, _gpu_memory_bytes(spec))
+            check_resources(spec, resources)
+            slots = max_concurrent(spec, resources)
+            busy_slots = min(slots, cluster_slots(resources))  # what the efficiency divides by
+            trainable = tune.with_resources(_trainable(spec, resources, store, simulate, simulate_trial_s),
+                                            _tune_resources(resources, simulate))
             _run_sweep(spec, planned, ledger, store, callback, stop, trainable, slots)
             callback.close()  # the queued MLflow writes, while Ray is still up (see close_while_ray_is_up)
             close_while_ray_is_up()
@@ -253,11 +255,10 @@ def _run_experiment(spec: SweepSpec, planned: list[PlannedBudget], left: dict[st
     cost = {pb.budget.label: pb.budget.flops or 1.0 for pb in planned}  # a token budget is the only level
     metric, mode = spec.search.objective_modes[0]
     search = InterleavedSearch(searchers, left, cost, metric, mode)
-    resources = {"cpu": float(spec.cluster.cpus_per_trial), "gpu": float(spec.cluster.gpus_per_trial or 0)}
     prefix = "sweep" if spec.cluster.interleave else planned[0].budget.label
     attempt = len(list(store.tune_dir.glob(f"{prefix}-*")))
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources),
+        trainable,
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(search, max_concurrent=slots),
                                     scheduler=_asha(spec), num_samples=sum(left.values()), reuse_actors=True),
         run_config=tune.RunConfig(name=f"{prefix}-{attempt}", storage_path=str(store.tune_dir),
@@ -270,6 +271,43 @@ def _run_experiment(spec: SweepSpec, planned: list[PlannedBudget], left: dict[st
         if exc.errno not in STORAGE_ERRNOS:
             raise
         callback.storage_failed("Ray Tune experiment state", exc)
+
+
+def _gpu_memory_bytes(spec: SweepSpec) -> int | None:
+    """One GPU's memory for gpus_per_trial: auto: cluster.gpu_memory, else this machine's first GPU."""
+    if spec.cluster.gpus_per_trial != "auto" or spec.cluster.gpu_memory:
+        return None
+    from runners.device import gpu_memory_bytes
+
+    memory = gpu_memory_bytes()
+    if memory is None:
+        log.warning("cluster.gpus_per_trial: auto and no GPU on this machine: trials reserve no GPU "
+                    "(set cluster.gpu_memory for a cluster whose GPUs this machine does not have)")
+    return memory
+
+
+def _trainable(spec: SweepSpec, resources: TrialResources, store: SweepStore, simulate: bool,
+               simulate_trial_s: float) -> Any:
+    """The Tune trainable with its constant context: one process per trial, or (data-parallel, real
+    training) a trial that runs its workers through Ray Train (coe_sweep.sweep.data_parallel)."""
+    objectives = tuple(spec.search.objectives)
+    if resources.data_parallel and not simulate:
+        return tune.with_parameters(run_data_parallel_trial, workers=resources.workers,
+                                    cpus_per_worker=driver_and_worker_cpus(resources.cpus_per_trial,
+                                                                           resources.workers)[1],
+                                    gpus_per_worker=resources.gpus_per_worker,
+                                    storage_path=train_storage(store.tune_dir), objectives=objectives)
+    return tune.with_parameters(run_trial, report=tune.report, simulate=simulate, simulate_trial_s=simulate_trial_s,
+                                simulate_law=spec.simulate.law_values() if spec.simulate else None,
+                                objectives=objectives, intermediate=spec.search.asha.enabled or not simulate)
+
+
+def _tune_resources(resources: TrialResources, simulate: bool) -> dict[str, float]:
+    """What Tune reserves for a trial's own process: all of it, except for a data-parallel trial, whose
+    process only waits while its Ray Train workers hold the CPUs and GPUs."""
+    if resources.data_parallel and not simulate:
+        return {"cpu": driver_and_worker_cpus(resources.cpus_per_trial, resources.workers)[0]}
+    return {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
 
 
 def _without_credentials(spec: SweepSpec) -> SweepSpec:

@@ -24,6 +24,7 @@ from typing import Any
 
 import ray
 
+from coe_sweep.search.resources import TrialResources
 from coe_sweep.spec.schema import SweepSpec
 from coe_sweep.sweep.ray_local import LOCAL_ONLY_ATTR, RaySettings, cluster_ray, is_loopback, local_ray
 
@@ -153,26 +154,28 @@ def local_cpus(spec: SweepSpec) -> int:
     return os.cpu_count() or 1
 
 
-def max_concurrent(spec: SweepSpec) -> int:
+def max_concurrent(spec: SweepSpec, resources: TrialResources) -> int:
     """cluster.max_concurrent, else as many trials as the Ray cluster's CPUs (and GPUs) fit."""
-    return int(spec.cluster.max_concurrent) if spec.cluster.max_concurrent else cluster_slots(spec)
+    return int(spec.cluster.max_concurrent) if spec.cluster.max_concurrent else cluster_slots(resources)
 
 
-def cluster_slots(spec: SweepSpec) -> int:
+def cluster_slots(resources: TrialResources) -> int:
     """How many trials the Ray cluster's CPUs (and GPUs) fit at once (at least 1)."""
     have = ray.cluster_resources()
-    fit = have.get("CPU", 1) / float(spec.cluster.cpus_per_trial)
-    if spec.cluster.gpus_per_trial:
-        fit = min(fit, have.get("GPU", 0) / float(spec.cluster.gpus_per_trial))
+    fit = have.get("CPU", 1) / resources.cpus_per_trial
+    if resources.gpus_per_trial:
+        fit = min(fit, have.get("GPU", 0) / resources.gpus_per_trial)
     return max(1, int(fit))
 
 
-def check_resources(spec: SweepSpec) -> None:
+def check_resources(spec: SweepSpec, resources: TrialResources) -> None:
+    """ResourceError when the Ray cluster cannot fit one trial (all of its data-parallel workers)."""
     have = ray.cluster_resources()
-    need_gpu = float(spec.cluster.gpus_per_trial or 0)
+    need_gpu = resources.gpus_per_trial
     if need_gpu > have.get("GPU", 0):
-        raise ResourceError(f"cluster.gpus_per_trial: found {need_gpu}; the Ray cluster has "
-                            f"{have.get('GPU', 0)} GPU(s); expected <= that (or 0 for CPU trials)")
+        raise ResourceError(f"cluster.gpus_per_trial: found {spec.cluster.gpus_per_trial} ({need_gpu:g} GPU(s) per "
+                            f"trial); the Ray cluster has {have.get('GPU', 0)} GPU(s); expected <= that (or 0 for "
+                            "CPU trials)")
     if float(spec.cluster.cpus_per_trial) > have.get("CPU", 0):
         raise ResourceError(f"cluster.cpus_per_trial: found {spec.cluster.cpus_per_trial}; the Ray cluster "
                             f"has {have.get('CPU', 0)} CPU(s); expected <= that")
