@@ -91,7 +91,7 @@ def test_simulated_sweep_wears_its_badge_on_the_list_and_the_page(fits_server: s
     trials = re.search(r'<table id="trials-table".*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
     api = httpx.get(f"{fits_server}/api/sweeps/{ARMS}/trials", params={"columns": "trial_id", "limit": "500"},
                     timeout=60).json()
-    shown = set(re.findall(r"<td>([0-9a-f]{8}-s\d+)</td>", trials))
+    shown = set(re.findall(r"<td><a [^>]*>([0-9a-f]{8}-s\d+)</a></td>", trials))  # linked to the trial page
     assert shown and shown <= {r["trial_id"] for r in api["rows"]}  # the launch log's id (= MLflow run name)
     shot = tmp_path / "simulated.png"
     chromium(tmp_path, "--virtual-time-budget=20000", f"--screenshot={shot}", "--window-size=1400,1500", page)
